@@ -1,0 +1,103 @@
+"""Parameters: params.yaml is the only place defaults live; sections become frozen dataclasses.
+
+A parameter set other than the default is a small YAML file of overrides (``params/smoke.yaml``)
+applied on top of params.yaml, as ``dvc exp run -S key=value`` flags (``python -m hogsa.config
+overrides params/smoke.yaml`` prints them) or in Python with ``load_params(overrides=...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+def repo_root(start: str | Path | None = None) -> Path:
+    """The study's root: the nearest folder at or above ``start`` (default cwd) holding dvc.yaml."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    raise FileNotFoundError(f"no dvc.yaml at or above {here}: run from inside the hogsa study")
+
+
+def load_params(path: str | Path = "params.yaml", overrides: str | Path | None = None) -> dict[str, Any]:
+    """params.yaml as a dict, with an optional overrides file merged in (nested keys replaced)."""
+    params = _read_yaml(Path(path))
+    if overrides is not None:
+        _merge(params, _read_yaml(Path(overrides)), Path(overrides), Path(path))
+    return params
+
+
+def section(params: dict[str, Any], name: str, cls: type[T]) -> T:
+    """Build dataclass ``cls`` from ``params[name]``; missing or unknown keys raise naming them."""
+    if name not in params:
+        raise KeyError(f"params.yaml: section '{name}' is missing")
+    return from_dict(cls, params[name], where=f"params.yaml: {name}")
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str) -> T:
+    """Frozen dataclass from a mapping, recursing into dataclass-typed fields."""
+    if not isinstance(values, dict):
+        raise TypeError(f"{where}: expected a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    missing = sorted(set(fields) - set(values))
+    if unknown or missing:
+        raise KeyError(f"{where}: unknown keys {unknown}, missing keys {missing}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            value = from_dict(hint, value, f"{where}.{key}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def override_flags(overrides: str | Path) -> list[str]:
+    """``-S key.sub=value`` flags for ``dvc exp run`` from an overrides file."""
+    flags = []
+    for key, value in _flatten(_read_yaml(Path(overrides))):
+        flags += ["-S", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
+    return flags
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: parameter file not found")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of parameter sections")
+    return data
+
+
+def _merge(base: dict, extra: dict, extra_path: Path, base_path: Path, prefix: str = "") -> None:
+    for key, value in extra.items():
+        if key not in base:
+            raise KeyError(f"{extra_path}: key '{prefix}{key}' does not exist in {base_path}")
+        if isinstance(value, dict) and isinstance(base[key], dict):
+            _merge(base[key], value, extra_path, base_path, f"{prefix}{key}.")
+        else:
+            base[key] = value
+
+
+def _flatten(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "overrides":
+        sys.exit("usage: python -m hogsa.config overrides params/<set>.yaml")
+    print(shlex.join(override_flags(sys.argv[2])))
