@@ -97,9 +97,12 @@ def subdivide_mano(data: dict[str, Any], levels: int, smooth_iterations: int = 3
     """MANO-HD: ``levels`` rounds of edge-midpoint subdivision (each triangle → 4; V' = V + E).
 
     New vertices take the mean of their edge endpoints' skinning weights, shapedirs and posedirs;
-    ``J_regressor`` is zero-padded (joints still come from the original vertices); after the last
-    round the template gets ``smooth_iterations`` of one-ring mean smoothing (HandAvatar's recipe).
-    Original vertices keep their indices, so tip ids are unchanged.
+    ``J_regressor`` is zero-padded (joints still come from the original vertices). After the last
+    round the INSERTED vertices get ``smooth_iterations`` of one-ring mean smoothing, which rounds the
+    flat midpoint facets. HandAvatar smooths every vertex; hogsa keeps the original vertices where
+    they are, because full smoothing pulls fingertips in by ~2 mm and so would move the tip joints and
+    the regressed joints away from the annotations. Original vertices keep their indices and places,
+    so tip ids, joints and the rest pose at those vertices are unchanged.
     """
     if levels <= 0:
         return data
@@ -113,9 +116,10 @@ def subdivide_mano(data: dict[str, Any], levels: int, smooth_iterations: int = 3
     }
     for _ in range(levels):  # trimesh gives each midpoint the mean of its edge endpoints' attributes
         verts, faces, attributes = trimesh.remesh.subdivide(verts, faces, vertex_attributes=attributes)
-    neighbours = trimesh.Trimesh(verts, faces, process=False).vertex_neighbors
+    n_original = len(data["v_template"])
+    neighbours = trimesh.Trimesh(verts, faces, process=False).vertex_neighbors[n_original:]
     for _ in range(smooth_iterations):
-        verts = np.stack([verts[n].mean(axis=0) for n in neighbours])
+        verts[n_original:] = np.stack([verts[n].mean(axis=0) for n in neighbours])
     out = dict(data)
     n_verts = len(verts)
     jreg = scipy.sparse.csr_matrix(data["J_regressor"])

@@ -67,6 +67,9 @@ _NUMPY_CLASSES = {
 }
 
 
+_BUILTINS = {"object": object, "set": set, "frozenset": frozenset}  # chumpy's state holds sets
+
+
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     """``_codecs.encode`` as protocol-2 pickles use it for bytes (latin1 only)."""
     if encoding not in ("latin1", "latin-1"):
@@ -97,8 +100,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _reconstructor
         if (module, name) == ("_codecs", "encode"):
             return _latin1_encode
-        if (module, name) in {("__builtin__", "object"), ("builtins", "object")}:
-            return object
+        if module in ("__builtin__", "builtins") and name in _BUILTINS:
+            return _BUILTINS[name]
         if self.allow_sparse and module.startswith("scipy.sparse"):
             fmt = name.split("_")[0]
             if name.endswith(("_matrix", "_array")) and fmt in _SPARSE:

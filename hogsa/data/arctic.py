@@ -1,0 +1,460 @@
+"""Read and write the ARCTIC on-disk layout (real ARCTIC and hogsa's embedded dataset share it).
+
+Layout under ``root`` (see REFERENCES §4)::
+
+    splits_json/protocol_p1.json        {"train": ["sXX/<seq>", ...], "val": [...], "test": [...]}
+    meta/misc.json                       per subject: world2cam (8,4,4), intris_mat (8,3,3) of views 1-8,
+                                         image_size (9 × [W,H], index 0 = ego), ioi_offset, gender
+    meta/object_vtemplates/<object>/     object template (read by hogsa.objects)
+    raw_seqs/sXX/<seq>.mano.npy          pickled dict {right, left}: rot (F,3), pose (F,45) relative to
+                                         MANO's hands_mean, trans (F,3) m, shape (10,) or (F,10), fitting_err
+    raw_seqs/sXX/<seq>.object.npy        (F,7): articulation rad, rot axis-angle (3), trans MILLIMETRES (3)
+    raw_seqs/sXX/<seq>.egocam.dist.npy   optional pickled dict: R_k_cam_np (F,3,3), T_k_cam_np (F,3,1) m
+                                         (world → ego camera), intrinsics (3,3), dist8 (8,)
+    images/sXX/<seq>/<view>/%05d.jpg     image index = frame + ioi_offset
+    masks/sXX/<seq>/<view>/%05d.png      hogsa's part masks (not in real ARCTIC), same numbering
+
+Conversions at this edge: object translation mm ↔ m; hand pose hands_mean-relative ↔ absolute
+(absolute = stored + hands_mean, per side, given by the caller: ``HandModel(side).hands_mean``; None
+means zeros, right for hogsa's open hand); intrinsics OpenCV ↔ hogsa's pixel centres (see
+``schema``). Pickled files are read with ``hogsa.safe_pickle`` (numpy classes only). In misc.json a view
+with image size [0, 0] is absent (hogsa's writer uses this for datasets with fewer views; real ARCTIC
+has all nine). ARCTIC has no per-hand validity: every frame reads as valid, and the writer refuses
+invalid frames rather than drop them silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+from PIL import Image
+
+from hogsa import safe_pickle
+from hogsa.data.schema import (
+    EGO_VIEW,
+    MASK_LABELS,
+    NUM_BETAS,
+    NUM_HAND_POSE,
+    NUM_VIEWS,
+    SIDES,
+    Camera,
+    HandTrack,
+    K_from_dataset,
+    K_to_dataset,
+    Sequence,
+    check_rigid,
+    checked_array,
+)
+
+SPLITS_FILE = "splits_json/protocol_p1.json"
+MISC_FILE = "meta/misc.json"
+MM_PER_M = 1000.0
+_NAME = re.compile(r"^(?P<subject>[^/]+)/(?P<object>[^/]+)_(?P<action>[^_/]+)_(?P<index>\d+)$")
+
+ImageSource = Mapping[tuple[int, int], np.ndarray] | Callable[[int, int], np.ndarray]
+
+
+def parse_name(name: str) -> tuple[str, str, str]:
+    """Split "sXX/<object>_<action>_NN" into (subject, sequence folder name, object name)."""
+    match = _NAME.match(name)
+    if match is None:
+        raise ValueError(f"sequence name {name!r} is not of the form 'sXX/<object>_<action>_NN'")
+    return match["subject"], name.split("/")[1], match["object"]
+
+
+def list_sequences(root: str | Path, split: str) -> list[str]:
+    """Sequence names ("sXX/<seq>") of ``split`` in ``root/splits_json/protocol_p1.json``."""
+    path = Path(root) / SPLITS_FILE
+    splits = _read_json(path, 'the split lists {"train": ["sXX/<seq>", ...], "val": [...], "test": [...]}')
+    if split not in splits:
+        raise ValueError(f"{path}: unknown split {split!r}; valid splits are {sorted(splits)}")
+    return list(splits[split])
+
+
+def write_splits(root: str | Path, splits: Mapping[str, list[str]]) -> Path:
+    """Write ``splits`` ({split: ["sXX/<seq>", ...]}) to ``root/splits_json/protocol_p1.json``."""
+    for split, names in splits.items():
+        for name in names:
+            parse_name(name)
+    path = Path(root) / SPLITS_FILE
+    with _atomic(path) as tmp:
+        tmp.write_text(json.dumps({split: list(names) for split, names in splits.items()}, indent=1))
+    return path
+
+
+def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarray] | None = None) -> Sequence:
+    """Read sequence ``name`` ("sXX/<object>_<action>_NN") of the ARCTIC layout under ``root``.
+
+    ``hands_mean``: {"right": [45], "left": [45]} of the MANO model the poses were fitted with (ARCTIC
+    stores pose relative to it); None means zeros. A (F,10) ``shape`` reads as its first frame's
+    betas (ARCTIC fits one shape per subject). Missing files raise FileNotFoundError, malformed ones
+    ValueError, both naming the file and field.
+    """
+    root = Path(root)
+    subject, seq, object_name = parse_name(name)
+    raw = root / "raw_seqs" / subject
+    hands = _read_mano(raw / f"{seq}.mano.npy", _hands_mean(hands_mean))
+    obj_file = raw / f"{seq}.object.npy"
+    obj = _read_object_poses(obj_file)
+    frames = obj.shape[0]
+    for side, track in hands.items():
+        if track.frames != frames:
+            raise ValueError(f"{raw / f'{seq}.mano.npy'}: field {side!r} has {track.frames} frames, {obj_file} has {frames}")
+
+    misc_path = root / MISC_FILE
+    meta = _subject_entry(misc_path, subject)
+    cameras = _allocentric_cameras(meta, misc_path, subject)
+    ego_world2cam = None
+    ego_file = raw / f"{seq}.egocam.dist.npy"
+    if ego_file.is_file():
+        cameras[EGO_VIEW], ego_world2cam = _read_ego(ego_file, frames, meta["image_size"][EGO_VIEW], misc_path)
+    offset = meta["ioi_offset"]
+    masks = root / "masks" / subject / seq
+
+    def image_file(view: int, frame: int) -> Path:
+        return root / "images" / subject / seq / str(view) / f"{frame + offset:05d}.jpg"
+
+    def mask_file(view: int, frame: int) -> Path | None:  # None: this sequence has no masks
+        return masks / str(view) / f"{frame + offset:05d}.png" if masks.is_dir() else None
+
+    return Sequence(
+        name=name,
+        subject=subject,
+        object_name=object_name,
+        frames=frames,
+        cameras=cameras,
+        hands=hands,
+        obj_articulation=obj[:, 0],
+        obj_rot=obj[:, 1:4],
+        obj_trans=obj[:, 4:7] / MM_PER_M,
+        ego_world2cam=ego_world2cam,
+        gender=meta["gender"],
+        image_file=image_file,
+        mask_file=mask_file,
+    )
+
+
+def read_object_template(root: str | Path, object_name: str):
+    """The object template ``root/meta/object_vtemplates/<object_name>`` as an ``ArticulatedObject``."""
+    from hogsa.objects import load_arctic_template  # objects pulls in torch; keep this module light
+
+    folder = Path(root) / "meta" / "object_vtemplates" / object_name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: object template folder (mesh.obj, parts.json, ...) not found")
+    return load_arctic_template(folder)
+
+
+def write_sequence(
+    root: str | Path,
+    seq: Sequence,
+    images: ImageSource | None = None,
+    masks: ImageSource | None = None,
+    subject_meta: Mapping[str, Any] | None = None,
+    hands_mean: Mapping[str, np.ndarray] | None = None,
+    jpeg_quality: int = 95,
+) -> None:
+    """Write ``seq`` in the ARCTIC layout under ``root``, each file atomically (temporary name, rename).
+
+    ``images`` / ``masks``: {(view, frame): array} (exactly those are written) or a callable
+    (view, frame) → array (called for every present view and frame); images uint8 [H,W,3] → JPEG of
+    ``jpeg_quality``, masks uint8 [H,W] with labels 0-3 → PNG, both named frame + ioi_offset.
+    ``subject_meta``: the subject's ``ioi_offset`` (default 0) and ``gender`` (default ``seq.gender``);
+    the misc.json entry's cameras come from ``seq.cameras``. The entry is merged into an existing
+    misc.json under a file lock; a subject's cameras are shared by all its sequences, so a conflicting
+    value raises ValueError. ``hands_mean`` as for ``read_sequence``: pose is stored as absolute −
+    hands_mean, so reading with the same ``hands_mean`` gives ``seq`` back.
+    """
+    root = Path(root)
+    subject, name, _ = parse_name(seq.name)
+    mano = _mano_dict(seq, _hands_mean(hands_mean))
+    meta = _merge_subject_entry(root / MISC_FILE, subject, _new_subject_entry(seq, subject_meta or {}))
+    raw = root / "raw_seqs" / subject
+    _save_npy(raw / f"{name}.mano.npy", mano, allow_pickle=True)
+    obj = np.concatenate([seq.obj_articulation[:, None], seq.obj_rot, seq.obj_trans * MM_PER_M], axis=1)
+    _save_npy(raw / f"{name}.object.npy", obj, allow_pickle=False)
+    if seq.cameras[EGO_VIEW] is not None:
+        _save_npy(raw / f"{name}.egocam.dist.npy", _ego_dict(seq), allow_pickle=True)
+    else:  # a sequence rewritten without its egocentric view must not keep the old one
+        (raw / f"{name}.egocam.dist.npy").unlink(missing_ok=True)
+    offset = meta["ioi_offset"]
+    for (view, frame), image in _items(images, seq):
+        _write_picture(root / "images" / subject / name / str(view) / f"{frame + offset:05d}.jpg",
+                       image, seq, view, mask=False, quality=jpeg_quality)
+    for (view, frame), mask in _items(masks, seq):
+        _write_picture(root / "masks" / subject / name / str(view) / f"{frame + offset:05d}.png",
+                       mask, seq, view, mask=True, quality=jpeg_quality)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading helpers
+# ----------------------------------------------------------------------------------------------------
+def _read_json(path: Path, contents: str) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; it should hold {contents}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); it should hold {contents}") from err
+
+
+def _hands_mean(hands_mean: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """{side: [45]} float64, zeros when None."""
+    if hands_mean is None:
+        return {side: np.zeros(NUM_HAND_POSE) for side in SIDES}
+    missing = [side for side in SIDES if side not in hands_mean]
+    if missing:
+        raise ValueError(f"hands_mean: missing sides {missing}; expected {{'right': [45], 'left': [45]}}")
+    return {side: checked_array(hands_mean[side], (NUM_HAND_POSE,), "hands_mean", side) for side in SIDES}
+
+
+def _field(record: Mapping[str, Any], key: str, path: Path, prefix: str = "") -> Any:
+    if key not in record:
+        raise ValueError(f"{path}: field {prefix + key!r} is missing")
+    return record[key]
+
+
+def _load_pickled_dict(path: Path, contents: str) -> dict[str, Any]:
+    """A pickled dict (``np.save`` of a dict), read with the restricted unpickler."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; it should hold {contents}")
+    data = safe_pickle.load(path)
+    if isinstance(data, np.ndarray) and data.dtype == object and data.shape == ():
+        data = data.item()
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a pickled dict holding {contents}, found {type(data).__name__}")
+    return data
+
+
+def _read_mano(path: Path, hands_mean: dict[str, np.ndarray]) -> dict[str, HandTrack]:
+    """Both hands of a ``.mano.npy``, pose made absolute with ``hands_mean``."""
+    data = _load_pickled_dict(path, "the MANO parameters {right, left} of each frame")
+    hands = {}
+    for side in SIDES:
+        record = _field(data, side, path)
+        rot = checked_array(_field(record, "rot", path, f"{side}."), (None, 3), str(path), f"{side}.rot")
+        frames = rot.shape[0]
+        pose = checked_array(_field(record, "pose", path, f"{side}."), (frames, NUM_HAND_POSE), str(path), f"{side}.pose")
+        trans = checked_array(_field(record, "trans", path, f"{side}."), (frames, 3), str(path), f"{side}.trans")
+        shape = _field(record, "shape", path, f"{side}.")
+        if np.ndim(shape) == 2:  # per-frame copies of the subject's one shape: take the first frame's
+            betas = checked_array(shape, (frames, NUM_BETAS), str(path), f"{side}.shape")[0]
+        else:
+            betas = checked_array(shape, (NUM_BETAS,), str(path), f"{side}.shape")
+        hands[side] = HandTrack(rot=rot, pose=pose + hands_mean[side], trans=trans, betas=betas,
+                                valid=np.ones(frames, dtype=bool))
+    if hands["right"].frames != hands["left"].frames:
+        raise ValueError(f"{path}: field 'right' has {hands['right'].frames} frames, 'left' {hands['left'].frames}")
+    return hands
+
+
+def _read_object_poses(path: Path) -> np.ndarray:
+    """(F,7) object poses as stored: articulation rad, axis-angle, translation mm."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; it should hold the (F,7) object poses "
+                                "[articulation rad, axis-angle (3), translation mm (3)]")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise ValueError(f"{path}: expected a plain (F,7) float array ({err})") from err
+    return checked_array(array, (None, 7), str(path), "object pose")
+
+
+def _subject_entry(path: Path, subject: str) -> dict[str, Any]:
+    """The validated misc.json entry of ``subject`` (arrays as numpy)."""
+    misc = _read_json(path, "per-subject cameras: world2cam, intris_mat, image_size, ioi_offset, gender")
+    if subject not in misc:
+        raise ValueError(f"{path}: no entry for subject {subject!r}; subjects present: {sorted(misc)}")
+    entry = misc[subject]
+    where = f"{path} [{subject}]"
+    sizes = checked_array(_field(entry, "image_size", path, f"{subject}."), (NUM_VIEWS, 2), where, "image_size")
+    if (sizes < 0).any() or (sizes != np.round(sizes)).any():
+        raise ValueError(f"{where}: field 'image_size' must hold non-negative integers [W, H]")
+    offset = _field(entry, "ioi_offset", path, f"{subject}.")
+    if not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"{where}: field 'ioi_offset' must be a non-negative integer, got {offset!r}")
+    return {
+        "world2cam": checked_array(_field(entry, "world2cam", path, f"{subject}."), (NUM_VIEWS - 1, 4, 4), where, "world2cam"),
+        "intris_mat": checked_array(_field(entry, "intris_mat", path, f"{subject}."), (NUM_VIEWS - 1, 3, 3), where, "intris_mat"),
+        "image_size": sizes.astype(int),
+        "ioi_offset": offset,
+        "gender": entry.get("gender"),
+    }
+
+
+def _allocentric_cameras(meta: dict[str, Any], path: Path, subject: str) -> list[Camera | None]:
+    """NUM_VIEWS entries: None for view 0 and for views whose image size is [0, 0]."""
+    cameras: list[Camera | None] = [None] * NUM_VIEWS
+    for view in range(1, NUM_VIEWS):
+        width, height = meta["image_size"][view]
+        if width == 0 and height == 0:
+            continue
+        world2cam = meta["world2cam"][view - 1]
+        check_rigid(world2cam, f"{path} [{subject}]", f"world2cam[{view - 1}]")
+        cameras[view] = Camera(K=K_from_dataset(meta["intris_mat"][view - 1]), world2cam=world2cam,
+                               width=int(width), height=int(height))
+    return cameras
+
+
+def _read_ego(path: Path, frames: int, size: np.ndarray, misc_path: Path) -> tuple[Camera, np.ndarray]:
+    """Egocentric camera (intrinsics, size, distortion, frame 0's extrinsics) and [F,4,4] world2cam."""
+    data = _load_pickled_dict(path, "the egocentric camera: R_k_cam_np, T_k_cam_np, intrinsics, dist8")
+    where = str(path)
+    rot = checked_array(_field(data, "R_k_cam_np", path), (frames, 3, 3), where, "R_k_cam_np")
+    trans = np.asarray(_field(data, "T_k_cam_np", path))
+    trans = checked_array(trans.reshape(frames, 3) if trans.size == frames * 3 else trans, (frames, 3), where, "T_k_cam_np")
+    world2cam = np.tile(np.eye(4), (frames, 1, 1))
+    world2cam[:, :3, :3], world2cam[:, :3, 3] = rot, trans
+    check_rigid(world2cam, where, "R_k_cam_np")
+    K = checked_array(_field(data, "intrinsics", path), (3, 3), where, "intrinsics")
+    dist = np.asarray(_field(data, "dist8", path))
+    dist = checked_array(dist.reshape(-1) if dist.size == 8 else dist, (8,), where, "dist8")
+    width, height = (int(s) for s in size)
+    if width == 0 or height == 0:
+        raise ValueError(f"{misc_path}: field 'image_size[0]' is [0, 0] but {path} gives an egocentric camera")
+    return Camera(K=K_from_dataset(K), world2cam=world2cam[0], width=width, height=height, dist=dist), world2cam
+
+
+# ----------------------------------------------------------------------------------------------------
+# Writing helpers
+# ----------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; rename it onto ``path`` on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save_npy(path: Path, value: Any, allow_pickle: bool) -> None:
+    with _atomic(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, value, allow_pickle=allow_pickle)
+
+
+def _mano_dict(seq: Sequence, hands_mean: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """ARCTIC's {right, left} MANO dict: pose relative to ``hands_mean``."""
+    mano = {}
+    for side in SIDES:
+        track = seq.hands[side]
+        if not track.valid.all():
+            raise ValueError(f"sequence {seq.name}: field 'hands[{side!r}].valid' has invalid frames; "
+                             "the ARCTIC layout cannot store per-hand validity")
+        mano[side] = {"rot": track.rot, "pose": track.pose - hands_mean[side], "trans": track.trans,
+                      "shape": track.betas}
+    return mano
+
+
+def _ego_dict(seq: Sequence) -> dict[str, np.ndarray]:
+    camera = seq.cameras[EGO_VIEW]
+    return {
+        "R_k_cam_np": seq.ego_world2cam[:, :3, :3],
+        "T_k_cam_np": seq.ego_world2cam[:, :3, 3:],
+        "intrinsics": K_to_dataset(camera.K),
+        "dist8": np.zeros(8) if camera.dist is None else camera.dist,
+    }
+
+
+def _new_subject_entry(seq: Sequence, subject_meta: Mapping[str, Any]) -> dict[str, Any]:
+    """misc.json entry of ``seq``'s subject from its cameras; absent views get size [0, 0]."""
+    unknown = sorted(set(subject_meta) - {"ioi_offset", "gender"})
+    if unknown:
+        raise ValueError(f"subject_meta: unknown keys {unknown}; expected 'ioi_offset' and/or 'gender'")
+    offset = subject_meta.get("ioi_offset", 0)
+    if not isinstance(offset, (int, np.integer)) or offset < 0:
+        raise ValueError(f"subject_meta: 'ioi_offset' must be a non-negative integer, got {offset!r}")
+    world2cam = np.tile(np.eye(4), (NUM_VIEWS - 1, 1, 1))
+    intris = np.zeros((NUM_VIEWS - 1, 3, 3))
+    sizes = np.zeros((NUM_VIEWS, 2), dtype=int)
+    for view, camera in enumerate(seq.cameras):
+        if camera is None:
+            continue
+        sizes[view] = camera.width, camera.height
+        if view != EGO_VIEW:
+            world2cam[view - 1], intris[view - 1] = camera.world2cam, K_to_dataset(camera.K)
+    entry = {"world2cam": world2cam, "intris_mat": intris, "image_size": sizes, "ioi_offset": int(offset)}
+    gender = subject_meta.get("gender", seq.gender)
+    if gender is not None:
+        entry["gender"] = gender
+    return entry
+
+
+def _merge_subject_entry(path: Path, subject: str, new: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``new`` into ``subject``'s entry of misc.json (read-modify-replace under a lock); return it.
+
+    Views present in both entries must agree; a view present in one only is taken from it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        misc = _read_json(path, "per-subject cameras") if path.is_file() else {}
+        merged = dict(new)
+        if subject in misc:
+            merged = _merge_entries(_subject_entry(path, subject), new, f"{path} [{subject}]")
+            merged = {**misc[subject], **merged}  # keep fields hogsa does not use
+        misc[subject] = {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in merged.items()}
+        with _atomic(path) as tmp:
+            tmp.write_text(json.dumps(misc))
+    return merged
+
+
+def _merge_entries(old: dict[str, Any], new: dict[str, Any], where: str) -> dict[str, Any]:
+    merged = {key: np.array(new[key]) for key in ("world2cam", "intris_mat", "image_size")}
+    for view in range(NUM_VIEWS):
+        in_old, in_new = old["image_size"][view].any(), new["image_size"][view].any()
+        fields = [("image_size", view)] + ([] if view == EGO_VIEW else [("world2cam", view - 1), ("intris_mat", view - 1)])
+        for field, index in fields:
+            if in_old and in_new and not np.allclose(old[field][index], new[field][index], rtol=1e-9, atol=1e-9):
+                raise ValueError(f"{where}: field '{field}[{index}]' differs from this sequence's camera; "
+                                 "a subject's cameras are shared by all its sequences")
+            if in_old and not in_new:
+                merged[field][index] = old[field][index]
+    for field in ("ioi_offset", "gender"):
+        if old.get(field) is not None and new.get(field) is not None and old[field] != new[field]:
+            raise ValueError(f"{where}: field '{field}' is {old[field]!r}, this sequence gives {new[field]!r}")
+        value = new.get(field) if new.get(field) is not None else old.get(field)
+        if value is not None:
+            merged[field] = value
+    return merged
+
+
+def _items(source: ImageSource | None, seq: Sequence) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+    """((view, frame), array) pairs of a mapping, or of a callable over every present view and frame."""
+    if source is None:
+        return
+    if isinstance(source, Mapping):
+        for (view, frame), array in source.items():
+            seq.camera(view, frame)  # raises for an absent view or a frame out of range
+            yield (view, frame), array
+    elif callable(source):
+        for view in seq.views:
+            for frame in range(seq.frames):
+                yield (view, frame), source(view, frame)
+    else:
+        raise TypeError(f"images/masks must be a mapping or a callable (view, frame) -> array, got {type(source).__name__}")
+
+
+def _write_picture(path: Path, array: np.ndarray, seq: Sequence, view: int, mask: bool, quality: int) -> None:
+    """Check ``array`` against view's camera size and write it (JPEG image or PNG mask)."""
+    camera = seq.cameras[view]
+    shape = (camera.height, camera.width) if mask else (camera.height, camera.width, 3)
+    array = np.asarray(array)
+    if array.dtype != np.uint8 or array.shape != shape:
+        raise ValueError(f"{path}: {'mask' if mask else 'image'} of sequence {seq.name} view {view} must be "
+                         f"uint8 {list(shape)}, got {array.dtype} {list(array.shape)}")
+    if mask and array.max(initial=0) > max(MASK_LABELS.values()):
+        raise ValueError(f"{path}: mask labels must be in {MASK_LABELS}, found {int(array.max())}")
+    with _atomic(path) as tmp:
+        if mask:
+            Image.fromarray(array).save(tmp, format="PNG")
+        else:
+            Image.fromarray(array).save(tmp, format="JPEG", quality=quality)

@@ -1,0 +1,170 @@
+"""Bimanual grasps on an object for the embedded dataset: hand placement, finger closure, contact.
+
+World frame: metres, +z up, the object standing on the plane z = 0. A grasp places each hand's palm
+against a surface site (palm facing into the surface, fingers along a chosen tangent), then curls each
+finger until it touches the surface and backs the hand off until nothing penetrates by more than a
+tolerance. Distances to the object are signed (negative inside) and measured against a dense sample
+of the object's surface, inside-ness by ray parity per closed component (embree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import trimesh
+from scipy.spatial import cKDTree
+
+from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from hogsa.hand import HandModel
+from hogsa.open_hand import FINGER_JOINTS, fist_pose, pinch_pose
+
+CONTACT_GAP = 0.001  # m: fingers stop this far from the surface
+PALM_GAP = 0.002  # m: the palm centre's clearance from the surface
+MAX_PENETRATION = 0.002  # m: the hand is backed off until no vertex is deeper than this
+
+
+class ObjectDistance:
+    """Signed distance (m, negative inside) from points to a posed object mesh."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, samples: int = 60_000, seed: int = 0):
+        mesh = trimesh.Trimesh(vertices, faces, process=False)
+        points, face_index = trimesh.sample.sample_surface_even(mesh, samples, seed=seed)
+        self.points = np.concatenate([points, mesh.vertices])
+        self.tree = cKDTree(self.points)
+        self.components = [c for c in mesh.split(only_watertight=False)]
+
+    def __call__(self, query: np.ndarray) -> np.ndarray:
+        """[N,3] points → [N] signed distances (m)."""
+        distance, _ = self.tree.query(query)
+        inside = np.zeros(len(query), bool)
+        for component in self.components:
+            inside |= component.contains(query)
+        return np.where(inside, -distance, distance)
+
+
+@dataclass(frozen=True)
+class HandGrasp:
+    """One hand's grasp, MANO parameters in the world frame."""
+
+    global_orient: np.ndarray  # [3] axis-angle
+    hand_pose: np.ndarray  # [45] absolute axis-angle
+    transl: np.ndarray  # [3] metres
+
+
+def hand_vertices(hand: HandModel, betas: np.ndarray, grasp: HandGrasp) -> np.ndarray:
+    """[V,3] world vertices of ``hand`` with shape ``betas`` [10] in ``grasp``."""
+    f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)[None]  # noqa: E731
+    with torch.no_grad():
+        out = hand(f(grasp.global_orient), f(grasp.hand_pose), f(betas), f(grasp.transl))
+    return out.vertices[0].double().numpy()
+
+
+def palm_frame(side: str, normal: np.ndarray, finger_direction: np.ndarray) -> np.ndarray:
+    """[3,3] wrist rotation putting the palm against a surface of outward ``normal``, fingers along
+    ``finger_direction`` (made tangent). Open-hand frame: palm faces -y, right fingers -x, left +x."""
+    normal = normal / np.linalg.norm(normal)
+    tangent = finger_direction - (finger_direction @ normal) * normal
+    tangent /= np.linalg.norm(tangent)
+    x_axis = -tangent if side == "right" else tangent  # where the hand's x axis must point
+    y_axis = normal  # the back of the hand (+y) faces away from the surface
+    return np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)], axis=1)
+
+
+def place_palm(hand: HandModel, betas: np.ndarray, palm_ids: np.ndarray, rotation: np.ndarray,
+               site: np.ndarray, normal: np.ndarray, clearance: float) -> np.ndarray:
+    """[3] MANO transl that puts the mean of the palm vertices at ``site + clearance·normal``."""
+    rest = hand_vertices(hand, betas, HandGrasp(np.zeros(3), np.zeros(45), np.zeros(3)))
+    f = lambda a: torch.as_tensor(a, dtype=torch.float32)[None]  # noqa: E731
+    with torch.no_grad():
+        wrist = hand(f(np.zeros(3)), f(np.zeros(45)), f(betas), f(np.zeros(3))).joints[0, 0].double().numpy()
+    palm = rest[palm_ids].mean(axis=0)
+    # MANO: v_world = R (v - J0) + J0 + transl
+    return site + clearance * normal - rotation @ (palm - wrist) - wrist
+
+
+def finger_vertex_ids(hand: HandModel, finger: str) -> np.ndarray:
+    """Vertices bound mostly (> 50 %) to the bones of ``finger``."""
+    return np.nonzero(hand.weights[:, list(FINGER_JOINTS[finger])].sum(dim=1).numpy() > 0.5)[0]
+
+
+def curled_pose(side: str, curls: dict[str, float]) -> np.ndarray:
+    """[45] pose curling each finger by a fraction of the fist (thumb: of the pinch)."""
+    fist, pinch = fist_pose(side), pinch_pose(side)
+    pose = np.zeros(45)
+    for finger, amount in curls.items():
+        source = pinch if finger == "thumb" else fist
+        slots = np.concatenate([np.arange(3 * (j - 1), 3 * j) for j in FINGER_JOINTS[finger]])
+        pose[slots] = amount * source[slots]
+    return pose
+
+
+def close_fingers(hand: HandModel, betas: np.ndarray, grasp: HandGrasp, distance: ObjectDistance,
+                  steps: int = 7) -> HandGrasp:
+    """Curl each finger until it is ``CONTACT_GAP`` from the surface (bisection on its curl).
+
+    The curl runs from -1 (extended away from the palm, e.g. a thumb lifted off a flat face) to 1 (a
+    full fist; the thumb: a pinch); a finger that reaches nothing stays fully curled.
+    """
+    curls: dict[str, float] = {}
+    for finger in FINGER_JOINTS:
+        ids = finger_vertex_ids(hand, finger)
+
+        def gap(amount: float) -> float:
+            pose = curled_pose(hand.side, {**curls, finger: amount})
+            verts = hand_vertices(hand, betas, HandGrasp(grasp.global_orient, pose, grasp.transl))
+            return float(distance(verts[ids]).min())
+
+        lo, hi = (0.0, 1.0) if gap(0.0) > CONTACT_GAP else (-1.0, 0.0)
+        if gap(hi) > CONTACT_GAP:
+            curls[finger] = hi
+            continue
+        for _ in range(steps):  # invariant: gap(lo) > CONTACT_GAP >= gap(hi), when both ends exist
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if gap(mid) > CONTACT_GAP else (lo, mid)
+        curls[finger] = lo
+    return HandGrasp(grasp.global_orient, curled_pose(hand.side, curls), grasp.transl)
+
+
+def grasp_at(hand: HandModel, betas: np.ndarray, palm_ids: np.ndarray, distance: ObjectDistance,
+             site: np.ndarray, normal: np.ndarray, finger_direction: np.ndarray, rounds: int = 8) -> HandGrasp:
+    """A grasp of the palm at ``site`` (outward ``normal``), fingers closed, penetration resolved."""
+    rotation = palm_frame(hand.side, normal, finger_direction)
+    orient = matrix_to_axis_angle(torch.as_tensor(rotation)).numpy()
+    clearance = PALM_GAP
+    grasp = None
+    for _ in range(rounds):
+        transl = place_palm(hand, betas, palm_ids, rotation, site, normal, clearance)
+        grasp = close_fingers(hand, betas, HandGrasp(orient, np.zeros(45), transl), distance)
+        depth = -distance(hand_vertices(hand, betas, grasp)).min()
+        if depth <= MAX_PENETRATION:
+            return grasp
+        clearance += depth
+    return grasp
+
+
+def surface_site(mesh_vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, direction: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """First surface point hit by the ray ``origin + s·direction`` and its outward unit normal."""
+    mesh = trimesh.Trimesh(mesh_vertices, faces, process=False)
+    locations, _, tri = mesh.ray.intersects_location(origin[None], direction[None], multiple_hits=True)
+    if len(locations) == 0:
+        raise ValueError("grasp site ray misses the object")
+    nearest = np.argmin(np.linalg.norm(locations - origin, axis=1))
+    normal = mesh.face_normals[tri[nearest]]
+    if normal @ direction > 0:
+        normal = -normal
+    return locations[nearest], normal
+
+
+def compose(rotation: np.ndarray, translation: np.ndarray, grasp: HandGrasp, wrist: np.ndarray) -> HandGrasp:
+    """``grasp`` carried by the rigid motion x ↦ R x + t (``wrist``: the shaped rest wrist joint J0).
+
+    MANO rotates about J0: v = R_g (v0 - J0) + J0 + T, so the carried hand has R' = R R_g and
+    T' = R (J0 + T) + t - J0.
+    """
+    R_g = axis_angle_to_matrix(torch.as_tensor(grasp.global_orient)[None])[0].numpy()
+    orient = matrix_to_axis_angle(torch.as_tensor(rotation @ R_g)[None])[0].numpy()
+    transl = rotation @ (wrist + grasp.transl) + translation - wrist
+    return HandGrasp(orient, grasp.hand_pose, transl)

@@ -1,0 +1,377 @@
+"""Ground-truth ray-traced renderer of textured triangle meshes: RGB, part masks and depth.
+
+Renders the embedded synthetic dataset (two hands and an object seen by several cameras). The scene is
+a list of :class:`MeshLayer` parts, concatenated into one triangle soup (layer order, ``process=False``
+so face indices are kept) and intersected with one ray per (sub-)pixel by Embree through trimesh's
+``RayMeshIntersector``.
+
+Conventions: metres; ``K`` is a 3×3 OpenCV intrinsic with pixel centres at integer + 0.5 (the ray of
+pixel (col i, row j) goes through image point (i + 0.5, j + 0.5)); ``world2cam`` is a rigid 4×4 OpenCV
+extrinsic (x right, y down, z forward). Pixels are enumerated row-major, ray n = j · width + i.
+
+Shading: ``albedo · (ambient + diffuse · max(0, n·l) · visibility)`` with a white light; two-sided (normals
+are flipped to face the camera); n is the barycentric interpolation of the vertex normals (face normal
+for layers with ``smooth=False``); l is the direction towards the directional light; visibility is the
+fraction of shadow rays towards the light (jittered inside a cone of half-angle ``shadow_softness`` for
+soft shadows, seeded) that leave the scene, 1 without shadows.
+
+Supersampling s > 1: the colour is the box average of s×s sub-pixel rays on a regular grid inside each
+pixel, while mask, depth and face come from the single ray through the pixel centre, so they are never
+blended and are identical to those of s = 1.
+
+Precision: Embree intersects in float32, so a pixel centre within ~1e-4 px of a silhouette edge (for
+metre-scale scenes) may fall either way. Hit locations are then recomputed in float64 on the hit
+triangle's plane, so depths and barycentrics are exact up to float64 rounding on that triangle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import trimesh
+from trimesh.ray.ray_pyembree import RayMeshIntersector
+
+SHADOW_RAY_OFFSET = 1e-4
+"""Metres along the geometric normal that shadow-ray origins are lifted by, well above Embree's float32 error."""
+
+ColorFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinearly filtered lookup of a uint8 texture [H, W, C] at UVs [N, 2] → [N, C] float in [0, 1].
+
+    OBJ convention: u runs left to right, v bottom to top, so texture column x = u·W and row y = (1 − v)·H,
+    with texel centres at integer + 0.5 (a UV at a texel centre returns exactly that texel). Addressing
+    is clamp-to-edge.
+    """
+    height, width = texture.shape[:2]
+    x = uv[:, 0] * width - 0.5
+    y = (1.0 - uv[:, 1]) * height - 0.5
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    x0 = x0.astype(np.int64)
+    y0 = y0.astype(np.int64)
+    xa, xb = np.clip(x0, 0, width - 1), np.clip(x0 + 1, 0, width - 1)
+    ya, yb = np.clip(y0, 0, height - 1), np.clip(y0 + 1, 0, height - 1)
+    tex = texture.astype(np.float64) / 255.0
+    top = tex[ya, xa] * (1 - fx) + tex[ya, xb] * fx
+    bottom = tex[yb, xa] * (1 - fx) + tex[yb, xb] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+@dataclass
+class MeshLayer:
+    """One part of the scene with exactly one appearance source (texture + face_uvs, vertex_colors or color_fn).
+
+    vertices: [V, 3] world positions, metres. faces: [F, 3] vertex indices.
+    part_id: value written into the mask, 1..255 (1 right hand, 2 left hand, 3 object by convention).
+    face_uvs: [F, 3, 2] per-corner UVs in [0, 1], OBJ convention (see :func:`sample_bilinear`).
+    texture: [H, W, 3] uint8, used with face_uvs.
+    vertex_colors: [V, 3] float in [0, 1], interpolated barycentrically.
+    color_fn: solid texture, ``color_fn(face_index [N], barycentric [N, 3]) → [N, 3]`` float in [0, 1];
+        face indices are local to this layer (rows of ``faces``).
+    smooth: shade with interpolated vertex normals (True) or flat face normals (False, e.g. for boxes).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    part_id: int
+    face_uvs: np.ndarray | None = None
+    texture: np.ndarray | None = None
+    vertex_colors: np.ndarray | None = None
+    color_fn: ColorFn | None = None
+    smooth: bool = True
+
+    def __post_init__(self) -> None:
+        self.vertices = np.asarray(self.vertices, dtype=np.float64)
+        self.faces = np.asarray(self.faces, dtype=np.int64)
+        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3:
+            raise ValueError(f"vertices must be [V, 3], got {self.vertices.shape}")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3:
+            raise ValueError(f"faces must be [F, 3], got {self.faces.shape}")
+        if not 1 <= self.part_id <= 255:
+            raise ValueError(f"part_id must be in 1..255 (0 is background), got {self.part_id}")
+        sources = (self.texture is not None) + (self.vertex_colors is not None) + (self.color_fn is not None)
+        if sources != 1:
+            raise ValueError("give exactly one of texture (with face_uvs), vertex_colors or color_fn")
+        if (self.texture is None) != (self.face_uvs is None):
+            raise ValueError("texture and face_uvs must be given together")
+        if self.texture is not None:
+            self.texture = np.asarray(self.texture)
+            self.face_uvs = np.asarray(self.face_uvs, dtype=np.float64)
+            if self.texture.dtype != np.uint8 or self.texture.ndim != 3 or self.texture.shape[2] != 3:
+                raise ValueError("texture must be a uint8 [H, W, 3] array")
+            if self.face_uvs.shape != (len(self.faces), 3, 2):
+                raise ValueError(f"face_uvs must be [F, 3, 2], got {self.face_uvs.shape}")
+        if self.vertex_colors is not None:
+            self.vertex_colors = np.asarray(self.vertex_colors, dtype=np.float64)
+            if self.vertex_colors.shape != self.vertices.shape:
+                raise ValueError(f"vertex_colors must be [V, 3], got {self.vertex_colors.shape}")
+
+    def albedo(self, face_index: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
+        """Surface colour [N, 3] in [0, 1] at local faces [N] and barycentric coordinates [N, 3]."""
+        if self.texture is not None:
+            uv = np.einsum("nk,nkc->nc", barycentric, self.face_uvs[face_index])
+            return sample_bilinear(self.texture, uv)
+        if self.vertex_colors is not None:
+            return np.einsum("nk,nkc->nc", barycentric, self.vertex_colors[self.faces[face_index]])
+        colors = np.asarray(self.color_fn(face_index, barycentric), dtype=np.float64)
+        if colors.shape != (len(face_index), 3):
+            raise ValueError(f"color_fn must return [N, 3], got {colors.shape}")
+        return np.clip(colors, 0.0, 1.0)
+
+
+@dataclass
+class Light:
+    """White ambient light plus one directional light with optional (soft) shadows.
+
+    ambient, diffuse: intensities (the lit colour of a surface facing the light is albedo · (ambient + diffuse)).
+    direction: [3] direction TOWARDS the light in the world frame (normalised on construction).
+    shadows: cast shadow rays. shadow_softness: angular radius of the light, radians (0 gives hard shadows).
+    shadow_samples: shadow rays per shaded sample when shadow_softness > 0.
+    """
+
+    ambient: float
+    diffuse: float
+    direction: np.ndarray
+    shadows: bool = False
+    shadow_softness: float = 0.0
+    shadow_samples: int = 1
+
+    def __post_init__(self) -> None:
+        direction = np.asarray(self.direction, dtype=np.float64)
+        norm = np.linalg.norm(direction)
+        if direction.shape != (3,) or norm == 0:
+            raise ValueError("direction must be a non-zero [3] vector")
+        self.direction = direction / norm
+        if self.shadow_samples < 1 or self.shadow_softness < 0:
+            raise ValueError("need shadow_samples >= 1 and shadow_softness >= 0")
+
+
+class RenderResult(NamedTuple):
+    """rgb [H, W, 3] float32 in [0, 1]; mask [H, W] uint8 part ids (0 background); depth [H, W] float32
+    camera-frame z in metres (0 where nothing is hit); face [H, W] int64 global face index (-1 none)."""
+
+    rgb: np.ndarray
+    mask: np.ndarray
+    depth: np.ndarray
+    face: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """All layers as one triangle soup; F counts the faces of all layers, in layer order."""
+
+    layers: Sequence[MeshLayer]
+    intersector: RayMeshIntersector
+    triangles: np.ndarray  # [F, 3, 3] corner positions, metres
+    face_normals: np.ndarray  # [F, 3] unit geometric normals
+    corner_normals: np.ndarray  # [F, 3, 3] unit shading normals at the corners
+    layer_of_face: np.ndarray  # [F] int layer index
+    face_offset: np.ndarray  # [L] global index of each layer's first face
+    part_of_face: np.ndarray  # [F] uint8 part ids
+
+
+class _Hits(NamedTuple):
+    """The first hits of a batch of rays; M counts the rays that hit."""
+
+    ray: np.ndarray  # [M] int index of the ray
+    face: np.ndarray  # [M] int global face index
+    location: np.ndarray  # [M, 3] world hit point on the face's plane, metres
+    barycentric: np.ndarray  # [M, 3] clipped to the triangle, sum 1
+
+
+def _build_scene(layers: Sequence[MeshLayer]) -> _Scene:
+    """Concatenate the layers (vertex indices offset, faces kept in order) and set up the Embree intersector."""
+    if not layers or sum(len(layer.faces) for layer in layers) == 0:
+        raise ValueError("the scene needs at least one face")
+    vertex_offset = np.cumsum([0] + [len(layer.vertices) for layer in layers[:-1]])
+    face_counts = [len(layer.faces) for layer in layers]
+    vertices = np.concatenate([layer.vertices for layer in layers])
+    faces = np.concatenate([layer.faces + off for layer, off in zip(layers, vertex_offset, strict=True)])
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    layer_of_face = np.repeat(np.arange(len(layers)), face_counts)
+    smooth = np.array([layer.smooth for layer in layers])[layer_of_face]
+    face_normals = np.asarray(mesh.face_normals)
+    corner_normals = np.where(
+        smooth[:, None, None], np.asarray(mesh.vertex_normals)[faces], face_normals[:, None, :]
+    )
+    return _Scene(
+        layers=layers,
+        intersector=RayMeshIntersector(mesh),
+        triangles=np.asarray(mesh.triangles),
+        face_normals=face_normals,
+        corner_normals=corner_normals,
+        layer_of_face=layer_of_face,
+        face_offset=np.cumsum([0] + face_counts[:-1]),
+        part_of_face=np.array([layer.part_id for layer in layers], dtype=np.uint8)[layer_of_face],
+    )
+
+
+def camera_rays(K: np.ndarray, world2cam: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rays through the pixel centres → (origin [3] camera centre in world, directions [H·W, 3] unit, world).
+
+    Ray n = j · width + i passes through image point (i + 0.5, j + 0.5).
+    """
+    cols, rows = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    pixels = np.stack([cols.ravel(), rows.ravel(), np.ones(cols.size)], axis=-1)
+    rotation, translation = world2cam[:3, :3], world2cam[:3, 3]
+    # R^T K^-1 p per pixel; einsum because OpenBLAS' [N, 3] @ [3, 3] matmul is ~20x slower here.
+    directions = np.einsum("dc,nc->nd", rotation.T @ np.linalg.inv(K), pixels)
+    directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
+    return -rotation.T @ translation, directions
+
+
+def _intersect(scene: _Scene, origin: np.ndarray, directions: np.ndarray) -> _Hits:
+    """First hits of rays from one origin [3] along directions [N, 3]."""
+    faces, rays, locations = scene.intersector.intersects_id(
+        np.broadcast_to(origin, directions.shape), directions, multiple_hits=False, return_locations=True
+    )
+    barycentric = trimesh.triangles.points_to_barycentric(scene.triangles[faces], locations)
+    # Embree's float32 test may accept a point just outside its triangle: clip it back on.
+    barycentric = np.clip(barycentric, 0.0, None)
+    barycentric /= barycentric.sum(axis=1, keepdims=True)
+    return _Hits(rays, faces, locations, barycentric)
+
+
+def _albedo(scene: _Scene, hits: _Hits) -> np.ndarray:
+    """Surface colour [M, 3] of the hits, each layer evaluated on its own (local) faces."""
+    albedo = np.empty((len(hits.face), 3))
+    layer_of_hit = scene.layer_of_face[hits.face]
+    for index, layer in enumerate(scene.layers):
+        selected = np.flatnonzero(layer_of_hit == index)
+        if selected.size:
+            local_face = hits.face[selected] - scene.face_offset[index]
+            albedo[selected] = layer.albedo(local_face, hits.barycentric[selected])
+    return albedo
+
+
+def _orthonormal_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors [3] completing the unit vector ``axis`` [3] to an orthonormal basis."""
+    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    first = np.cross(axis, helper)
+    first /= np.linalg.norm(first)
+    return first, np.cross(axis, first)
+
+
+def cone_directions(axis: np.ndarray, half_angle: float, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` unit directions [count, 3], uniform over the cap of ``half_angle`` (rad) around unit ``axis`` [3]."""
+    u_height, u_angle = rng.random((2, count))
+    cos_theta = 1.0 - u_height * (1.0 - np.cos(half_angle))
+    sin_theta = np.sqrt(np.clip(1.0 - cos_theta**2, 0.0, None))
+    phi = 2.0 * np.pi * u_angle
+    first, second = _orthonormal_basis(axis)
+    return (
+        (sin_theta * np.cos(phi))[:, None] * first
+        + (sin_theta * np.sin(phi))[:, None] * second
+        + cos_theta[:, None] * axis
+    )
+
+
+def _shadow_ray_origins(
+    points: np.ndarray, barycentric: np.ndarray, triangles: np.ndarray, corner_normals: np.ndarray, normals: np.ndarray
+) -> np.ndarray:
+    """Shadow-ray origins [M, 3]: hit points [M, 3] lifted off their triangles [M, 3, 3].
+
+    First the point is moved onto the smooth surface implied by the corner normals [M, 3, 3] (Hanika 2021,
+    "Hacking the shadow terminator": the barycentric mean of its projections onto the corners' tangent
+    planes, only where it lies below them), which removes the faceted self-shadowing of coarse meshes near
+    the terminator; then by SHADOW_RAY_OFFSET along the geometric normals [M, 3].
+    """
+    below = np.minimum(0.0, np.einsum("mkc,mkc->mk", points[:, None, :] - triangles, corner_normals))
+    lifted = points - np.einsum("mk,mk,mkc->mc", barycentric, below, corner_normals)
+    return lifted + SHADOW_RAY_OFFSET * normals
+
+
+def _light_visibility(scene: _Scene, origins: np.ndarray, light: Light, rng: np.random.Generator) -> np.ndarray:
+    """Fraction [M] of the shadow rays from origins [M, 3] towards the light that hit nothing."""
+    if light.shadow_softness > 0:
+        samples = light.shadow_samples
+        directions = cone_directions(light.direction, light.shadow_softness, len(origins) * samples, rng)
+    else:
+        samples = 1
+        directions = np.broadcast_to(light.direction, origins.shape)
+    blocked = scene.intersector.intersects_any(np.repeat(origins, samples, axis=0), directions)
+    return 1.0 - blocked.reshape(len(origins), samples).mean(axis=1)
+
+
+def _shade(scene: _Scene, hits: _Hits, directions: np.ndarray, light: Light, rng: np.random.Generator) -> np.ndarray:
+    """Lambert-shaded colour [M, 3] of the hits of rays with directions [N, 3]."""
+    face_normals = scene.face_normals[hits.face]
+    towards_camera = np.where(np.einsum("mc,mc->m", face_normals, directions[hits.ray]) > 0, -1.0, 1.0)
+    normals = face_normals * towards_camera[:, None]
+    corner_normals = scene.corner_normals[hits.face] * towards_camera[:, None, None]
+    shading_normals = np.einsum("mk,mkc->mc", hits.barycentric, corner_normals)
+    length = np.linalg.norm(shading_normals, axis=1, keepdims=True)
+    # Opposed corner normals (folded or non-manifold surfaces) can cancel: fall back to the face normal.
+    shading_normals = np.where(length > 1e-6, shading_normals / np.maximum(length, 1e-6), normals)
+    cosine = np.clip(shading_normals @ light.direction, 0.0, None)
+    if light.shadows:
+        lit = np.flatnonzero(cosine > 0)
+        triangles = scene.triangles[hits.face[lit]]
+        origins = _shadow_ray_origins(
+            hits.location[lit], hits.barycentric[lit], triangles, corner_normals[lit], normals[lit]
+        )
+        cosine[lit] *= _light_visibility(scene, origins, light, rng)
+    return _albedo(scene, hits) * (light.ambient + light.diffuse * cosine)[:, None]
+
+
+def _box_downsample(image: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over factor×factor blocks: [H·factor, W·factor, C] → [H, W, C]."""
+    height, width, channels = image.shape
+    return image.reshape(height // factor, factor, width // factor, factor, channels).mean(axis=(1, 3))
+
+
+def render(
+    layers: Sequence[MeshLayer],
+    K: np.ndarray,
+    world2cam: np.ndarray,
+    width: int,
+    height: int,
+    light: Light,
+    background: Sequence[float] = (0.0, 0.0, 0.0),
+    supersample: int = 1,
+    seed: int = 0,
+) -> RenderResult:
+    """Ray-trace the layers seen by one OpenCV camera (K [3, 3], world2cam [4, 4]) into a width×height image.
+
+    background: RGB in [0, 1] where nothing is hit. supersample: s ≥ 1, the colour averages s×s sub-pixel
+    rays; mask, depth and face always come from the pixel-centre ray. seed: shadow-ray jitter;
+    the result is a deterministic function of the inputs.
+    """
+    if supersample < 1:
+        raise ValueError(f"supersample must be >= 1, got {supersample}")
+    K = np.asarray(K, dtype=np.float64)
+    world2cam = np.asarray(world2cam, dtype=np.float64)
+    scene = _build_scene(layers)
+    rng = np.random.default_rng(seed)
+
+    origin, directions = camera_rays(K, world2cam, width, height)
+    centre = _intersect(scene, origin, directions)
+    if supersample == 1:
+        samples, sample_directions = centre, directions
+    else:
+        scale = np.diag([supersample, supersample, 1.0])  # image point x ↦ s·x keeps centres at integer + 0.5
+        origin, sample_directions = camera_rays(scale @ K, world2cam, width * supersample, height * supersample)
+        samples = _intersect(scene, origin, sample_directions)
+
+    colors = np.empty((len(sample_directions), 3))
+    colors[:] = np.asarray(background, dtype=np.float64)
+    colors[samples.ray] = _shade(scene, samples, sample_directions, light, rng)
+    rgb = _box_downsample(colors.reshape(height * supersample, width * supersample, 3), supersample)
+
+    mask = np.zeros(width * height, dtype=np.uint8)
+    depth = np.zeros(width * height, dtype=np.float32)
+    face = np.full(width * height, -1, dtype=np.int64)
+    mask[centre.ray] = scene.part_of_face[centre.face]
+    depth[centre.ray] = centre.location @ world2cam[2, :3] + world2cam[2, 3]
+    face[centre.ray] = centre.face
+    return RenderResult(
+        rgb=np.clip(rgb, 0.0, 1.0).astype(np.float32),
+        mask=mask.reshape(height, width),
+        depth=depth.reshape(height, width),
+        face=face.reshape(height, width),
+    )

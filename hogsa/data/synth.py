@@ -1,0 +1,384 @@
+"""The embedded open dataset: synthetic multi-view bimanual sequences written in the ARCTIC layout.
+
+Subjects are open hands of distinct shapes and skins; each (subject, object, action) sequence has
+both hands approach the object, grasp it (fingertips on the surface), lift and turn it (``grab``) or
+hold it and open its articulated part (``use``; a rigid object is tilted as if poured), put it back
+and let go. Eight allocentric cameras on a ring see the scene at per-view resolutions; images get
+sensor noise and JPEG compression; annotations get mocap-like jitter while images show the clean
+poses. Part masks (0 background, 1 right, 2 left, 3 object) are written beside the images.
+
+World frame: metres, +z up, a table top at z = 0. Deterministic for a given config and seed; a
+re-run skips sequences already complete for the same config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hogsa.data import arctic
+from hogsa.data.grasp import HandGrasp, ObjectDistance, compose, grasp_at, hand_vertices, surface_site
+from hogsa.data.meshrender import Light, MeshLayer, render
+from hogsa.data.rig import camera_ring
+from hogsa.data.schema import Camera, HandTrack, Sequence
+from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
+from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from hogsa.hand import HandModel
+from hogsa.objects import ArticulatedObject, open_object
+from hogsa.open_hand import build_open_hand
+
+PART_IDS = {"right": 1, "left": 2, "object": 3, "table": 4}
+APPROACH_DISTANCE = 0.10  # m: hands start this far back from their grasp sites
+UP_AXIS = {"scissors": 2}  # canonical up axis of open objects (default +y)
+MARKER = ".hogsa-embedded.json"
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    """params.yaml ``data.embedded``: what the synthetic dataset holds and how it is rendered."""
+
+    splits: dict[str, list[str]]  # split → subjects (ARCTIC p1 splits by subject)
+    objects: list[str]  # names from hogsa.objects.OPEN_OBJECTS
+    actions: list[str]  # "grab" and/or "use"
+    frames: int  # per sequence
+    image_size: list[int]  # [W, H] of a full-resolution view
+    view_scales: list[float]  # one per allocentric view: ARCTIC's views differ in resolution
+    fov_deg: float  # horizontal field of view of a full-resolution view
+    camera_distance: float  # m from the ring's centre
+    supersample: int  # anti-aliasing factor of the RGB render
+    soft_shadow_samples: int  # 0: no shadows, 1: hard shadows, >1: soft shadows
+    jitter_mm: float  # std of the annotation translation jitter
+    jitter_deg: float  # std of the annotation rotation and finger-pose jitter
+    noise_std: float  # sensor noise std, fraction of full scale
+    jpeg_quality: int
+    workers: int  # parallel processes
+
+
+@dataclass(frozen=True)
+class Subject:
+    name: str
+    betas: np.ndarray  # [10]
+    tone: SkinTone
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The clean motion of one sequence: per-frame object pose and hand grasps."""
+
+    articulation: np.ndarray  # [F] rad
+    obj_rot: np.ndarray  # [F,3] axis-angle
+    obj_trans: np.ndarray  # [F,3] m
+    hands: dict[str, list[HandGrasp]]  # per side, F grasps
+    grasping: np.ndarray  # [F] bool: both hands hold the object
+
+
+def subjects(cfg: EmbeddedConfig, seed: int) -> list[Subject]:
+    """One Subject per name in the splits (shape ~ N(0, 0.8²), random skin), seeded by name."""
+    names = sorted({s for members in cfg.splits.values() for s in members})
+    out = []
+    for name in names:
+        rng = np.random.default_rng([seed, int(name.lstrip("s"))])
+        out.append(Subject(name, rng.normal(0, 0.8, 10).clip(-2, 2), random_tone(rng)))
+    return out
+
+
+def sequence_names(cfg: EmbeddedConfig) -> list[str]:
+    """All "sXX/<object>_<action>_01" names of the dataset."""
+    people = sorted({s for members in cfg.splits.values() for s in members})
+    return [f"{s}/{o}_{a}_01" for s in people for o in cfg.objects for a in cfg.actions]
+
+
+def rest_pose(obj: ArticulatedObject, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """Object rotation [3,3] and translation [3] standing it on z = 0, centred, turned by ``yaw``."""
+    up = UP_AXIS.get(obj.name, 1)
+    to_z_up = np.eye(3) if up == 2 else np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # +y → +z
+    turn = axis_angle_to_matrix(torch.tensor([0.0, 0.0, yaw], dtype=torch.float64)).numpy()
+    rotation = turn @ to_z_up
+    verts = obj.vertices.double().numpy() @ rotation.T
+    low, high = verts.min(axis=0), verts.max(axis=0)
+    return rotation, -np.array([(low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]])
+
+
+def timeline(frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame reach (0 away … 1 grasping) and manipulation (0 at rest … 1 at the peak)."""
+    u = np.linspace(0.0, 1.0, frames)
+    reach = np.clip(np.minimum(u / 0.25, (1.0 - u) / 0.2), 0, 1)
+    reach = reach * reach * (3 - 2 * reach)
+    manip = np.where((u > 0.3) & (u < 0.75), np.sin(np.pi * (u - 0.3) / 0.45) ** 2, 0.0)
+    return reach, manip
+
+
+def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: dict[str, HandModel],
+                  palm_ids: np.ndarray, frames: int, rng: np.random.Generator) -> Plan:
+    """Grasp sites, finger closure and the motion of one sequence (clean poses)."""
+    rotation, translation = rest_pose(obj, rng.uniform(0, 2 * np.pi))
+    canonical = obj.vertices.double().numpy()
+    faces = obj.faces.numpy()
+    world = canonical @ rotation.T + translation
+    distance = ObjectDistance(world, faces, seed=int(rng.integers(2**31)))
+    low, high = world.min(axis=0), world.max(axis=0)
+    centre = (low + high) / 2
+    use_top = action == "use" and obj.articulated
+
+    if use_top:  # the right hand takes the articulated part at its far side, the left holds the base
+        top = world[obj.top_mask.numpy()].mean(axis=0)
+        hinge = translation + rotation @ np.array([0.0, 0.0, 0.0])
+        away = top - hinge
+        away[2] = 0
+        away = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-6 else np.array([1.0, 0, 0])
+        bottom = world[~obj.top_mask.numpy()].mean(axis=0)
+        aims = {"right": (away, top[2]), "left": (-away, bottom[2])}
+    else:
+        heading = rng.normal(size=2)
+        heading = np.array([*heading / np.linalg.norm(heading), 0.0])
+        level = centre[2] + (0.25 * (high[2] - low[2]) if action == "use" else 0.0)
+        aims = {"right": (heading, level), "left": (-heading, level)}
+
+    tall = (high[2] - low[2]) > 0.8 * min(high[0] - low[0], high[1] - low[1])
+    grasps = {}
+    for side, (direction, height) in aims.items():
+        origin = np.array([centre[0], centre[1], height]) + direction * 1.0
+        site, normal = surface_site(world, faces, origin, -direction)
+        if tall:  # wrap the fingers around a tall object, else curl them over the top
+            fingers = np.cross(np.array([0.0, 0.0, 1.0]), normal)
+        else:
+            fingers = np.array([0.0, 0.0, 1.0])
+        twist = rng.uniform(-0.35, 0.35)
+        fingers = axis_angle_to_matrix(torch.as_tensor(normal * twist)).numpy() @ fingers
+        grasps[side] = grasp_at(hands[side], subject.betas, palm_ids, distance, site, normal, fingers)
+
+    reach, manip = timeline(frames)
+    theta_max = rng.uniform(0.5, 1.0) if use_top else 0.0
+    lift = 0.03 if action == "use" else rng.uniform(0.06, 0.10)
+    yaw = rng.uniform(-0.6, 0.6) if action == "grab" else 0.0
+    tilt = rng.uniform(0.6, 1.0) if action == "use" and not obj.articulated else rng.uniform(-0.2, 0.2)
+
+    wrists = {side: _rest_wrist(hands[side], subject.betas) for side in hands}
+    articulation = theta_max * manip
+    obj_rot, obj_trans = np.zeros((frames, 3)), np.zeros((frames, 3))
+    tracks = {side: [] for side in hands}
+    for f in range(frames):
+        motion = axis_angle_to_matrix(torch.tensor([tilt * manip[f], 0.0, yaw * manip[f]], dtype=torch.float64)).numpy()
+        pivot = np.array([centre[0], centre[1], low[2]])
+        move_t = pivot + np.array([0, 0, lift * manip[f]]) - motion @ pivot  # x ↦ motion x + move_t
+        obj_rot[f] = matrix_to_axis_angle(torch.as_tensor(motion @ rotation)).numpy()
+        obj_trans[f] = motion @ translation + move_t
+        for side in hands:
+            grasp = grasps[side]
+            if side == "right" and use_top:  # carried by the articulated part about the hinge
+                hinge_rot = axis_angle_to_matrix(torch.tensor([0.0, 0.0, -articulation[f]], dtype=torch.float64)).numpy()
+                swing = rotation @ hinge_rot @ rotation.T
+                grasp = compose(swing, translation - swing @ translation, grasp, wrists[side])
+            grasp = compose(motion, move_t, grasp, wrists[side])
+            tracks[side].append(_approach(grasp, grasp_normal(grasps[side], hands[side], subject.betas, distance),
+                                          reach[f]))
+    return Plan(articulation, obj_rot, obj_trans, tracks, reach >= 1.0 - 1e-9)
+
+
+def grasp_normal(grasp: HandGrasp, hand: HandModel, betas: np.ndarray, distance: ObjectDistance) -> np.ndarray:
+    """Unit direction from the object towards the grasping hand's wrist (its retreat direction)."""
+    verts = hand_vertices(hand, betas, grasp)
+    away = verts.mean(axis=0) - distance.points.mean(axis=0)
+    away[2] = max(away[2], 0.0)
+    return away / np.linalg.norm(away)
+
+
+def _approach(grasp: HandGrasp, retreat: np.ndarray, reach: float) -> HandGrasp:
+    """The grasp backed off along ``retreat`` with fingers opened, by 1 - ``reach``."""
+    return HandGrasp(grasp.global_orient, grasp.hand_pose * reach,
+                     grasp.transl + (1.0 - reach) * APPROACH_DISTANCE * retreat)
+
+
+def _rest_wrist(hand: HandModel, betas: np.ndarray) -> np.ndarray:
+    z = torch.zeros(1, 3)
+    with torch.no_grad():
+        out = hand(z, torch.zeros(1, 45), torch.as_tensor(betas, dtype=torch.float32)[None], z)
+    return out.joints[0, 0].double().numpy()
+
+
+def rig_cameras(cfg: EmbeddedConfig, subject_index: int) -> list[Camera | None]:
+    """The subject's 8 allocentric cameras (view 1..8; view 0 absent), ring turned per subject."""
+    width, height = cfg.image_size
+    sizes = [(int(round(width * s)), int(round(height * s))) for s in cfg.view_scales]
+    ring = camera_ring(np.array([0.0, 0.0, 0.08]), cfg.camera_distance, sizes, cfg.fov_deg,
+                       azimuth_offset_deg=10.0 + 7.0 * subject_index)
+    return [None] + [Camera(K, w2c, w, h) for K, w2c, w, h in ring]
+
+
+def table_layer(size: float = 1.2) -> MeshLayer:
+    """A wooden table top at z = 0 (part id 4; written as background in the masks)."""
+    half = size / 2
+    verts = np.array([[-half, -half, 0], [half, -half, 0], [half, half, 0], [-half, half, 0]], float)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    u = np.linspace(0, 1, 512)
+    grain = 0.5 + 0.5 * np.sin(40 * u[None, :] + 6 * np.sin(7 * u[:, None]) + 2 * np.sin(23 * u[None, :]))
+    wood = np.array([0.55, 0.38, 0.24])[None, None] * (0.8 + 0.25 * grain[..., None])
+    uvs = np.array([[[0, 0], [1, 0], [1, 1]], [[0, 0], [1, 1], [0, 1]]], float)
+    return MeshLayer(verts, faces, PART_IDS["table"], face_uvs=uvs, texture=(wood * 255).astype(np.uint8), smooth=False)
+
+
+class SequenceRenderer:
+    """Renders frames of one sequence: both hands (procedural skin), the object and the table."""
+
+    def __init__(self, cfg: EmbeddedConfig, hands: dict[str, HandModel], subject: Subject,
+                 obj: ArticulatedObject, rig: HandRig, right_template: np.ndarray):
+        self.cfg, self.hands, self.subject, self.obj = cfg, hands, subject, obj
+        self.colors = {side: skin_color_fn(right_template, hands[side].faces.numpy(), rig, subject.tone)
+                       for side in hands}
+        self.table = table_layer()
+        self.light = Light(ambient=0.35, diffuse=0.75, direction=np.array([0.3, -0.4, 1.0]),
+                           shadows=cfg.soft_shadow_samples > 0, shadow_softness=0.05,
+                           shadow_samples=max(cfg.soft_shadow_samples, 1))
+
+    def layers(self, plan: Plan, frame: int) -> list[MeshLayer]:
+        """Mesh layers of the clean scene at ``frame``."""
+        layers = [self.table]
+        for side, hand in self.hands.items():
+            verts = hand_vertices(hand, self.subject.betas, plan.hands[side][frame])
+            layers.append(MeshLayer(verts, hand.faces.numpy(), PART_IDS[side], color_fn=self.colors[side]))
+        f = lambda a: torch.as_tensor(a, dtype=torch.float32)[None]  # noqa: E731
+        with torch.no_grad():
+            obj_verts = self.obj.pose(f(plan.articulation[frame]), f(plan.obj_rot[frame]), f(plan.obj_trans[frame]))
+        layers.append(MeshLayer(obj_verts[0].double().numpy(), self.obj.faces.numpy(), PART_IDS["object"],
+                                face_uvs=self.obj.face_uvs.numpy(), texture=self.obj.texture.numpy()))
+        return layers
+
+    def render(self, layers: list[MeshLayer], camera: Camera, noise_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 image [H,W,3] (with sensor noise) and part mask [H,W] of one view."""
+        out = render(layers, camera.K, camera.world2cam, camera.width, camera.height, self.light,
+                     background=(0.16, 0.17, 0.2), supersample=self.cfg.supersample, seed=noise_seed)
+        noise = np.random.default_rng(noise_seed).normal(0, self.cfg.noise_std, out.rgb.shape)
+        image = (np.clip(out.rgb + noise, 0, 1) * 255 + 0.5).astype(np.uint8)
+        mask = np.where(out.mask == PART_IDS["table"], 0, out.mask).astype(np.uint8)
+        return image, mask
+
+
+def jitter_annotations(plan: Plan, cfg: EmbeddedConfig, rng: np.random.Generator) -> Plan:
+    """Mocap-like noise on the annotations: ``jitter_mm`` on translations, ``jitter_deg`` on rotations."""
+    sigma_t, sigma_r = cfg.jitter_mm / 1000.0, np.radians(cfg.jitter_deg)
+
+    def rotate(aa: np.ndarray) -> np.ndarray:
+        noise = axis_angle_to_matrix(torch.as_tensor(rng.normal(0, sigma_r, aa.shape)))
+        return matrix_to_axis_angle(noise @ axis_angle_to_matrix(torch.as_tensor(aa))).numpy()
+
+    hands = {
+        side: [HandGrasp(rotate(g.global_orient[None])[0], g.hand_pose + rng.normal(0, sigma_r, 45),
+                         g.transl + rng.normal(0, sigma_t, 3)) for g in grasps]
+        for side, grasps in plan.hands.items()
+    }
+    return Plan(plan.articulation + rng.normal(0, sigma_r, plan.articulation.shape), rotate(plan.obj_rot),
+                plan.obj_trans + rng.normal(0, sigma_t, plan.obj_trans.shape), hands, plan.grasping)
+
+
+def to_sequence(name: str, plan: Plan, subject: Subject, cameras: list[Camera | None], obj_name: str) -> Sequence:
+    """A schema Sequence of ``plan``'s poses."""
+    frames = len(plan.articulation)
+    tracks = {
+        side: HandTrack(rot=np.stack([g.global_orient for g in grasps]), pose=np.stack([g.hand_pose for g in grasps]),
+                        trans=np.stack([g.transl for g in grasps]), betas=subject.betas, valid=np.ones(frames, bool))
+        for side, grasps in plan.hands.items()
+    }
+    return Sequence(name=name, subject=subject.name, object_name=obj_name, frames=frames, cameras=cameras,
+                    hands=tracks, obj_articulation=plan.articulation, obj_rot=plan.obj_rot, obj_trans=plan.obj_trans)
+
+
+def config_digest(cfg: EmbeddedConfig, seed: int) -> str:
+    """Identifies a dataset's content: the config, the seed and the open-asset versions."""
+    from hogsa.open_hand import OPEN_HAND_VERSION
+
+    text = json.dumps({"cfg": asdict(cfg), "seed": seed, "open_hand": OPEN_HAND_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def generate(root: str | Path, cfg: EmbeddedConfig, seed: int) -> list[str]:
+    """Write the embedded dataset under ``root``; returns the sequence names.
+
+    A root holding a dataset of another config is emptied first; sequences already complete for this
+    config are kept, so an interrupted run resumes.
+    """
+    root = Path(root)
+    digest = config_digest(cfg, seed)
+    marker = root / MARKER
+    if root.exists() and (not marker.is_file() or json.loads(marker.read_text()).get("digest") != digest):
+        shutil.rmtree(root)
+    (root / ".done").mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"digest": digest}) + "\n")
+    for name in cfg.objects:
+        folder = root / "meta" / "object_vtemplates" / name
+        if not (folder / "parts.json").is_file():
+            arctic.write_arctic_template(open_object(name), folder)
+    arctic.write_splits(root, {split: [n for n in sequence_names(cfg) if n.split("/")[0] in members]
+                               for split, members in cfg.splits.items()})
+    names = sequence_names(cfg)
+    todo = [n for n in names if not _done_file(root, n).is_file()]
+    jobs = [(str(root), name, cfg, seed) for name in todo]
+    if cfg.workers > 1 and len(jobs) > 1:
+        with multiprocessing.get_context("spawn").Pool(cfg.workers, initializer=_worker_init) as pool:
+            for _ in tqdm(pool.imap_unordered(_generate_one, jobs), total=len(jobs), desc="embedded dataset"):
+                pass
+    else:
+        for job in tqdm(jobs, desc="embedded dataset"):
+            _generate_one(job)
+    return names
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _done_file(root: Path, name: str) -> Path:
+    return root / ".done" / (name.replace("/", "__") + ".json")
+
+
+_CACHE: dict = {}
+
+
+def _assets() -> tuple[dict[str, HandModel], np.ndarray, HandRig, np.ndarray]:
+    """Open hands, palm vertex ids, the skin rig and the right template (cached per process)."""
+    if not _CACHE:
+        right = build_open_hand("right")
+        _CACHE["value"] = ({side: HandModel(side) for side in ("right", "left")},
+                           np.asarray(right["palm_vertex_ids"]), HandRig.from_open_hand(right),
+                           np.asarray(right["v_template"]))
+    return _CACHE["value"]
+
+
+def plan_for(name: str, cfg: EmbeddedConfig, seed: int) -> tuple[Plan, Subject, ArticulatedObject]:
+    """The clean plan of sequence ``name`` (deterministic in name, config and seed)."""
+    hands, palm_ids, _, _ = _assets()
+    subject_name, seq = name.split("/")
+    obj_name, action, _ = seq.rsplit("_", 2)
+    subject = next(s for s in subjects(cfg, seed) if s.name == subject_name)
+    obj = open_object(obj_name)
+    rng = np.random.default_rng([seed, int(subject_name.lstrip("s")), sum(map(ord, seq))])
+    return plan_sequence(obj, action, subject, hands, palm_ids, cfg.frames, rng), subject, obj
+
+
+def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
+    root, name, cfg, seed = job
+    root = Path(root)
+    hands, _, rig, right_template = _assets()
+    plan, subject, obj = plan_for(name, cfg, seed)
+    people = sorted({s for members in cfg.splits.values() for s in members})
+    cameras = rig_cameras(cfg, people.index(subject.name))
+    renderer = SequenceRenderer(cfg, hands, subject, obj, rig, right_template)
+    images, masks = {}, {}
+    for frame in range(cfg.frames):
+        layers = renderer.layers(plan, frame)
+        for view in range(1, len(cameras)):
+            noise_seed = int(np.random.default_rng([seed, sum(map(ord, name)), frame, view]).integers(2**31))
+            images[view, frame], masks[view, frame] = renderer.render(layers, cameras[view], noise_seed)
+    rng = np.random.default_rng([seed, sum(map(ord, name)), 7])
+    annotated = jitter_annotations(plan, cfg, rng)
+    sequence = to_sequence(name, annotated, subject, cameras, obj.name)
+    arctic.write_sequence(root, sequence, images=images, masks=masks, subject_meta={"ioi_offset": 0, "gender": "neutral"},
+                          jpeg_quality=cfg.jpeg_quality)
+    _done_file(root, name).write_text(json.dumps({"frames": cfg.frames}) + "\n")
