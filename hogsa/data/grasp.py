@@ -3,8 +3,7 @@
 World frame: metres, +z up, the object standing on the plane z = 0. A grasp places each hand's palm
 against a surface site (palm facing into the surface, fingers along a chosen tangent), then curls each
 finger until it touches the surface and backs the hand off until nothing penetrates by more than a
-tolerance. Distances to the object are signed (negative inside) and measured against a dense sample
-of the object's surface, inside-ness by ray parity per closed component (embree).
+tolerance. Distances to the object are signed (negative inside), see ``hogsa.data.contact``.
 """
 
 from __future__ import annotations
@@ -14,34 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import trimesh
-from scipy.spatial import cKDTree
 
+from hogsa.data.contact import SurfaceDistance
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hogsa.hand import HandModel
 from hogsa.open_hand import FINGER_JOINTS, fist_pose, pinch_pose
 
 CONTACT_GAP = 0.001  # m: fingers stop this far from the surface
 PALM_GAP = 0.002  # m: the palm centre's clearance from the surface
-MAX_PENETRATION = 0.002  # m: the hand is backed off until no vertex is deeper than this
-
-
-class ObjectDistance:
-    """Signed distance (m, negative inside) from points to a posed object mesh."""
-
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, samples: int = 60_000, seed: int = 0):
-        mesh = trimesh.Trimesh(vertices, faces, process=False)
-        points, face_index = trimesh.sample.sample_surface_even(mesh, samples, seed=seed)
-        self.points = np.concatenate([points, mesh.vertices])
-        self.tree = cKDTree(self.points)
-        self.components = [c for c in mesh.split(only_watertight=False)]
-
-    def __call__(self, query: np.ndarray) -> np.ndarray:
-        """[N,3] points → [N] signed distances (m)."""
-        distance, _ = self.tree.query(query)
-        inside = np.zeros(len(query), bool)
-        for component in self.components:
-            inside |= component.contains(query)
-        return np.where(inside, -distance, distance)
+MAX_PENETRATION = 0.001  # m: the hand is backed off until no vertex is deeper than this
+RELAXED_CURL = 0.5  # curl of a finger that touches nothing
 
 
 @dataclass(frozen=True)
@@ -100,12 +81,12 @@ def curled_pose(side: str, curls: dict[str, float]) -> np.ndarray:
     return pose
 
 
-def close_fingers(hand: HandModel, betas: np.ndarray, grasp: HandGrasp, distance: ObjectDistance,
+def close_fingers(hand: HandModel, betas: np.ndarray, grasp: HandGrasp, distance: SurfaceDistance,
                   steps: int = 7) -> HandGrasp:
     """Curl each finger until it is ``CONTACT_GAP`` from the surface (bisection on its curl).
 
     The curl runs from -1 (extended away from the palm, e.g. a thumb lifted off a flat face) to 1 (a
-    full fist; the thumb: a pinch); a finger that reaches nothing stays fully curled.
+    full fist; the thumb: a pinch); a finger that reaches nothing rests half curled (``RELAXED_CURL``).
     """
     curls: dict[str, float] = {}
     for finger in FINGER_JOINTS:
@@ -118,7 +99,7 @@ def close_fingers(hand: HandModel, betas: np.ndarray, grasp: HandGrasp, distance
 
         lo, hi = (0.0, 1.0) if gap(0.0) > CONTACT_GAP else (-1.0, 0.0)
         if gap(hi) > CONTACT_GAP:
-            curls[finger] = hi
+            curls[finger] = RELAXED_CURL if hi == 1.0 else hi
             continue
         for _ in range(steps):  # invariant: gap(lo) > CONTACT_GAP >= gap(hi), when both ends exist
             mid = 0.5 * (lo + hi)
@@ -127,7 +108,7 @@ def close_fingers(hand: HandModel, betas: np.ndarray, grasp: HandGrasp, distance
     return HandGrasp(grasp.global_orient, curled_pose(hand.side, curls), grasp.transl)
 
 
-def grasp_at(hand: HandModel, betas: np.ndarray, palm_ids: np.ndarray, distance: ObjectDistance,
+def grasp_at(hand: HandModel, betas: np.ndarray, palm_ids: np.ndarray, distance: SurfaceDistance,
              site: np.ndarray, normal: np.ndarray, finger_direction: np.ndarray, rounds: int = 8) -> HandGrasp:
     """A grasp of the palm at ``site`` (outward ``normal``), fingers closed, penetration resolved."""
     rotation = palm_frame(hand.side, normal, finger_direction)

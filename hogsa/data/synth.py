@@ -4,8 +4,8 @@ Subjects are open hands of distinct shapes and skins; each (subject, object, act
 both hands approach the object, grasp it (fingertips on the surface), lift and turn it (``grab``) or
 hold it and open its articulated part (``use``; a rigid object is tilted as if poured), put it back
 and let go. Eight allocentric cameras on a ring see the scene at per-view resolutions; images get
-sensor noise and JPEG compression; annotations get mocap-like jitter while images show the clean
-poses. Part masks (0 background, 1 right, 2 left, 3 object) are written beside the images.
+sensor noise and JPEG compression; annotations get mocap-like jitter (RMS ``jitter_mm`` on every
+translation, ``jitter_deg`` on every rotation and finger joint) while images show the clean poses. Part masks (0 background, 1 right, 2 left, 3 object) are written beside the images.
 
 World frame: metres, +z up, a table top at z = 0. Deterministic for a given config and seed; a
 re-run skips sequences already complete for the same config.
@@ -25,18 +25,21 @@ import torch
 from tqdm import tqdm
 
 from hogsa.data import arctic
-from hogsa.data.grasp import HandGrasp, ObjectDistance, compose, grasp_at, hand_vertices, surface_site
+from hogsa.data.contact import ObjectDistance, SurfaceDistance
+from hogsa.data.grasp import HandGrasp, compose, grasp_at, hand_vertices, surface_site
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import camera_ring
 from hogsa.data.schema import Camera, HandTrack, Sequence
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
-from hogsa.hand import HandModel
-from hogsa.objects import ArticulatedObject, open_object
-from hogsa.open_hand import build_open_hand
+from hogsa.hand import HandModel, load_mano_file
+from hogsa.objects import ArticulatedObject, open_object, write_arctic_template
+from hogsa.open_hand import open_hand_file
 
 PART_IDS = {"right": 1, "left": 2, "object": 3, "table": 4}
 APPROACH_DISTANCE = 0.10  # m: hands start this far back from their grasp sites
+MOTION_PENETRATION = 0.002  # m: deepest penetration a sequence's grasp frames may show
+CONTACT_TOLERANCE = 0.003  # m: a grasping hand's closest vertex is at most this far from the object
 UP_AXIS = {"scissors": 2}  # canonical up axis of open objects (default +y)
 MARKER = ".hogsa-embedded.json"
 
@@ -117,13 +120,38 @@ def timeline(frames: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: dict[str, HandModel],
-                  palm_ids: np.ndarray, frames: int, rng: np.random.Generator) -> Plan:
-    """Grasp sites, finger closure and the motion of one sequence (clean poses)."""
+                  palm_ids: np.ndarray, frames: int, rng: np.random.Generator, attempts: int = 6) -> Plan:
+    """Grasp sites, finger closure and the motion of one sequence (clean poses).
+
+    Grasps are drawn until, over all grasp frames, both hands touch the object (within
+    ``CONTACT_TOLERANCE``) and nothing penetrates deeper than ``MOTION_PENETRATION`` (a moving lid
+    can run into a finger); if no draw qualifies the one with the least penetration is kept.
+    """
+    distance = ObjectDistance(obj)
+    best, best_depth = None, np.inf
+    for _ in range(attempts):
+        plan = _draw_plan(obj, action, subject, hands, palm_ids, frames, rng)
+        closest = np.array([
+            [distance(hand_vertices(hands[side], subject.betas, plan.hands[side][f]), plan.articulation[f],
+                      plan.obj_rot[f], plan.obj_trans[f]).min() for side in hands]
+            for f in np.nonzero(plan.grasping)[0]
+        ])
+        depth = max(-closest.min(), 0.0)
+        if depth <= MOTION_PENETRATION and closest.max() <= CONTACT_TOLERANCE:
+            return plan
+        if depth < best_depth:
+            best, best_depth = plan, depth
+    return best
+
+
+def _draw_plan(obj: ArticulatedObject, action: str, subject: Subject, hands: dict[str, HandModel],
+               palm_ids: np.ndarray, frames: int, rng: np.random.Generator) -> Plan:
+    """One random draw of grasp sites, finger closure and motion."""
     rotation, translation = rest_pose(obj, rng.uniform(0, 2 * np.pi))
     canonical = obj.vertices.double().numpy()
     faces = obj.faces.numpy()
     world = canonical @ rotation.T + translation
-    distance = ObjectDistance(world, faces, seed=int(rng.integers(2**31)))
+    distance = SurfaceDistance(world, faces, seed=int(rng.integers(2**31)))
     low, high = world.min(axis=0), world.max(axis=0)
     centre = (low + high) / 2
     use_top = action == "use" and obj.articulated
@@ -135,7 +163,8 @@ def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: 
         away[2] = 0
         away = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-6 else np.array([1.0, 0, 0])
         bottom = world[~obj.top_mask.numpy()].mean(axis=0)
-        aims = {"right": (away, top[2]), "left": (-away, bottom[2])}
+        side_on = np.cross(np.array([0.0, 0.0, 1.0]), away)  # beside the hinge line, clear of the swinging part
+        aims = {"right": (away, top[2]), "left": (side_on, bottom[2])}
     else:
         heading = rng.normal(size=2)
         heading = np.array([*heading / np.linalg.norm(heading), 0.0])
@@ -147,7 +176,9 @@ def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: 
     for side, (direction, height) in aims.items():
         origin = np.array([centre[0], centre[1], height]) + direction * 1.0
         site, normal = surface_site(world, faces, origin, -direction)
-        if tall:  # wrap the fingers around a tall object, else curl them over the top
+        # wrap the fingers around a tall object or the base of an opening one (clear of the moving
+        # part), else curl them over the top
+        if tall or (use_top and side == "left"):
             fingers = np.cross(np.array([0.0, 0.0, 1.0]), normal)
         else:
             fingers = np.array([0.0, 0.0, 1.0])
@@ -162,6 +193,7 @@ def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: 
     tilt = rng.uniform(0.6, 1.0) if action == "use" and not obj.articulated else rng.uniform(-0.2, 0.2)
 
     wrists = {side: _rest_wrist(hands[side], subject.betas) for side in hands}
+    retreats = {side: retreat_direction(grasps[side], hands[side], subject.betas, centre) for side in hands}
     articulation = theta_max * manip
     obj_rot, obj_trans = np.zeros((frames, 3)), np.zeros((frames, 3))
     tracks = {side: [] for side in hands}
@@ -178,16 +210,15 @@ def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: 
                 swing = rotation @ hinge_rot @ rotation.T
                 grasp = compose(swing, translation - swing @ translation, grasp, wrists[side])
             grasp = compose(motion, move_t, grasp, wrists[side])
-            tracks[side].append(_approach(grasp, grasp_normal(grasps[side], hands[side], subject.betas, distance),
-                                          reach[f]))
+            tracks[side].append(_approach(grasp, motion @ retreats[side], reach[f]))
     return Plan(articulation, obj_rot, obj_trans, tracks, reach >= 1.0 - 1e-9)
 
 
-def grasp_normal(grasp: HandGrasp, hand: HandModel, betas: np.ndarray, distance: ObjectDistance) -> np.ndarray:
-    """Unit direction from the object towards the grasping hand's wrist (its retreat direction)."""
-    verts = hand_vertices(hand, betas, grasp)
-    away = verts.mean(axis=0) - distance.points.mean(axis=0)
-    away[2] = max(away[2], 0.0)
+def retreat_direction(grasp: HandGrasp, hand: HandModel, betas: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Unit direction a grasping hand comes from: away from the object's centre, mostly level."""
+    away = hand_vertices(hand, betas, grasp).mean(axis=0) - centre
+    away[2] = 0.0
+    away = away / max(np.linalg.norm(away), 1e-9) + np.array([0.0, 0.0, 0.3])
     return away / np.linalg.norm(away)
 
 
@@ -213,14 +244,19 @@ def rig_cameras(cfg: EmbeddedConfig, subject_index: int) -> list[Camera | None]:
     return [None] + [Camera(K, w2c, w, h) for K, w2c, w, h in ring]
 
 
-def table_layer(size: float = 1.2) -> MeshLayer:
-    """A wooden table top at z = 0 (part id 4; written as background in the masks)."""
+def table_layer(size: float = 1.2, seed: int = 0) -> MeshLayer:
+    """A wooden table top of planks at z = 0 (part id 4; written as background in the masks)."""
     half = size / 2
     verts = np.array([[-half, -half, 0], [half, -half, 0], [half, half, 0], [-half, half, 0]], float)
     faces = np.array([[0, 1, 2], [0, 2, 3]])
-    u = np.linspace(0, 1, 512)
-    grain = 0.5 + 0.5 * np.sin(40 * u[None, :] + 6 * np.sin(7 * u[:, None]) + 2 * np.sin(23 * u[None, :]))
-    wood = np.array([0.55, 0.38, 0.24])[None, None] * (0.8 + 0.25 * grain[..., None])
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:512, 0:512] / 512.0
+    plank = np.floor(rows * 8)  # 8 planks of 15 cm
+    tone = rng.uniform(0.85, 1.1, 8)[plank.astype(int)]
+    wobble = 0.004 * np.sin(2 * np.pi * (cols * 3 + rng.uniform(0, 1, 8)[plank.astype(int)]))
+    grain = 0.5 + 0.5 * np.sin(2 * np.pi * 90 * (rows + wobble) + 3 * np.sin(2 * np.pi * 5 * cols))
+    seam = np.abs(rows * 8 - np.round(rows * 8)) < 0.02
+    wood = np.array([0.60, 0.42, 0.27]) * (tone * (0.85 + 0.15 * grain) * np.where(seam, 0.55, 1.0))[..., None]
     uvs = np.array([[[0, 0], [1, 0], [1, 1]], [[0, 0], [1, 1], [0, 1]]], float)
     return MeshLayer(verts, faces, PART_IDS["table"], face_uvs=uvs, texture=(wood * 255).astype(np.uint8), smooth=False)
 
@@ -263,7 +299,8 @@ class SequenceRenderer:
 
 def jitter_annotations(plan: Plan, cfg: EmbeddedConfig, rng: np.random.Generator) -> Plan:
     """Mocap-like noise on the annotations: ``jitter_mm`` on translations, ``jitter_deg`` on rotations."""
-    sigma_t, sigma_r = cfg.jitter_mm / 1000.0, np.radians(cfg.jitter_deg)
+    # per-axis std so that the 3-D offset (and each rotation's angle) has RMS jitter_mm (jitter_deg)
+    sigma_t, sigma_r = cfg.jitter_mm / 1000.0 / np.sqrt(3), np.radians(cfg.jitter_deg) / np.sqrt(3)
 
     def rotate(aa: np.ndarray) -> np.ndarray:
         noise = axis_angle_to_matrix(torch.as_tensor(rng.normal(0, sigma_r, aa.shape)))
@@ -314,7 +351,7 @@ def generate(root: str | Path, cfg: EmbeddedConfig, seed: int) -> list[str]:
     for name in cfg.objects:
         folder = root / "meta" / "object_vtemplates" / name
         if not (folder / "parts.json").is_file():
-            arctic.write_arctic_template(open_object(name), folder)
+            write_arctic_template(open_object(name), folder)
     arctic.write_splits(root, {split: [n for n in sequence_names(cfg) if n.split("/")[0] in members]
                                for split, members in cfg.splits.items()})
     names = sequence_names(cfg)
@@ -344,7 +381,7 @@ _CACHE: dict = {}
 def _assets() -> tuple[dict[str, HandModel], np.ndarray, HandRig, np.ndarray]:
     """Open hands, palm vertex ids, the skin rig and the right template (cached per process)."""
     if not _CACHE:
-        right = build_open_hand("right")
+        right = load_mano_file(open_hand_file("right"))  # the cached open hand, with its extra fields
         _CACHE["value"] = ({side: HandModel(side) for side in ("right", "left")},
                            np.asarray(right["palm_vertex_ids"]), HandRig.from_open_hand(right),
                            np.asarray(right["v_template"]))
