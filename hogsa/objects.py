@@ -69,9 +69,12 @@ class ArticulatedObject:
     texture: Tensor  # [H,W,3] uint8
     articulated: bool
     diameter: float  # metres
+    up_axis: int = 1  # canonical axis (0 x, 1 y, 2 z) pointing up when the object rests on a table
 
     def __post_init__(self) -> None:
         v, f = self.vertices, self.faces
+        if self.up_axis not in (0, 1, 2):
+            raise ValueError(f"{self.name}: up_axis must be 0, 1 or 2, got {self.up_axis!r}")
         if v.ndim != 2 or v.shape[1] != 3 or not v.is_floating_point():
             raise ValueError(f"{self.name}: vertices must be a float [V,3] tensor, got {tuple(v.shape)} {v.dtype}")
         if f.ndim != 2 or f.shape[1] != 3 or f.dtype != torch.int64:
@@ -146,6 +149,12 @@ class ArticulatedObject:
         col = (uv[:, 0] * width).floor().long().clamp(0, width - 1)
         row = ((1.0 - uv[:, 1]) * height).floor().long().clamp(0, height - 1)
         return self.texture[row, col].float() / 255.0
+
+
+def upright_rotation(obj: ArticulatedObject) -> np.ndarray:
+    """[3,3] rotation taking ``obj``'s canonical up axis to +z (a world with z up), float64."""
+    rotations = {0: [[0, 0, -1], [0, 1, 0], [1, 0, 0]], 1: [[1, 0, 0], [0, 0, -1], [0, 1, 0]], 2: np.eye(3)}
+    return np.asarray(rotations[obj.up_axis], dtype=np.float64)
 
 
 def _hinge_rotation(theta: Tensor) -> Tensor:  # [B] rad -> [B,3,3]
@@ -354,6 +363,7 @@ def load_arctic_template(object_dir: Path) -> ArticulatedObject:
         texture=torch.as_tensor(texture),
         articulated=bool(params.get("articulated", top_mask.any())),
         diameter=diameter,
+        up_axis=int(params.get("up_axis", 1)),
     )
 
 
@@ -409,7 +419,7 @@ def write_arctic_template(obj: ArticulatedObject, object_dir: Path) -> Path:
         for part_name, keep in (("top", top), ("bottom", ~top)):
             (staging / f"{part_name}.obj").write_text(_obj_text(*_submesh(vertices_mm, faces, keep)))
         (staging / "parts.json").write_text(json.dumps(np.where(top, 0, 1).tolist()))
-        params = {"name": obj.name, "articulated": obj.articulated, "diameter": obj.diameter}
+        params = {"name": obj.name, "articulated": obj.articulated, "diameter": obj.diameter, "up_axis": obj.up_axis}
         (staging / "object_params.json").write_text(json.dumps(params, indent=2))
         _replace_dir(staging, object_dir)
     except BaseException:
@@ -662,7 +672,8 @@ def _ring(
     return _outward(vertices.reshape(-1, 3), np.concatenate(faces), np.concatenate(face_uvs))
 
 
-def _assemble(name: str, top: Sequence[_Part], bottom: Sequence[_Part], texture: np.ndarray) -> ArticulatedObject:
+def _assemble(name: str, top: Sequence[_Part], bottom: Sequence[_Part], texture: np.ndarray,
+              up_axis: int = 1) -> ArticulatedObject:
     """Concatenate closed parts into one object (top parts first)."""
     parts = list(top) + list(bottom)
     offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
@@ -678,6 +689,7 @@ def _assemble(name: str, top: Sequence[_Part], bottom: Sequence[_Part], texture:
         texture=torch.as_tensor(texture),
         articulated=len(top) > 0,
         diameter=_max_pairwise_distance(vertices),
+        up_axis=up_axis,
     )
 
 
@@ -877,7 +889,7 @@ def _scissors() -> ArticulatedObject:
     screw = _prism(0.0042 * np.column_stack([np.cos(angles), np.sin(angles)]), -thickness - 0.001,
                    thickness + 0.001, steel_tile, steel_tile)
     return _assemble("scissors", half(True, 0.0, thickness), half(False, -thickness, 0.0) + [screw],
-                     _atlas([steel, handle]))
+                     _atlas([steel, handle]), up_axis=2)  # lies flat: its hinge (z) points up
 
 
 def _bottle() -> ArticulatedObject:

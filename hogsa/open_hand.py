@@ -10,8 +10,9 @@ Construction (deterministic; metres, right hand; the left one is its mirror imag
 
 1. A designed skeleton (``_DIGITS`` → ``_Skeleton``): each finger and the thumb is a planar chain of
    three tapered capsules; joints in MANO order (0 wrist, 1-3 index, 4-6 middle, 7-9 pinky,
-   10-12 ring, 13-15 thumb CMC/MCP/IP). Joint pivots sit a third of the digit radius palmward of
-   the capsule axis, as the palmar pads make real fingers thicker on that side.
+   10-12 ring, 13-15 thumb CMC/MCP/IP). Joint pivots sit 0.35 digit radii palmward of the capsule
+   axis (anatomical axes are nearer the middle): with pure linear blend skinning this keeps the
+   palmar skin of a joint flexed to 90 degrees from collapsing.
 2. A signed distance field: a rounded palm slab and a forearm stub, smoothly united with the
    digits (digits blend into each other only in short webs at their bases). Marching cubes
    on a 5 mm grid gives ~2,300 vertices with even edges; tangential relaxation keeps them on the
@@ -42,6 +43,7 @@ wrist to middle MCP), ``flexion_axes`` (16, 3), ``palm_vertex_ids`` and ``finger
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import tempfile
@@ -61,7 +63,9 @@ OPEN_HAND_VERSION = 1  # bump when the geometry or rig changes, so cached files 
 NUM_JOINTS = 16
 PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14])
 ROOT_PARENT = 4294967295  # MANO's kintree_table marks the root's parent as uint32(-1)
-FINGER_JOINTS = {"index": (1, 2, 3), "middle": (4, 5, 6), "pinky": (7, 8, 9), "ring": (10, 11, 12), "thumb": (13, 14, 15)}
+FINGER_JOINTS = {
+    "index": (1, 2, 3), "middle": (4, 5, 6), "pinky": (7, 8, 9), "ring": (10, 11, 12), "thumb": (13, 14, 15),
+}
 TIP_ORDER = ("thumb", "index", "middle", "ring", "pinky")
 PALM_DIRECTION = np.array([0.0, -1.0, 0.0])  # the palm faces -y
 
@@ -91,7 +95,7 @@ WEIGHT_FLOOR = 0.01  # smaller weights are dropped, so far-away bones have exact
 
 
 # ----------------------------------------------------------------------------------------------
-# _Skeleton
+# Skeleton
 # ----------------------------------------------------------------------------------------------
 
 
@@ -107,14 +111,16 @@ class _Digit:
     radius: float  # capsule radius at the first joint; tapers by RADIUS_TAPER per bone
 
 
-# Adult proportions: wrist to middle tip 0.187 m, palm 0.081 m wide; fingers splay 1-17 degrees.
+# Adult proportions: wrist to middle tip 0.187 m, palm 0.080 m wide; fingers splay 1-17 degrees.
 _DIGITS = {
     "index": _Digit((-0.088, 0, 0.027), (-1, 0, 0.17), (0, -1, 0), (0.041, 0.024, 0.022), (3, 4, 3), 0.0092),
     "middle": _Digit((-0.091, 0, 0.008), (-1, 0, 0.02), (0, -1, 0), (0.045, 0.028, 0.024), (3, 4, 3), 0.0094),
     "pinky": _Digit((-0.078, 0, -0.029), (-1, 0, -0.30), (0, -1, 0), (0.034, 0.020, 0.021), (3, 4, 3), 0.0080),
     "ring": _Digit((-0.087, 0, -0.011), (-1, 0, -0.13), (0, -1, 0), (0.043, 0.027, 0.024), (3, 4, 3), 0.0088),
-    # the thumb leaves the palm 37 degrees from the index, palmward, its pad turned toward the fingers
-    "thumb": _Digit((-0.020, -0.010, 0.022), (-0.77, -0.28, 0.58), (0, -0.6, -0.8), (0.043, 0.032, 0.027), (0, 5, 5), 0.0125),
+    # the thumb leaves the palm 31 degrees off the index and 16 palmward, its pad turned to the fingers
+    "thumb": _Digit(
+        (-0.020, -0.010, 0.022), (-0.77, -0.28, 0.58), (0, -0.6, -0.8), (0.043, 0.032, 0.027), (0, 5, 5), 0.0125
+    ),
 }
 
 
@@ -215,7 +221,9 @@ def _inset_polygon(polygon: np.ndarray, distance: float) -> np.ndarray:
     return np.linalg.solve(lines, np.stack([offsets[prev], offsets], axis=1)[..., None])[..., 0]
 
 
-def _rounded_slab(points: np.ndarray, outline_xz: np.ndarray, half_thickness: float, corner: float, rim: float) -> np.ndarray:
+def _rounded_slab(
+    points: np.ndarray, outline_xz: np.ndarray, half_thickness: float, corner: float, rim: float
+) -> np.ndarray:
     """Signed distance (N,) to the slab |y| <= half_thickness over a convex x-z outline.
 
     ``outline_xz`` (M, 2, counter-clockwise in (x, z)) is the mid-plane outline; its corners are
@@ -228,7 +236,8 @@ def _rounded_slab(points: np.ndarray, outline_xz: np.ndarray, half_thickness: fl
 
 def _palm_sdf(points: np.ndarray, skel: _Skeleton) -> np.ndarray:
     """Palm (25 mm thick, reaching 4 mm past the knuckles) smoothly united with a forearm stub."""
-    knuckles = [skel.capsules[FINGER_JOINTS[n][0], 0, [0, 2]] - [0.004, 0.0] for n in ("pinky", "ring", "middle", "index")]
+    mcps = [FINGER_JOINTS[name][0] for name in ("pinky", "ring", "middle", "index")]
+    knuckles = [skel.capsules[j, 0, [0, 2]] - [0.004, 0.0] for j in mcps]
     edges = [[-0.004, -0.027], [-0.025, -0.038], [-0.060, -0.040], [-0.078, -0.038],  # wrist, ulnar edge
              [-0.088, 0.036], [-0.055, 0.041], [-0.025, 0.036], [-0.004, 0.026]]  # thumb web, radial edge
     outline = np.array(knuckles + edges)
@@ -248,15 +257,18 @@ def _bone_sdfs(points: np.ndarray, skel: _Skeleton) -> np.ndarray:
 
 
 def _hand_sdf(points: np.ndarray, skel: _Skeleton) -> np.ndarray:
-    """(N,) signed distance of the whole hand: digits blend into the palm, barely into each other."""
+    """(N,) signed distance of the whole hand; neighbouring digits join only in short webs."""
     bones = _bone_sdfs(points, skel)
-    digits = None
+    digits = []
     for joints in FINGER_JOINTS.values():
         digit = bones[:, joints[0]]
         for j in joints[1:]:
             digit = _smooth_min(digit, bones[:, j], SMOOTH_K_DIGIT)
-        digits = digit if digits is None else _smooth_min(digits, digit, SMOOTH_K_WEB)
-    return _smooth_min(bones[:, 0], digits, SMOOTH_K_PALM)
+        digits.append(digit)
+    webbed = digits[0]
+    for digit in digits[1:]:
+        webbed = _smooth_min(webbed, digit, SMOOTH_K_WEB)
+    return _smooth_min(bones[:, 0], webbed, SMOOTH_K_PALM)
 
 
 def _sdf_gradient(points: np.ndarray, skel: _Skeleton, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
@@ -443,7 +455,9 @@ def _joint_regressor(verts: np.ndarray, skel: _Skeleton, ring_size: int = 40) ->
 # ----------------------------------------------------------------------------------------------
 
 
-def _length_field(verts: np.ndarray, weights: np.ndarray, skel: _Skeleton, digits: tuple[str, ...], rate: float) -> np.ndarray:
+def _length_field(
+    verts: np.ndarray, weights: np.ndarray, skel: _Skeleton, digits: tuple[str, ...], rate: float
+) -> np.ndarray:
     """Every bone of ``digits`` lengthened by ``rate`` (fraction per unit beta).
 
     A vertex on bone j moves with the accumulated growth of the bones before it in the digit plus
@@ -516,7 +530,9 @@ def _tip_ids(verts: np.ndarray, weights: np.ndarray, skel: _Skeleton) -> np.ndar
     return np.array(tips, dtype=np.int64)
 
 
-def _contact_regions(verts: np.ndarray, faces: np.ndarray, weights: np.ndarray, skel: _Skeleton) -> tuple[np.ndarray, np.ndarray]:
+def _contact_regions(
+    verts: np.ndarray, faces: np.ndarray, weights: np.ndarray, skel: _Skeleton
+) -> tuple[np.ndarray, np.ndarray]:
     """Vertex ids (sorted int64) on the palmar surface of the palm (with the thenar) and of the
     five distal phalanges (fingerpads, grouped in TIP_ORDER)."""
     normals = _vertex_normals(verts, faces)
@@ -538,8 +554,12 @@ def _contact_regions(verts: np.ndarray, faces: np.ndarray, weights: np.ndarray, 
 # Flexion in degrees of each digit's three joints (MCP, PIP, DIP; thumb CMC, MCP, IP) about their
 # flexion axes. The thumb angles were fitted: pinch puts the thumb tip on the index tip, fist lays
 # the thumb across the middle phalanges of the index and middle fingers.
-_FIST = {"index": (75, 90, 70), "middle": (75, 90, 70), "ring": (75, 90, 70), "pinky": (75, 90, 70), "thumb": (5, 37, 49)}
-_PINCH = {"index": (45, 50, 25), "middle": (20, 25, 15), "ring": (20, 25, 15), "pinky": (20, 25, 15), "thumb": (11, 20, 21)}
+_FIST = {
+    "index": (75, 90, 70), "middle": (75, 90, 70), "ring": (75, 90, 70), "pinky": (75, 90, 70), "thumb": (5, 37, 49),
+}
+_PINCH = {
+    "index": (45, 50, 25), "middle": (20, 25, 15), "ring": (20, 25, 15), "pinky": (20, 25, 15), "thumb": (11, 20, 21),
+}
 
 
 def pose_from_flexion(side: Side, flexion: dict[str, tuple[float, float, float]]) -> np.ndarray:
@@ -584,7 +604,7 @@ def _build_right() -> dict[str, Any]:
         "f": faces,
         "J_regressor": j_regressor,
         "J": j_regressor @ verts,
-        "kintree_table": np.stack([np.where(PARENTS < 0, ROOT_PARENT, PARENTS), np.arange(NUM_JOINTS)]).astype(np.int64),
+        "kintree_table": np.stack([np.where(PARENTS < 0, ROOT_PARENT, PARENTS), np.arange(NUM_JOINTS)]),
         "weights": weights,
         "posedirs": np.zeros((len(verts), 3, 9 * (NUM_JOINTS - 1))),
         "shapedirs": _shapedirs(verts, weights, skel),
@@ -645,9 +665,14 @@ def build_open_hand(side: Side) -> dict[str, Any]:
 
 
 def default_cache_dir() -> Path:
-    """``$HOGSA_CACHE/open_hand/v<VERSION>``, else ``~/.cache/hogsa/open_hand/v<VERSION>``."""
+    """``$HOGSA_CACHE/open_hand/v<VERSION>-<source hash>`` (default cache root ``~/.cache/hogsa``).
+
+    The hash of this module's source keys the cache too, so an edited construction never reuses a
+    file built by older code even when the version was not bumped.
+    """
     root = Path(os.environ["HOGSA_CACHE"]) if os.environ.get("HOGSA_CACHE") else Path.home() / ".cache" / "hogsa"
-    return root / "open_hand" / f"v{OPEN_HAND_VERSION}"
+    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    return root / "open_hand" / f"v{OPEN_HAND_VERSION}-{source}"
 
 
 def open_hand_file(side: Side, cache_dir: str | Path | None = None) -> Path:

@@ -351,3 +351,21 @@ def test_write_replaces_existing_folder_atomically(tmp_path: Path) -> None:
     assert not (target / "stale.txt").exists()
     assert load_arctic_template(target).name == "bottle"
     assert [p.name for p in tmp_path.iterdir()] == ["mug"]  # no staging folders left behind
+
+
+@pytest.mark.parametrize("up_axis", [0, 1, 2])
+def test_upright_rotation_takes_the_up_axis_to_z(up_axis):
+    from dataclasses import replace
+
+    from hogsa.objects import upright_rotation
+
+    R = upright_rotation(replace(open_object("box"), up_axis=up_axis))
+    np.testing.assert_allclose(R @ np.eye(3)[up_axis], [0, 0, 1])
+    np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
+    assert np.isclose(np.linalg.det(R), 1.0)
+
+
+def test_up_axis_round_trips_and_scissors_lie_flat(tmp_path):
+    scissors = open_object("scissors")
+    assert scissors.up_axis == 2 and open_object("box").up_axis == 1
+    assert load_arctic_template(write_arctic_template(scissors, tmp_path / "scissors")).up_axis == 2

@@ -33,14 +33,13 @@ from hogsa.data.schema import Camera, HandTrack, Sequence
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hogsa.hand import HandModel, load_mano_file
-from hogsa.objects import ArticulatedObject, open_object, write_arctic_template
+from hogsa.objects import ArticulatedObject, open_object, upright_rotation, write_arctic_template
 from hogsa.open_hand import open_hand_file
 
 PART_IDS = {"right": 1, "left": 2, "object": 3, "table": 4}
 APPROACH_DISTANCE = 0.10  # m: hands start this far back from their grasp sites
 MOTION_PENETRATION = 0.002  # m: deepest penetration a sequence's grasp frames may show
 CONTACT_TOLERANCE = 0.003  # m: a grasping hand's closest vertex is at most this far from the object
-UP_AXIS = {"scissors": 2}  # canonical up axis of open objects (default +y)
 MARKER = ".hogsa-embedded.json"
 
 
@@ -101,8 +100,7 @@ def sequence_names(cfg: EmbeddedConfig) -> list[str]:
 
 def rest_pose(obj: ArticulatedObject, yaw: float) -> tuple[np.ndarray, np.ndarray]:
     """Object rotation [3,3] and translation [3] standing it on z = 0, centred, turned by ``yaw``."""
-    up = UP_AXIS.get(obj.name, 1)
-    to_z_up = np.eye(3) if up == 2 else np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # +y → +z
+    to_z_up = upright_rotation(obj)
     turn = axis_angle_to_matrix(torch.tensor([0.0, 0.0, yaw], dtype=torch.float64)).numpy()
     rotation = turn @ to_z_up
     verts = obj.vertices.double().numpy() @ rotation.T

@@ -9,7 +9,7 @@ import trimesh
 from matplotlib.figure import Figure
 
 from hogsa.hand import HandModel
-from hogsa.objects import ArticulatedObject
+from hogsa.objects import ArticulatedObject, upright_rotation
 from hogsa.open_hand import fist_pose, pinch_pose
 from hogsa.report.meshplot import draw_mesh, shaded_colors
 
@@ -53,7 +53,7 @@ def assets_figure(hands: dict[str, HandModel], objects: list[ArticulatedObject],
     for row, theta in ((2, 0.0), (3, opening)):
         for col, obj in enumerate(objects):
             angle = torch.tensor([theta if obj.articulated else 0.0])
-            verts = obj.pose(angle, torch.zeros(1, 3), torch.zeros(1, 3))[0].numpy()
+            verts = obj.pose(angle, torch.zeros(1, 3), torch.zeros(1, 3))[0].double().numpy() @ upright_rotation(obj).T
             faces = obj.faces.numpy()
             ax = fig.add_subplot(4, n_cols, row * n_cols + col + 1, projection="3d")
             draw_mesh(ax, verts, faces, shaded_colors(verts, faces, face_texture_colors(obj)), elev=30, azim=-50)

@@ -1,0 +1,55 @@
+"""Ground-truth rendering speed of the embedded dataset at the default parameters.
+
+Renders every view of several frames of one sequence (two hands, the object, the table; supersampling
+and shadows as params.yaml says) and prints the median per-view time, images per second and frames
+(all 8 views) per second; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from hogsa.config import load_params, section
+from hogsa.data import synth
+from hogsa.data.dataset import DataConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(sequence: str = "s01/box_grab_01", repeats: int = 3) -> dict:
+    torch.set_num_threads(1)  # the generator runs one process per core
+    cfg = section(load_params(ROOT / "params.yaml"), "data", DataConfig).embedded
+    hands, _, rig, right_template = synth._assets()
+    start = time.perf_counter()
+    plan, subject, obj = synth.plan_for(sequence, cfg, seed=0)
+    plan_seconds = time.perf_counter() - start
+    cameras = synth.rig_cameras(cfg, 0)
+    renderer = synth.SequenceRenderer(cfg, hands, subject, obj, rig, right_template)
+    per_view = []
+    for frame in list(range(cfg.frames))[:: max(cfg.frames // repeats, 1)][:repeats]:
+        layers = renderer.layers(plan, frame)
+        for view in range(1, len(cameras)):
+            tic = time.perf_counter()
+            renderer.render(layers, cameras[view], noise_seed=0)
+            per_view.append(time.perf_counter() - tic)
+    median = statistics.median(per_view)
+    views = len(cameras) - 1
+    result = {
+        "resolution": cfg.image_size, "supersample": cfg.supersample, "soft_shadow_samples": cfg.soft_shadow_samples,
+        "views_timed": len(per_view), "median_view_s": round(median, 4), "images_per_s": round(1 / median, 2),
+        "frames_per_s": round(1 / (median * views), 3), "frames_per_s_all_workers": round(cfg.workers / (median * views), 3),
+        "plan_s": round(plan_seconds, 2),
+    }
+    print(f"{sequence}: {median * 1000:.0f} ms per view ({cfg.image_size[0]}x{cfg.image_size[1]} max), "
+          f"{result['frames_per_s']} frames/s per core, plan {plan_seconds:.1f} s")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
