@@ -12,6 +12,8 @@ importing chumpy, and no other class can be loaded.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -21,7 +23,7 @@ import scipy.sparse
 import smplx
 import torch
 import trimesh
-from smplx.lbs import lbs
+from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, lbs, vertices2joints
 from smplx.utils import Struct
 from torch import Tensor, nn
 
@@ -155,11 +157,12 @@ class HandModel(nn.Module):
         if side == "left" and model_dir is not None:
             data["shapedirs"] = _fixed_left_shapedirs(data["shapedirs"], Path(model_dir) / "MANO_RIGHT.pkl")
         data = subdivide_mano(data, hd_level)
-        self.layer = smplx.MANO(
-            model_path=str(path), data_struct=Struct(**data), is_rhand=side == "right",
-            use_pca=False, flat_hand_mean=True, num_betas=data["shapedirs"].shape[-1],
-            create_global_orient=False, create_hand_pose=False, create_betas=False, create_transl=False,
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a warning for MANO's 10 betas
+            self.layer = smplx.MANO(
+                model_path=str(path), data_struct=Struct(**data), is_rhand=side == "right",
+                use_pca=False, flat_hand_mean=True, num_betas=data["shapedirs"].shape[-1],
+                create_global_orient=False, create_hand_pose=False, create_betas=False, create_transl=False,
+            )
         self.register_buffer("hands_mean", torch.as_tensor(np.asarray(data["hands_mean"]), dtype=torch.float32))
         self.register_buffer("tip_ids", torch.as_tensor(np.asarray(data["tip_ids"]), dtype=torch.long))
 
@@ -204,6 +207,29 @@ class HandModel(nn.Module):
         joints = torch.cat([joints, vertices[:, self.tip_ids]], dim=1)
         offset = transl[:, None, :]
         return HandOutput(vertices=vertices + offset, joints=joints + offset)
+
+    def vertex_transforms(
+        self,
+        global_orient: Tensor,  # [B, 3]
+        hand_pose: Tensor,  # [B, 45] absolute axis-angle
+        betas: Tensor,  # [B, 10]
+        transl: Tensor,  # [B, 3] metres
+        v_template: Tensor | None = None,  # [V, 3] canonical mesh, default the model's
+    ) -> Tensor:  # [B, V, 4, 4]
+        """Per-vertex LBS transforms taking the SHAPED canonical mesh to the posed one.
+
+        For a point p attached to vertex v, ``T[v] @ [p, 1]`` moves it as the skin moves (pose
+        correctives excluded), which carries free Gaussians along with the hand.
+        """
+        template = self.layer.v_template if v_template is None else v_template
+        shaped = template + blend_shapes(betas, self.layer.shapedirs)
+        joints = vertices2joints(self.layer.J_regressor, shaped)
+        rotations = batch_rodrigues(torch.cat([global_orient, hand_pose], dim=1).reshape(-1, 3)).reshape(-1, 16, 3, 3)
+        _, joint_transforms = batch_rigid_transform(rotations, joints, self.layer.parents, dtype=shaped.dtype)
+        per_vertex = torch.einsum("vj,bjkl->bvkl", self.layer.lbs_weights, joint_transforms)
+        offset = torch.zeros_like(per_vertex)
+        offset[..., :3, 3] = transl[:, None, :]
+        return per_vertex + offset
 
     def rest(self, batch: int = 1) -> HandOutput:
         """The template in the rest pose (zero pose, shape and translation)."""

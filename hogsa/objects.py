@@ -115,12 +115,14 @@ class ArticulatedObject:
         articulation: Tensor,  # [B] radians (ARCTIC's [B,1] is accepted too)
         rot: Tensor,  # [B,3] axis-angle
         transl: Tensor,  # [B,3] metres
+        vertices: Tensor | None = None,  # [V,3] canonical vertices to pose instead of the object's own
     ) -> Tensor:  # [B,V,3] metres
         """Articulate the top part by ``theta`` about ``[0,0,-1]``, then apply the
         rigid transform ``v <- R(rot) v + transl`` to every vertex.
 
-        Differentiable with respect to all three inputs; the result has their
-        (promoted) dtype and ``rot``'s device.
+        ``vertices`` poses a modified canonical mesh (e.g. one being trained) with this object's
+        parts. Differentiable with respect to all inputs; the result has their (promoted) dtype
+        and ``rot``'s device.
         """
         if articulation.ndim == 2 and articulation.shape[1] == 1:
             articulation = articulation[:, 0]
@@ -131,7 +133,11 @@ class ArticulatedObject:
                 f"{tuple(articulation.shape)}, {tuple(rot.shape)}, {tuple(transl.shape)}"
             )
         dtype = torch.promote_types(torch.promote_types(articulation.dtype, rot.dtype), transl.dtype)
-        verts = self.vertices.to(device=rot.device, dtype=dtype)
+        if vertices is not None:
+            if vertices.shape != self.vertices.shape:
+                raise ValueError(f"{self.name}: vertices must have shape {tuple(self.vertices.shape)}, got {tuple(vertices.shape)}")
+            dtype = torch.promote_types(dtype, vertices.dtype)
+        verts = (self.vertices if vertices is None else vertices).to(device=rot.device, dtype=dtype)
         mask = self.top_mask.to(rot.device)[None, :, None]  # [1,V,1]
         opened = torch.einsum("bij,vj->bvi", _hinge_rotation(articulation.to(dtype)), verts)
         local = torch.where(mask, opened, verts[None])  # [B,V,3]
@@ -272,14 +278,14 @@ def _read_mtl_texture(mtl_path: Path) -> np.ndarray:  # -> [H,W,3] uint8
     """The first ``map_Kd`` image of an MTL file, or a flat grey 1x1 texture."""
     grey = np.array([[_GREY]], dtype=np.uint8)
     if not mtl_path.is_file():
-        warnings.warn(f"{mtl_path}: material file not found; using a flat grey texture")
+        warnings.warn(f"{mtl_path}: material file not found; using a flat grey texture", stacklevel=2)
         return grey
     for line in mtl_path.read_text().splitlines():
         parts = line.split()
         if parts and parts[0] == "map_Kd" and len(parts) > 1:
             image_path = mtl_path.parent / parts[-1]  # options such as -s come before the file
             if not image_path.is_file():
-                warnings.warn(f"{mtl_path}: map_Kd image {image_path} not found; using a flat grey texture")
+                warnings.warn(f"{mtl_path}: map_Kd image {image_path} not found; using a flat grey texture", stacklevel=2)
                 return grey
             with Image.open(image_path) as image:
                 return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()

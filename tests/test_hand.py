@@ -203,3 +203,14 @@ def test_open_hand_file_is_cached(tmp_path):
     path = open_hand_file("left", cache_dir=tmp_path)
     assert path.name == "MANO_LEFT.pkl" and path.parent == tmp_path
     assert load_mano_file(path)["v_template"].shape[1] == 3
+
+
+def test_vertex_transforms_reproduce_skinning(hands):
+    hand = hands["right"]
+    rng = np.random.default_rng(4)
+    args = [torch.as_tensor(rng.normal(scale=s, size=(2, n)), dtype=torch.float32)
+            for s, n in ((0.5, 3), (0.3, 45), (1.0, 10), (0.1, 3))]
+    transforms = hand.vertex_transforms(*args)
+    shaped = hand.v_template + torch.einsum("bl,vcl->bvc", args[2], hand.layer.shapedirs.reshape(-1, 3, 10))
+    moved = torch.einsum("bvij,bvj->bvi", transforms[..., :3, :3], shaped) + transforms[..., :3, 3]
+    torch.testing.assert_close(moved, hand(*args).vertices, atol=1e-5, rtol=0)

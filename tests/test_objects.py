@@ -369,3 +369,14 @@ def test_up_axis_round_trips_and_scissors_lie_flat(tmp_path):
     scissors = open_object("scissors")
     assert scissors.up_axis == 2 and open_object("box").up_axis == 1
     assert load_arctic_template(write_arctic_template(scissors, tmp_path / "scissors")).up_axis == 2
+
+
+def test_pose_of_replacement_vertices_matches_a_rebuilt_object():
+    from dataclasses import replace
+
+    obj = open_object("box")
+    moved = obj.vertices + 0.01 * torch.randn(obj.vertices.shape, generator=torch.Generator().manual_seed(0))
+    args = (torch.tensor([0.4]), torch.tensor([[0.1, -0.2, 0.3]]), torch.tensor([[0.0, 0.1, 0.2]]))
+    torch.testing.assert_close(obj.pose(*args, vertices=moved), replace(obj, vertices=moved).pose(*args))
+    with pytest.raises(ValueError, match="vertices must have shape"):
+        obj.pose(*args, vertices=moved[:10])

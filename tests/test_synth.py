@@ -131,3 +131,10 @@ def test_deterministic_and_resumable(dataset, tmp_path):
     changed = dataclasses.replace(SMOKE, splits={"train": ["s01"], "val": [], "test": []})
     synth.generate(root, changed, seed=0)
     assert not (root / "images" / "s02").exists()
+
+
+def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
+    (tmp_path / "precious.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match="not an embedded dataset"):
+        synth.generate(tmp_path, SMOKE, seed=0)
+    assert (tmp_path / "precious.txt").read_text() == "user data"

@@ -1,7 +1,7 @@
 """Signed distances between hand vertices and an object surface (dataset checks, grasp synthesis).
 
 Distances are in metres, negative inside the object. The surface is a dense even sample of the mesh
-(nearest-sample distance, error about half the sample spacing); inside-ness is a ray-parity test on
+(nearest-sample distance: area-weighted random samples, error about half their spacing); inside-ness is a ray-parity test on
 each closed component, so objects made of overlapping closed parts (a cap on a bottle) are handled.
 An articulated object is measured part by part in its canonical frame, so one index serves every pose.
 """
@@ -22,7 +22,7 @@ class SurfaceDistance:
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, samples: int = 60_000, seed: int = 0):
         mesh = trimesh.Trimesh(vertices, faces, process=False)
-        points, _ = trimesh.sample.sample_surface_even(mesh, samples, seed=seed)
+        points, _ = trimesh.sample.sample_surface(mesh, samples, seed=seed)
         self.points = np.concatenate([points, mesh.vertices])
         self.tree = cKDTree(self.points)
         self.components = list(mesh.split(only_watertight=False))

@@ -156,8 +156,7 @@ def _draw_plan(obj: ArticulatedObject, action: str, subject: Subject, hands: dic
 
     if use_top:  # the right hand takes the articulated part at its far side, the left holds the base
         top = world[obj.top_mask.numpy()].mean(axis=0)
-        hinge = translation + rotation @ np.array([0.0, 0.0, 0.0])
-        away = top - hinge
+        away = top - translation  # the hinge (canonical z axis) passes through the translated origin
         away[2] = 0
         away = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-6 else np.array([1.0, 0, 0])
         bottom = world[~obj.top_mask.numpy()].mean(axis=0)
@@ -336,14 +335,18 @@ def config_digest(cfg: EmbeddedConfig, seed: int) -> str:
 def generate(root: str | Path, cfg: EmbeddedConfig, seed: int) -> list[str]:
     """Write the embedded dataset under ``root``; returns the sequence names.
 
-    A root holding a dataset of another config is emptied first; sequences already complete for this
-    config are kept, so an interrupted run resumes.
+    A root holding an embedded dataset of another config is emptied first (a non-empty folder that is
+    not one raises); sequences already complete for this config are kept, so an interrupted run resumes.
     """
     root = Path(root)
     digest = config_digest(cfg, seed)
     marker = root / MARKER
-    if root.exists() and (not marker.is_file() or json.loads(marker.read_text()).get("digest") != digest):
-        shutil.rmtree(root)
+    if root.exists() and any(root.iterdir()):
+        if not marker.is_file():
+            raise FileExistsError(f"{root}: not empty and not an embedded dataset made by hogsa ({MARKER} missing); "
+                                  "refusing to overwrite it")
+        if json.loads(marker.read_text()).get("digest") != digest:
+            shutil.rmtree(root)
     (root / ".done").mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"digest": digest}) + "\n")
     for name in cfg.objects:
