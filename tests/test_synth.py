@@ -138,3 +138,14 @@ def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
     with pytest.raises(FileExistsError, match="not an embedded dataset"):
         synth.generate(tmp_path, SMOKE, seed=0)
     assert (tmp_path / "precious.txt").read_text() == "user data"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"splits": {"train": ["alice"]}}, "subject names"),
+    ({"objects": ["teapot"]}, "unknown"),
+    ({"actions": ["throw"]}, "actions"),
+    ({"view_scales": [1.0, 1.0]}, "one scale per allocentric view"),
+])
+def test_config_errors_name_the_field(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(SMOKE, **change)

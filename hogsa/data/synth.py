@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,11 +30,11 @@ from hogsa.data.contact import ObjectDistance, SurfaceDistance
 from hogsa.data.grasp import HandGrasp, compose, grasp_at, hand_vertices, surface_site
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import camera_ring
-from hogsa.data.schema import Camera, HandTrack, Sequence
+from hogsa.data.schema import NUM_VIEWS, Camera, HandTrack, Sequence
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hogsa.hand import HandModel, load_mano_file
-from hogsa.objects import ArticulatedObject, open_object, upright_rotation, write_arctic_template
+from hogsa.objects import OPEN_OBJECTS, ArticulatedObject, open_object, upright_rotation, write_arctic_template
 from hogsa.open_hand import open_hand_file
 
 PART_IDS = {"right": 1, "left": 2, "object": 3, "table": 4}
@@ -57,11 +58,26 @@ class EmbeddedConfig:
     camera_distance: float  # m from the ring's centre
     supersample: int  # anti-aliasing factor of the RGB render
     soft_shadow_samples: int  # 0: no shadows, 1: hard shadows, >1: soft shadows
-    jitter_mm: float  # std of the annotation translation jitter
-    jitter_deg: float  # std of the annotation rotation and finger-pose jitter
+    jitter_mm: float  # RMS length of the annotation translation jitter
+    jitter_deg: float  # RMS angle of the annotation rotation and finger-pose jitter
     noise_std: float  # sensor noise std, fraction of full scale
     jpeg_quality: int
     workers: int  # parallel processes
+
+    def __post_init__(self) -> None:
+        where = "params.yaml: data.embedded"
+        for subject in {s for members in self.splits.values() for s in members}:
+            if not re.fullmatch(r"s\d+", subject):
+                raise ValueError(f"{where}.splits: subject names are 's' and a number (ARCTIC's), got {subject!r}")
+        unknown = sorted(set(self.objects) - set(OPEN_OBJECTS))
+        if unknown:
+            raise ValueError(f"{where}.objects: unknown {unknown}; open objects are {list(OPEN_OBJECTS)}")
+        if not set(self.actions) <= {"grab", "use"} or not self.actions:
+            raise ValueError(f"{where}.actions: expected some of ['grab', 'use'], got {self.actions}")
+        if len(self.view_scales) != NUM_VIEWS - 1:
+            raise ValueError(f"{where}.view_scales: one scale per allocentric view ({NUM_VIEWS - 1}), got {len(self.view_scales)}")
+        if self.frames < 4:
+            raise ValueError(f"{where}.frames: at least 4 frames (approach, grasp, release), got {self.frames}")
 
 
 @dataclass(frozen=True)
