@@ -29,7 +29,7 @@ repro: setup
 
 # the small parameter set (params/smoke.yaml) applied on top of params.yaml as a DVC experiment
 smoke: setup
-	$(VENV)/bin/dvc exp run $$($(PY) -m hogsa.config overrides params/smoke.yaml)
+	$(PY) -m hogsa.config exp-run params/smoke.yaml
 
 test: setup
 	$(PY) -m pytest -q

@@ -2,13 +2,16 @@
 
 A parameter set other than the default is a small YAML file of overrides (``params/smoke.yaml``)
 applied on top of params.yaml, as ``dvc exp run -S key=value`` flags (``python -m hogsa.config
-overrides params/smoke.yaml`` prints them) or in Python with ``load_params(overrides=...)``.
+exp-run params/smoke.yaml`` runs the experiment, ``overrides`` prints the flags) or in Python with
+``load_params(overrides=...)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import shlex
+import subprocess
 import sys
 import typing
 from pathlib import Path
@@ -63,10 +66,11 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str) -> T:
 
 
 def override_flags(overrides: str | Path) -> list[str]:
-    """``-S key.sub=value`` flags for ``dvc exp run`` from an overrides file."""
+    """``-S key.sub=value`` flags for ``dvc exp run`` from an overrides file (values in JSON, which
+    DVC's override grammar reads: lists, numbers, true/false/null, quoted strings)."""
     flags = []
     for key, value in _flatten(_read_yaml(Path(overrides))):
-        flags += ["-S", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
+        flags += ["-S", f"{key}={json.dumps(value, separators=(',', ':'))}"]
     return flags
 
 
@@ -97,7 +101,15 @@ def _flatten(tree: dict, prefix: str = ""):
             yield f"{prefix}{key}", value
 
 
+def main(argv: list[str]) -> None:
+    """``overrides FILE``: print the dvc flags; ``exp-run FILE [dvc args]``: run ``dvc exp run`` with them."""
+    if len(argv) >= 2 and argv[0] == "overrides":
+        print(shlex.join(override_flags(argv[1])))
+    elif len(argv) >= 2 and argv[0] == "exp-run":
+        sys.exit(subprocess.call(["dvc", "exp", "run", *override_flags(argv[1]), *argv[2:]]))
+    else:
+        sys.exit("usage: python -m hogsa.config overrides|exp-run params/<set>.yaml [dvc exp run arguments]")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "overrides":
-        sys.exit("usage: python -m hogsa.config overrides params/<set>.yaml")
-    print(shlex.join(override_flags(sys.argv[2])))
+    main(sys.argv[1:])
