@@ -106,7 +106,7 @@ def main(argv: list[str]) -> None:
     if len(argv) >= 2 and argv[0] == "overrides":
         print(shlex.join(override_flags(argv[1])))
     elif len(argv) >= 2 and argv[0] == "exp-run":
-        sys.exit(subprocess.call(["dvc", "exp", "run", *override_flags(argv[1]), *argv[2:]]))
+        sys.exit(subprocess.call([sys.executable, "-m", "dvc", "exp", "run", *override_flags(argv[1]), *argv[2:]]))
     else:
         sys.exit("usage: python -m hogsa.config overrides|exp-run params/<set>.yaml [dvc exp run arguments]")
 

@@ -36,7 +36,7 @@ def test_overrides_merge_and_flags(tmp_path):
     assert params == {"seed": 0, "stage": {"size": 64, "sub": {"k": [3]}}}
     assert override_flags(over) == ["-S", "stage.sub.k=[3]"]
     over.write_text(yaml.safe_dump({"stage": {"sub": {"k": ["a b", None]}, "size": 1.5}}))
-    assert override_flags(over) == ["-S", 'stage.sub.k=["a b",null]', "-S", "stage.size=1.5"]
+    assert override_flags(over) == ["-S", "stage.size=1.5", "-S", 'stage.sub.k=["a b",null]']
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"stage": {"nope": 1}}))
     with pytest.raises(KeyError, match="stage.nope"):
