@@ -14,6 +14,7 @@ re-run skips sequences already complete for the same config.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import multiprocessing
 import re
@@ -340,11 +341,17 @@ def to_sequence(name: str, plan: Plan, subject: Subject, cameras: list[Camera | 
                     hands=tracks, obj_articulation=plan.articulation, obj_rot=plan.obj_rot, obj_trans=plan.obj_trans)
 
 
-def config_digest(cfg: EmbeddedConfig, seed: int) -> str:
-    """Identifies a dataset's content: the config, the seed and the open-asset versions."""
-    from hogsa.open_hand import OPEN_HAND_VERSION
+GENERATOR_MODULES = ("hogsa.data.synth", "hogsa.data.grasp", "hogsa.data.contact", "hogsa.data.skin",
+                     "hogsa.data.rig", "hogsa.data.meshrender", "hogsa.data.arctic", "hogsa.objects",
+                     "hogsa.open_hand", "hogsa.hand")
 
-    text = json.dumps({"cfg": asdict(cfg), "seed": seed, "open_hand": OPEN_HAND_VERSION}, sort_keys=True)
+
+def config_digest(cfg: EmbeddedConfig, seed: int) -> str:
+    """Identifies a dataset's content: the config, the seed and the source of the code that makes it
+    (so a resumed run never mixes sequences made by different code)."""
+    sources = {name: hashlib.sha256(Path(importlib.import_module(name).__file__).read_bytes()).hexdigest()
+               for name in GENERATOR_MODULES}
+    text = json.dumps({"cfg": asdict(cfg), "seed": seed, "code": sources}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
