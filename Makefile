@@ -4,6 +4,9 @@
 SHELL := /bin/bash
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
+# idle OpenMP threads sleep instead of spinning: torch's CPU kernels otherwise burn a core each
+# whenever another process (a parallel data worker, a test) shares the machine
+export OMP_WAIT_POLICY := PASSIVE
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 PYTHON ?= python3
