@@ -1,0 +1,328 @@
+"""HOGS (paper §3.2): the two hands and the object of one (subject, object) group as mesh-bound Gaussians.
+
+Parts are ``PARTS = ("right", "left", "object")``, labelled 1, 2, 3 as in the datasets' part masks.
+Each part's canonical mesh is its template plus a trained per-vertex offset δ [V, 3] (initialised to 0).
+To render a frame, each canonical mesh is posed and its Gaussians (``binding.MeshGaussians``, k per
+face) are rebound to the posed vertices: the hands by linear blend skinning of their canonical
+vertices (``HandModel.forward(..., v_template=template + δ)``, with the subject's betas so the joints
+stay those of the data), the object by its articulation and rigid pose (``ArticulatedObject.pose(...,
+vertices=template + δ)``).
+
+L_R (paper eq. 9, "the distance of each trained canonical vertex to the initial template mesh M") is
+read as the distance of each vertex to ITS OWN initial position, ‖δ‖, averaged over the vertices of all
+three parts. That is an upper bound of the point-to-surface distance and, unlike it, also keeps
+vertices from sliding along the surface, which would stretch faces and their Gaussians.
+
+Shading (hogsa's addition; ``shading="none"`` is the paper's model). The Gaussians' colours are fixed
+in the canonical space, so the shading of a part that turns under a fixed light is baked in wrongly
+at every other pose; the embedded dataset is lit by one directional light plus ambient, which makes this
+the largest error on the hands. With ``shading="sh2"`` a colour is the SH colour (an albedo) times the
+irradiance at the Gaussian's normal, a degree-2 spherical-harmonic function of the world-frame normal
+shared by the whole scene (Ramamoorthi & Hanrahan 2001: 9 coefficients per channel represent the
+irradiance of any distant lighting to within a few percent); it starts at 1 everywhere. The normal is
+the Gaussian's thinnest axis (for HOGS, the face normal), turned towards the camera (two-sided, as a
+thin Gaussian is seen from both sides). Cast shadows are not modelled.
+
+``GaussianScene`` is the interface shared with the 3DGS ablation (``hogsa.hogs.pointcloud``): posed
+Gaussians per part, the regulariser, optimizer groups, colour initialisation and ``render``.
+
+Conventions: metres; cameras are OpenCV (``world2cam`` 4×4, ``K`` 3×3 with pixel centres at
+integer + 0.5, as ``hogsa.render.rasterize``); colours RGB in [0, 1]; world up is +z.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, Protocol
+
+import numpy as np
+import torch
+from kornia.geometry.conversions import quaternion_to_rotation_matrix
+from torch import Tensor, nn
+
+from hogsa.data.rig import look_at
+from hogsa.data.schema import MASK_LABELS, Camera, Sequence
+from hogsa.hand import HandModel
+from hogsa.hogs.binding import SH_C0, GaussianSet, MeshGaussians
+from hogsa.objects import ArticulatedObject
+from hogsa.render import rasterize
+from hogsa.render.sh import eval_sh, sh_bases
+
+PARTS = ("right", "left", "object")
+PART_LABELS = tuple(MASK_LABELS[part] for part in PARTS)  # (1, 2, 3)
+HOGS_LR_KEYS = ("vertices", "bary", "scale", "opacity", "sh_dc", "sh_rest", "lighting")
+Shading = Literal["none", "sh2"]
+SHADINGS = ("none", "sh2")
+
+
+class CameraLike(Protocol):
+    K: np.ndarray | Tensor  # [3, 3] pixels, centres at integer + 0.5
+    world2cam: np.ndarray | Tensor  # [4, 4] world → camera, OpenCV
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, eq=False)
+class HandPose:
+    """One hand's MANO parameters at one frame (float32)."""
+
+    global_orient: Tensor  # [3] axis-angle, radians
+    hand_pose: Tensor  # [45] absolute axis-angle of the 15 finger joints
+    betas: Tensor  # [10] shape
+    transl: Tensor  # [3] metres
+
+    @classmethod
+    def from_sequence(cls, seq: Sequence, side: str, frame: int, betas: Tensor | None = None) -> HandPose:
+        """The pose of ``side`` at ``frame``; ``betas`` replaces the sequence's shape (to drive one
+        subject's model with another subject's pose)."""
+        track = seq.hands[side]
+        shape = _tensor(track.betas) if betas is None else betas
+        return cls(_tensor(track.rot[frame]), _tensor(track.pose[frame]), shape, _tensor(track.trans[frame]))
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectPose:
+    """The object's articulation and rigid pose at one frame (float32)."""
+
+    articulation: Tensor  # [] radians about the canonical hinge
+    rot: Tensor  # [3] axis-angle
+    transl: Tensor  # [3] metres
+
+    @classmethod
+    def from_sequence(cls, seq: Sequence, frame: int) -> ObjectPose:
+        return cls(_tensor(seq.obj_articulation[frame]), _tensor(seq.obj_rot[frame]), _tensor(seq.obj_trans[frame]))
+
+
+class RenderOutput(NamedTuple):
+    rgb: Tensor  # [H, W, 3] in [0, 1], background composited behind
+    alpha: Tensor  # [H, W] accumulated opacity
+    depth: Tensor  # [H, W] expected camera depth of the rendered surface, metres; 0 where alpha = 0
+    parts: Tensor | None  # [H, W] uint8 labels (0 background, 1 right, 2 left, 3 object); None unless asked
+
+
+class GaussianScene(nn.Module, abc.ABC):
+    """Gaussians of the three parts, posed per frame; rendered together. Subclasses own the Gaussians'
+    parameters; this base owns the scene's ``lighting`` [9, 3] (irradiance SH coefficients) when shaded."""
+
+    def __init__(self, sh_degree: int, shading: Shading) -> None:
+        super().__init__()
+        if shading not in SHADINGS:
+            raise ValueError(f"shading must be one of {SHADINGS}, got {shading!r}")
+        self.sh_degree = sh_degree
+        self.shading = shading
+        self.lighting = None
+        if shading == "sh2":
+            uniform = torch.zeros(9, 3)
+            uniform[0] = 1.0 / SH_C0  # irradiance 1 in every direction
+            self.lighting = nn.Parameter(uniform)
+
+    @abc.abstractmethod
+    def posed_gaussians(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, GaussianSet]:
+        """Each part's Gaussians in the world at this pose, ``{part: GaussianSet}`` in ``PARTS`` order."""
+
+    @abc.abstractmethod
+    def regularizer(self) -> Tensor:  # [] metres
+        """L_R: mean distance of the trained positions to their initial ones."""
+
+    @abc.abstractmethod
+    def param_groups(self, lr: Mapping[str, float]) -> list[dict]:
+        """Adam groups (each with a ``name``) covering exactly ``trainable_parameters()``; ``lr["lighting"]``
+        is the lighting's (unused without shading)."""
+
+    @abc.abstractmethod
+    def sh_dc(self, part: str) -> nn.Parameter:  # [N, 1, 3]
+        """The degree-0 SH coefficients of ``part``'s Gaussians (what colour initialisation sets)."""
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        """Named parameters that training updates and checkpoints hold (the hand rigs are not among them)."""
+        return {name: p for name, p in self.named_parameters() if not name.startswith("hands.")}
+
+    @torch.no_grad()
+    def set_colors(self, part: str, rgb: Tensor, where: Tensor) -> None:
+        """Set the base colour (SH degree 0) of ``part``'s Gaussians ``where`` [N] bool to ``rgb`` [N, 3]."""
+        dc = self.sh_dc(part)
+        dc[where] = ((rgb[where] - 0.5) / SH_C0)[:, None, :].to(dc)
+
+    def center(self, right: HandPose, left: HandPose, obj: ObjectPose) -> Tensor:  # [3] metres
+        """Mean of all Gaussian centres at this pose: the interaction's centre."""
+        with torch.no_grad():
+            return torch.cat([g.means for g in self.posed_gaussians(right, left, obj).values()]).mean(dim=0)
+
+    def render(
+        self,
+        camera: CameraLike,
+        right: HandPose,
+        left: HandPose,
+        obj: ObjectPose,
+        background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        parts: bool = False,
+    ) -> RenderOutput:
+        """Render the scene at this pose from ``camera``; ``parts`` adds a label image (a second pass)."""
+        return render_gaussians(self.posed_gaussians(right, left, obj), camera, self.sh_degree, background, parts,
+                                self.lighting)
+
+    def lighting_groups(self, lr: Mapping[str, float]) -> list[dict]:
+        """The lighting's Adam group, or none without shading."""
+        return [] if self.lighting is None else [{"params": [self.lighting], "lr": float(lr["lighting"]), "name": "lighting"}]
+
+
+class HOGS(GaussianScene):
+    """Mesh-bound Gaussians on both hands and the object of one group (module docstring).
+
+    Parameters: ``deltas[part]`` [V, 3] canonical vertex offsets (metres, init 0) and, in
+    ``surfaces[part]``, the ``MeshGaussians`` appearance (barycentric logits, in-plane log scale
+    factors, opacity logits, SH). The hand rigs are registered (they move with ``.to``) but not trained.
+    """
+
+    def __init__(
+        self,
+        hands: Mapping[str, HandModel],  # {"right": ..., "left": ...}
+        obj: ArticulatedObject,
+        generator: torch.Generator,  # seeds the barycentric initialisation
+        gaussians_per_face: Mapping[str, int],  # k per face, {"hand": k, "object": k}; paper: k = 2 for both
+        sh_degree: int,
+        init_opacity: float,
+        shading: Shading = "none",
+    ) -> None:
+        super().__init__(sh_degree, shading)
+        self.hands = nn.ModuleDict({side: hands[side] for side in PARTS[:2]})
+        self.obj = obj
+        self.register_buffer("object_template", obj.vertices.clone())
+        faces = {"right": hands["right"].faces, "left": hands["left"].faces, "object": obj.faces}
+        self.deltas = nn.ParameterDict({part: nn.Parameter(torch.zeros_like(self.template(part))) for part in PARTS})
+        self.surfaces = nn.ModuleDict({
+            part: MeshGaussians(faces[part], generator, gaussians_per_face["object" if part == "object" else "hand"],
+                                sh_degree, init_opacity)
+            for part in PARTS
+        })
+
+    def template(self, part: str) -> Tensor:  # [V, 3] the initial canonical mesh
+        return self.object_template if part == "object" else self.hands[part].v_template
+
+    def canonical(self, part: str) -> Tensor:  # [V, 3] the trained canonical mesh
+        return self.template(part) + self.deltas[part]
+
+    def posed_vertices(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, Tensor]:
+        """Each part's trained canonical mesh at this pose, ``{part: [V, 3]}``."""
+        posed = {side: pose_hand(self.hands[side], pose, self.canonical(side)) for side, pose in
+                 (("right", right), ("left", left))}
+        posed["object"] = pose_object(self.obj, obj, self.canonical("object"))
+        return posed
+
+    def posed_gaussians(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, GaussianSet]:
+        return {part: self.surfaces[part].gaussians(v) for part, v in self.posed_vertices(right, left, obj).items()}
+
+    def regularizer(self) -> Tensor:
+        return torch.cat([self.deltas[part] for part in PARTS]).norm(dim=-1).mean()
+
+    def param_groups(self, lr: Mapping[str, float]) -> list[dict]:
+        """``lr`` keys ``HOGS_LR_KEYS``: ``vertices`` for the offsets δ, the rest as ``MeshGaussians``'s."""
+        if set(lr) != set(HOGS_LR_KEYS):
+            raise ValueError(f"HOGS learning rates need exactly the keys {HOGS_LR_KEYS}, got {sorted(lr)}")
+        groups = [{"params": list(self.deltas.values()), "lr": float(lr["vertices"]), "name": "vertices"}]
+        groups += self.lighting_groups(lr)
+        appearance = {key: lr[key] for key in HOGS_LR_KEYS if key not in ("vertices", "lighting")}
+        for part in PARTS:
+            for group in self.surfaces[part].param_groups(appearance):
+                groups.append({**group, "name": f"{part}/{group['name']}"})
+        return groups
+
+    def sh_dc(self, part: str) -> nn.Parameter:
+        return self.surfaces[part].sh_dc
+
+
+def pose_hand(hand: HandModel, pose: HandPose, canonical: Tensor | None = None) -> Tensor:  # [V, 3]
+    """Vertices of ``hand`` at ``pose`` (LBS of ``canonical`` [V, 3], default the model's template)."""
+    out = hand(pose.global_orient[None], pose.hand_pose[None], pose.betas[None], pose.transl[None], v_template=canonical)
+    return out.vertices[0]
+
+
+def pose_object(obj: ArticulatedObject, pose: ObjectPose, canonical: Tensor | None = None) -> Tensor:  # [V, 3]
+    """Vertices of ``obj`` at ``pose`` (articulation, then rigid motion of ``canonical`` [V, 3])."""
+    return obj.pose(pose.articulation.reshape(1), pose.rot[None], pose.transl[None], vertices=canonical)[0]
+
+
+def render_gaussians(
+    gaussians: Mapping[str, GaussianSet],  # {part: GaussianSet}, unbatched
+    camera: CameraLike,
+    sh_degree: int,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    parts: bool = False,
+    lighting: Tensor | None = None,  # [9, 3] irradiance SH coefficients; None: unshaded SH colours
+) -> RenderOutput:
+    """Rasterize the parts' Gaussians together from one camera ("RGB+ED": colour and expected depth).
+
+    The label image comes from a second pass with one-hot colours per part and no background: a pixel
+    takes the part with the largest weight where the accumulated alpha exceeds 0.5, else 0.
+    """
+    names = list(gaussians)
+    merged = GaussianSet(*(torch.cat(fields) for fields in zip(*gaussians.values())))
+    device, dtype = merged.means.device, merged.means.dtype
+    viewmat = torch.as_tensor(camera.world2cam, dtype=dtype, device=device)[None]  # [1, 4, 4]
+    K = torch.as_tensor(camera.K, dtype=dtype, device=device)[None]  # [1, 3, 3]
+    common = dict(viewmats=viewmat, Ks=K, width=int(camera.width), height=int(camera.height))
+    bg = torch.tensor([background], dtype=dtype, device=device)  # [1, 3]
+    if lighting is None:  # the rasterizer evaluates the SH colours
+        colors, alphas, _ = rasterize(merged.means, merged.quats, merged.scales, merged.opacities, merged.sh,
+                                      sh_degree=sh_degree, backgrounds=bg, render_mode="RGB+ED", **common)
+    else:
+        shaded = shaded_colors(merged, torch.linalg.inv(viewmat[0])[:3, 3], sh_degree, lighting)
+        colors, alphas, _ = rasterize(merged.means, merged.quats, merged.scales, merged.opacities, shaded,
+                                      backgrounds=bg, render_mode="RGB+ED", **common)
+    labels = None
+    if parts:
+        counts = torch.tensor([g.means.shape[0] for g in gaussians.values()], device=device)
+        which = torch.repeat_interleave(torch.arange(len(names), device=device), counts)  # [N] part index
+        onehot = nn.functional.one_hot(which, len(names)).to(dtype)  # [N, P]
+        weights, part_alpha, _ = rasterize(merged.means, merged.quats, merged.scales, merged.opacities, onehot,
+                                           **common)
+        part_labels = torch.tensor([MASK_LABELS[name] for name in names], device=device, dtype=torch.uint8)
+        labels = torch.where(part_alpha[0, ..., 0] > 0.5, part_labels[weights[0].argmax(dim=-1)], 0).to(torch.uint8)
+    return RenderOutput(rgb=colors[0, ..., :3], alpha=alphas[0, ..., 0], depth=colors[0, ..., 3], parts=labels)
+
+
+def shaded_colors(
+    gaussians: GaussianSet,  # unbatched, N Gaussians
+    camera_center: Tensor,  # [3] world, metres
+    sh_degree: int,
+    lighting: Tensor,  # [9, 3] irradiance SH coefficients (world frame)
+) -> Tensor:  # [N, 3]
+    """Albedo (SH colour towards the camera, as the rasterizer computes it) × irradiance at the normal."""
+    directions = gaussians.means - camera_center  # [N, 3] camera → Gaussian
+    albedo = (eval_sh(sh_degree, directions, gaussians.sh) + 0.5).clamp_min(0.0)
+    normals = gaussian_normals(gaussians)
+    normals = torch.where((normals * directions).sum(-1, keepdim=True) > 0, -normals, normals)  # face the camera
+    irradiance = (sh_bases(2, normals) @ lighting).clamp_min(0.0)  # [N, 3]
+    return albedo * irradiance
+
+
+def gaussian_normals(gaussians: GaussianSet) -> Tensor:  # [N, 3] unit
+    """Each Gaussian's thinnest axis (for mesh-bound Gaussians, the face normal with its sign)."""
+    axes = quaternion_to_rotation_matrix(nn.functional.normalize(gaussians.quats, dim=-1))  # [N, 3, 3] columns
+    thinnest = gaussians.scales.argmin(dim=-1)  # [N]
+    return axes.gather(-1, thinnest[:, None, None].expand(-1, 3, 1))[..., 0]
+
+
+def orbit_cameras(
+    center: Tensor | np.ndarray,  # [3] metres, the point looked at
+    radius: float,  # metres from the centre
+    n: int,  # cameras, evenly spaced over 360° of azimuth starting at +x
+    elevation_deg: float,  # above the horizontal plane (world up +z)
+    K: np.ndarray,  # [3, 3] intrinsics shared by all cameras
+    width: int,
+    height: int,
+) -> list[Camera]:
+    """A 360° ring of OpenCV cameras around ``center``, all looking at it (novel views)."""
+    center = np.asarray(center, dtype=np.float64)
+    elevation = np.radians(elevation_deg)
+    cameras = []
+    for azimuth in np.linspace(0.0, 2.0 * np.pi, n, endpoint=False):
+        direction = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
+        cameras.append(Camera(K=K, world2cam=look_at(center + radius * direction, center), width=width, height=height))
+    return cameras
+
+
+def _tensor(value) -> Tensor:
+    return torch.as_tensor(np.asarray(value), dtype=torch.float32)

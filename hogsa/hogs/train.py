@@ -1,0 +1,438 @@
+"""Training and evaluation of HOGS (and of its 3DGS ablation) for one (subject, object) group.
+
+A group is "sXX/<object>": every train-split sequence of that subject with that object. Its images are
+split into training and held-out samples: a view in ``held_out_views`` is held out at every frame,
+and frame f of every view is held out when ``f % held_out_every == held_out_every // 2`` (the middle
+of each block, so held-out frames are interpolated, not extrapolated). Each sample is a square crop
+around the union of the parts' masks (plus a margin), resized to ``crop``² with its camera's K
+adjusted, and with the background set to black using the mask: the model renders only hands and
+object, so a black background (also behind the renders) is what it can match. Held-out PSNR and SSIM
+are computed on these whole crops.
+
+Loss (paper eq. 6): (1 − λ_SSIM)·L1 + λ_SSIM·(1 − SSIM) + λ_R·L_R. Adam; checkpoints (safetensors)
+hold the parameters, the optimizer state and, as metadata, the configuration, so a run resumes where
+it stopped and refuses to resume under a different configuration (it starts afresh and says so).
+Batches are drawn from a generator seeded by (seed, step), so a resumed run draws the batches an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from dvclive import Live
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from hogsa.data.arctic import read_object_template
+from hogsa.data.dataset import DatasetIndex
+from hogsa.data.schema import Camera, Sequence
+from hogsa.geometry import project_points
+from hogsa.hand import HandModel
+from hogsa.hogs.model import HOGS, PART_LABELS, PARTS, GaussianScene, HandPose, ObjectPose, Shading, render_gaussians
+from hogsa.hogs.pointcloud import PointCloudGaussians
+from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
+from hogsa.objects import ArticulatedObject
+
+Kind = Literal["hogs", "3dgs"]
+KINDS = ("hogs", "3dgs")
+CHECKPOINT = "model.safetensors"
+_VISIBLE_TOLERANCE = 0.004  # m: a Gaussian farther than this behind the first surface at its pixel is occluded
+
+
+@dataclass(frozen=True)
+class HOGSLearningRates:
+    """Adam learning rates of HOGS's parameter groups (GaMeS's for the appearance)."""
+
+    vertices: float  # canonical vertex offsets δ, metres per step
+    bary: float  # barycentric logits
+    scale: float  # in-plane log scale factors
+    opacity: float  # opacity logits
+    sh_dc: float  # SH degree 0
+    sh_rest: float  # SH degrees ≥ 1 (GaMeS: sh_dc / 20)
+    lighting: float  # irradiance SH coefficients (shading "sh2" only)
+
+
+@dataclass(frozen=True)
+class PointLearningRates:
+    """Adam learning rates of the 3DGS ablation's parameter groups (3DGS's names)."""
+
+    position: float  # centre offsets, metres per step
+    rotation: float  # quaternions
+    scale: float  # log-scales
+    opacity: float
+    sh_dc: float
+    sh_rest: float
+    lighting: float
+
+
+@dataclass(frozen=True)
+class HOGSConfig:
+    """params.yaml ``hogs`` section."""
+
+    groups: list[str]  # "sXX/<object>" groups to model, or ["all"]: every (subject, object) of the train split
+    hand_gaussians_per_face: int  # paper: k = 2
+    object_gaussians_per_face: int  # paper: k = 2; more resolve a coarse template's texture (the open objects' faces are 3× a hand's)
+    sh_degree: int  # 3 in 3DGS; 1 keeps CPU training fast (view dependence is weak on these materials)
+    init_opacity: float
+    shading: Shading  # "none": the paper's colours; "sh2": × a learned irradiance of the normal (hogsa.hogs.model)
+    crop: int  # training and evaluation crops are crop × crop pixels
+    crop_margin: float  # added on each side of the parts' bounding box, as a fraction of its longer side
+    held_out_views: list[int]  # views held out at every frame (novel views)
+    held_out_every: int  # every n-th frame is held out in every view (novel poses)
+    color_init_views: int  # training crops whose pixels initialise the Gaussians' colours; 0 = grey
+    iterations: int
+    batch_views: int  # crops rendered per step
+    lr_hogs: HOGSLearningRates
+    lr_3dgs: PointLearningRates
+    lr_final_ratio: float  # every learning rate decays exponentially to this fraction at the last step
+    lambda_ssim: float  # paper: 0.2
+    lambda_r: float  # paper: 0.5
+    eval_every: int  # steps between held-out evaluations logged to dvclive
+    checkpoint_every: int
+    lpips_weights: str | None  # safetensors file of LPIPS (AlexNet) weights; None: LPIPS is "not computed"
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One cropped view of one frame, with the poses that produced it."""
+
+    image: Tensor  # [3, S, S] float32 in [0, 1], black outside the parts' mask
+    mask: Tensor  # [S, S] uint8 part labels (0 background, 1 right, 2 left, 3 object)
+    camera: Camera  # the crop's camera (S × S)
+    right: HandPose
+    left: HandPose
+    obj: ObjectPose
+    sequence: str
+    view: int
+    frame: int
+
+
+@dataclass(frozen=True, eq=False)
+class GroupData:
+    """Everything a group's model is trained and evaluated on."""
+
+    name: str  # "sXX/<object>"
+    hands: dict[str, HandModel]
+    obj: ArticulatedObject
+    sequences: list[Sequence]
+    train: list[Sample]
+    held_out: list[Sample]
+
+
+# --------------------------------------------------------------------------- #
+# Training
+# --------------------------------------------------------------------------- #
+def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path, seed: int) -> GaussianScene:
+    """Train (or resume, or just load when finished) the ``kind`` model of ``data``'s group in ``out_dir``.
+
+    Writes ``out_dir/model.safetensors`` every ``checkpoint_every`` steps and at the end, and dvclive
+    curves under ``out_dir/live``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = build_model(kind, cfg, data, seed)
+    optimizer = torch.optim.Adam(model.param_groups(learning_rates(kind, cfg)), eps=1e-15)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group["lr"]
+    identity = run_identity(cfg, kind, data.name, seed, model)
+    start = resume(out_dir / CHECKPOINT, model, optimizer, identity)
+    if start == 0:
+        init_colors(model, data.train, cfg.color_init_views, torch.Generator().manual_seed(seed))
+
+    live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
+    steps = tqdm(range(start, cfg.iterations), desc=f"{kind} {data.name}", initial=start, total=cfg.iterations)
+    for step in steps:
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * lr_factor(step, cfg.iterations, cfg.lr_final_ratio)
+        batch = [data.train[i] for i in batch_indices(step, len(data.train), cfg.batch_views, seed)]
+        pred = torch.stack([model.render(s.camera, s.right, s.left, s.obj).rgb.permute(2, 0, 1) for s in batch])
+        target = torch.stack([s.image for s in batch])
+        loss, terms = hogs_loss(pred, target, model.regularizer(), cfg.lambda_ssim, cfg.lambda_r)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        terms["psnr"] = float(psnr(pred.detach().clamp(0, 1), target).mean())
+        for name, value in terms.items():
+            live.log_metric(f"train/{name}", value)
+        steps.set_postfix(loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}")
+        done = step + 1
+        if done % cfg.eval_every == 0 or done == cfg.iterations:
+            for name, value in evaluate(model, data.held_out).items():
+                if isinstance(value, float):
+                    live.log_metric(f"held_out/{name}", value)
+        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+            save_checkpoint(out_dir / CHECKPOINT, model, optimizer, done, identity)
+        live.next_step()
+    live.end()
+    return model
+
+
+def build_model(kind: Kind, cfg: HOGSConfig, data: GroupData, seed: int) -> GaussianScene:
+    """A fresh ``kind`` model of the group (HOGS, or the 3DGS ablation)."""
+    if kind == "hogs":
+        k = {"hand": cfg.hand_gaussians_per_face, "object": cfg.object_gaussians_per_face}
+        return HOGS(data.hands, data.obj, torch.Generator().manual_seed(seed), k, cfg.sh_degree, cfg.init_opacity,
+                    cfg.shading)
+    if kind == "3dgs":
+        return PointCloudGaussians(data.hands, data.obj, cfg.sh_degree, cfg.init_opacity, cfg.shading)
+    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def learning_rates(kind: Kind, cfg: HOGSConfig) -> dict[str, float]:
+    return asdict(cfg.lr_hogs if kind == "hogs" else cfg.lr_3dgs)
+
+
+def lr_factor(step: int, iterations: int, final_ratio: float) -> float:
+    """Exponential decay from 1 at step 0 to ``final_ratio`` at the last step."""
+    return final_ratio ** (step / max(iterations - 1, 1))
+
+
+def batch_indices(step: int, n: int, batch: int, seed: int) -> list[int]:
+    """The samples of ``step``: ``batch`` distinct indices in [0, n), a function of (seed, step) only."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.randperm(n, generator=generator)[: min(batch, n)].tolist()
+
+
+def hogs_loss(
+    pred: Tensor,  # [B, 3, H, W]
+    target: Tensor,  # [B, 3, H, W] in [0, 1]
+    regularizer: Tensor,  # [] L_R, metres
+    lambda_ssim: float,
+    lambda_r: float,
+) -> tuple[Tensor, dict[str, float]]:
+    """Paper eq. 6 and its terms (as floats, for logging)."""
+    l1 = (pred - target).abs().mean()
+    d_ssim = 1.0 - ssim(pred, target).mean()
+    loss = (1.0 - lambda_ssim) * l1 + lambda_ssim * d_ssim + lambda_r * regularizer
+    return loss, {"loss": loss.item(), "l1": l1.item(), "ssim": 1.0 - d_ssim.item(), "l_r": regularizer.item()}
+
+
+@torch.no_grad()
+def init_colors(model: GaussianScene, samples: list[Sample], n_views: int, generator: torch.Generator) -> None:
+    """Set each Gaussian's base colour to the mean of the pixels it covers in ``n_views`` training crops.
+
+    A Gaussian counts in a crop when its centre projects inside, onto a pixel that the mask gives to
+    its part, and no more than ``_VISIBLE_TOLERANCE`` behind the first surface there (depth of an opaque
+    render of the initial model). Gaussians seen nowhere keep their colour.
+    """
+    if n_views <= 0:
+        return
+    picks = torch.randperm(len(samples), generator=generator)[:n_views].tolist()
+    totals: dict[str, Tensor] = {}
+    counts: dict[str, Tensor] = {}
+    for sample in (samples[i] for i in picks):
+        gaussians = model.posed_gaussians(sample.right, sample.left, sample.obj)
+        opaque = {part: g._replace(opacities=torch.ones_like(g.opacities)) for part, g in gaussians.items()}
+        depth = render_gaussians(opaque, sample.camera, model.sh_degree).depth  # [S, S]
+        K = torch.as_tensor(sample.camera.K, dtype=torch.float32)
+        world2cam = torch.as_tensor(sample.camera.world2cam, dtype=torch.float32)
+        for part, label in zip(PARTS, PART_LABELS):
+            uv, z = project_points(gaussians[part].means, K, world2cam)
+            col, row = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+            inside = (z > 0) & (col >= 0) & (col < sample.camera.width) & (row >= 0) & (row < sample.camera.height)
+            col, row = col.clamp(0, sample.camera.width - 1), row.clamp(0, sample.camera.height - 1)
+            seen = inside & (sample.mask[row, col] == label) & (z <= depth[row, col] + _VISIBLE_TOLERANCE)
+            colours = sample.image[:, row, col].T  # [N, 3]
+            totals[part] = totals.get(part, 0) + colours * seen[:, None]
+            counts[part] = counts.get(part, 0) + seen.float()
+    for part in PARTS:
+        model.set_colors(part, totals[part] / counts[part].clamp_min(1.0)[:, None], counts[part] > 0)
+
+
+# --------------------------------------------------------------------------- #
+# Checkpoints
+# --------------------------------------------------------------------------- #
+def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, model: GaussianScene) -> dict[str, str]:
+    """What a checkpoint must match to be resumed: the settings that shape training, and the parameters."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("groups", "eval_every", "checkpoint_every", "lpips_weights")}
+    shapes = {name: list(p.shape) for name, p in model.trainable_parameters().items()}
+    return {"kind": kind, "group": group, "seed": str(seed), "config": json.dumps(settings, sort_keys=True),
+            "parameters": json.dumps(shapes, sort_keys=True)}
+
+
+def save_checkpoint(path: Path, model: GaussianScene, optimizer: torch.optim.Optimizer, iteration: int,
+                    identity: dict[str, str]) -> None:
+    """Parameters ``param/<name>``, Adam state ``adam/<name>/<key>``; metadata ``identity`` + iteration (atomic)."""
+    tensors = {}
+    for name, param in model.trainable_parameters().items():
+        tensors[f"param/{name}"] = param.detach().contiguous()
+        for key, value in optimizer.state.get(param, {}).items():
+            tensors[f"adam/{name}/{key}"] = value.detach().contiguous()
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={**identity, "iteration": str(iteration)})
+    os.replace(tmp, path)
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata())
+
+
+def load_checkpoint(path: str | Path, model: GaussianScene, optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Load parameters (and the Adam state when ``optimizer`` is given); returns the iteration reached."""
+    params = model.trainable_parameters()
+    with safe_open(str(path), framework="pt") as f:
+        keys = set(f.keys())
+        missing = [name for name in params if f"param/{name}" not in keys]
+        if missing:
+            raise ValueError(f"{path}: checkpoint lacks the parameters {missing}")
+        with torch.no_grad():
+            for name, param in params.items():
+                param.copy_(f.get_tensor(f"param/{name}"))
+        if optimizer is not None:
+            for name, param in params.items():
+                state = {key.rsplit("/", 1)[1]: f.get_tensor(key) for key in keys if key.startswith(f"adam/{name}/")}
+                if state:
+                    optimizer.state[param] = state
+        return int(f.metadata()["iteration"])
+
+
+def resume(path: Path, model: GaussianScene, optimizer: torch.optim.Optimizer, identity: dict[str, str]) -> int:
+    """Continue from ``path`` if it was written by the same run (``identity``); else start at step 0."""
+    if not path.is_file():
+        return 0
+    stored = {k: v for k, v in checkpoint_metadata(path).items() if k != "iteration"}
+    if stored != identity:
+        changed = sorted(k for k in identity if stored.get(k) != identity[k])
+        tqdm.write(f"{path}: written with different {', '.join(changed)}; training from scratch")
+        return 0
+    return load_checkpoint(path, model, optimizer)
+
+
+# --------------------------------------------------------------------------- #
+# Evaluation
+# --------------------------------------------------------------------------- #
+@torch.no_grad()
+def evaluate(model: GaussianScene, samples: list[Sample], lpips: LPIPS | None = None) -> dict[str, float | str | int]:
+    """Mean PSNR, SSIM (and LPIPS, given its network) over ``samples``' crops, black background.
+
+    Renders are clamped to [0, 1] before scoring.
+    """
+    scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "lpips": []}
+    for sample in samples:
+        pred = model.render(sample.camera, sample.right, sample.left, sample.obj).rgb.permute(2, 0, 1)[None].clamp(0, 1)
+        target = sample.image[None]
+        scores["psnr"].append(float(psnr(pred, target)[0]))
+        scores["ssim"].append(float(ssim(pred, target)[0]))
+        if lpips is not None:
+            scores["lpips"].append(float(lpips(pred, target)[0]))
+    return {
+        "psnr": float(np.mean(scores["psnr"])),
+        "ssim": float(np.mean(scores["ssim"])),
+        "lpips": float(np.mean(scores["lpips"])) if lpips is not None else NOT_COMPUTED,
+        "images": len(samples),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Data
+# --------------------------------------------------------------------------- #
+def resolve_groups(groups: list[str], index: DatasetIndex, hands: dict[str, HandModel]) -> list[str]:
+    """``groups`` as "sXX/<object>" names; ["all"] expands to every (subject, object) of the train split."""
+    hands_mean = {side: hand.hands_mean.numpy() for side, hand in hands.items()}
+    sequences = [index.read(name, hands_mean) for name in index.sequences("train")]
+    present = sorted({f"{seq.subject}/{seq.object_name}" for seq in sequences})
+    if groups == ["all"]:
+        return present
+    unknown = [g for g in groups if g not in present]
+    if unknown:
+        raise ValueError(f"params.yaml: hogs.groups names {unknown}, which the train split lacks; it has {present}")
+    return list(groups)
+
+
+def load_group(cfg: HOGSConfig, index: DatasetIndex, hands: dict[str, HandModel], group: str) -> GroupData:
+    """The group's train-split sequences, cut into training and held-out crops (module docstring), and
+    its object's template (ARCTIC layout)."""
+    hands_mean = {side: hand.hands_mean.numpy() for side, hand in hands.items()}
+    sequences = [seq for seq in (index.read(name, hands_mean) for name in index.sequences("train"))
+                 if f"{seq.subject}/{seq.object_name}" == group]
+    if not sequences:
+        raise ValueError(f"group {group!r}: no train-split sequence of this subject and object")
+    train, held_out = [], []
+    for seq in sequences:
+        for frame in tqdm(range(seq.frames), desc=f"crops {seq.name}", leave=False):
+            if not (seq.hands["right"].valid[frame] and seq.hands["left"].valid[frame]):
+                continue  # a model of both hands is trained on frames where both are annotated
+            poses = (HandPose.from_sequence(seq, "right", frame), HandPose.from_sequence(seq, "left", frame),
+                     ObjectPose.from_sequence(seq, frame))
+            for view in seq.views:
+                sample = crop_sample(seq, view, frame, poses, cfg.crop, cfg.crop_margin)
+                if sample is not None:
+                    (held_out if is_held_out(view, frame, cfg) else train).append(sample)
+    obj = read_object_template(index.root, sequences[0].object_name)
+    return GroupData(group, hands, obj, sequences, train, held_out)
+
+
+def is_held_out(view: int, frame: int, cfg: HOGSConfig) -> bool:
+    return view in cfg.held_out_views or frame % cfg.held_out_every == cfg.held_out_every // 2
+
+
+def held_out_subsets(data: GroupData, cfg: HOGSConfig) -> dict[str, list[Sample]]:
+    """The held-out samples, all of them and split into novel views (held-out views, every frame) and
+    novel poses (held-out frames seen from the training views)."""
+    return {
+        "held_out": data.held_out,
+        "novel_views": [s for s in data.held_out if s.view in cfg.held_out_views],
+        "novel_poses": [s for s in data.held_out if s.view not in cfg.held_out_views],
+    }
+
+
+def crop_sample(seq: Sequence, view: int, frame: int, poses: tuple[HandPose, HandPose, ObjectPose], size: int,
+                margin: float) -> Sample | None:
+    """The ``size``² crop of one view (module docstring); None when no part is in view."""
+    mask = seq.mask(view, frame)
+    if mask is None:
+        raise ValueError(f"sequence {seq.name}: HOGS needs part masks (view {view}, frame {frame} has none)")
+    box = crop_box(mask, margin)
+    if box is None:
+        return None
+    image = torch.tensor(seq.image(view, frame)).permute(2, 0, 1).float() / 255.0  # [3, H, W]
+    labels = torch.tensor(mask)
+    image = image * (labels > 0)
+    x0, y0, side = box
+    crop_image = F.interpolate(_window(image, x0, y0, side)[None], size=(size, size), mode="bilinear",
+                               antialias=True, align_corners=False)[0].clamp(0, 1)
+    crop_mask = F.interpolate(_window(labels[None].float(), x0, y0, side)[None], size=(size, size),
+                              mode="nearest-exact")[0, 0].to(torch.uint8)
+    camera = seq.camera(view, frame)
+    return Sample(crop_image, crop_mask, crop_camera(camera, x0, y0, side, size), *poses, seq.name, view, frame)
+
+
+def crop_box(mask: np.ndarray, margin: float) -> tuple[int, int, int] | None:  # mask [H, W] labels
+    """Square window (x0, y0, side) in pixels around the labelled pixels, ``margin``·longer side added
+    on each side; it may reach outside the image. None for an empty mask."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return None
+    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    side = int(np.ceil(max(height, width) * (1.0 + 2.0 * margin)))
+    y0 = int(round((rows.min() + rows.max() + 1 - side) / 2))
+    x0 = int(round((cols.min() + cols.max() + 1 - side) / 2))
+    return x0, y0, side
+
+
+def crop_camera(camera: Camera, x0: int, y0: int, side: int, size: int) -> Camera:
+    """The camera whose ``size``² image is the window (x0, y0, side) of ``camera``'s, resized."""
+    scale = size / side
+    K = camera.K.copy()
+    K[0, 0], K[1, 1] = K[0, 0] * scale, K[1, 1] * scale
+    K[0, 2], K[1, 2] = (K[0, 2] - x0) * scale, (K[1, 2] - y0) * scale
+    return Camera(K=K, world2cam=camera.world2cam, width=size, height=size)
+
+
+def _window(image: Tensor, x0: int, y0: int, side: int) -> Tensor:  # [C, H, W] → [C, side, side]
+    """Pixels [y0, y0 + side) × [x0, x0 + side), zero outside the image."""
+    _, height, width = image.shape
+    padded = F.pad(image, (max(-x0, 0), max(x0 + side - width, 0), max(-y0, 0), max(y0 + side - height, 0)))
+    return padded[:, max(y0, 0): max(y0, 0) + side, max(x0, 0): max(x0, 0) + side]

@@ -1,0 +1,412 @@
+"""HOGS, its 3DGS ablation and their training on a tiny synthetic scene: the two open hands and a
+subdivided 6 cm cube, seen by small cameras (eager rasterizer, no compilation)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from hogsa.data.rig import look_at
+from hogsa.data.schema import Camera
+from hogsa.geometry import axis_angle_to_matrix, project_points
+from hogsa.hand import HandModel
+from hogsa.hogs import train as hogs_train
+from hogsa.hogs.binding import barycentric_weights
+from hogsa.hogs.binding import face_frames
+from hogsa.hogs.model import (
+    HOGS,
+    HOGS_LR_KEYS,
+    PARTS,
+    HandPose,
+    ObjectPose,
+    gaussian_normals,
+    orbit_cameras,
+    pose_hand,
+    pose_object,
+    shaded_colors,
+)
+from hogsa.hogs.pointcloud import PointCloudGaussians, nearest_rotation, object_vertex_transforms, quaternion_multiply
+from hogsa.hogs.train import (
+    CHECKPOINT,
+    GroupData,
+    HOGSConfig,
+    HOGSLearningRates,
+    PointLearningRates,
+    Sample,
+    batch_indices,
+    build_model,
+    checkpoint_metadata,
+    crop_box,
+    crop_camera,
+    evaluate,
+    load_checkpoint,
+    lr_factor,
+    train_hogs,
+)
+from hogsa.objects import ArticulatedObject
+
+SIZE = (40, 32)  # W, H: not square, so a transposed image would show
+
+
+@pytest.fixture(autouse=True)
+def _eager_rasterizer(monkeypatch):
+    monkeypatch.setenv("HOGSA_NO_COMPILE", "1")  # tiny scenes: compiling would cost more than it saves
+
+
+@pytest.fixture(scope="module")
+def hands() -> dict[str, HandModel]:
+    return {side: HandModel(side) for side in ("right", "left")}
+
+
+@pytest.fixture(scope="module")
+def cube() -> ArticulatedObject:
+    """A 6 cm cube around the origin, subdivided twice; its upper half (z > 0) is the articulated top."""
+    mesh = trimesh.creation.box(extents=(0.06, 0.06, 0.06))
+    vertices, faces = trimesh.remesh.subdivide(mesh.vertices, mesh.faces)
+    vertices, faces = trimesh.remesh.subdivide(vertices, faces)
+    vertices = torch.tensor(vertices, dtype=torch.float32)
+    faces = torch.tensor(faces, dtype=torch.int64)
+    return ArticulatedObject(
+        name="cube", vertices=vertices, faces=faces, top_mask=vertices[:, 2] > 0,
+        face_uvs=torch.zeros(len(faces), 3, 2), texture=torch.full((1, 1, 3), 128, dtype=torch.uint8),
+        articulated=True, diameter=0.06 * 3**0.5,
+    )
+
+
+def _poses(betas_scale: float = 0.0) -> tuple[HandPose, HandPose, ObjectPose]:
+    """Right hand at +x, left hand at −x (the open hands reach 19 cm inwards from the wrist), the cube at the
+    origin turned a little: the three parts apart."""
+    generator = torch.Generator().manual_seed(1)
+
+    def hand(x: float) -> HandPose:
+        return HandPose(global_orient=torch.tensor([-1.2, 0.0, 0.0]), hand_pose=0.1 * torch.rand(45, generator=generator),
+                        betas=betas_scale * torch.ones(10), transl=torch.tensor([x, 0.0, 0.0]))
+
+    return hand(0.25), hand(-0.25), ObjectPose(torch.tensor(0.3), torch.tensor([0.0, 0.0, 0.4]), torch.zeros(3))
+
+
+def _camera(azimuth_deg: float = -90.0, size: tuple[int, int] = SIZE, distance: float = 0.7) -> Camera:
+    azimuth, elevation = np.radians(azimuth_deg), np.radians(30.0)
+    position = distance * np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
+    width, height = size
+    K = np.array([[1.2 * width, 0, width / 2], [0, 1.2 * width, height / 2], [0, 0, 1.0]])
+    return Camera(K=K, world2cam=look_at(position, np.zeros(3)), width=width, height=height)
+
+
+def _hogs(hands, cube, seed: int = 0, sh_degree: int = 1, shading: str = "none") -> HOGS:
+    return HOGS(hands, cube, torch.Generator().manual_seed(seed), gaussians_per_face={"hand": 2, "object": 2},
+                sh_degree=sh_degree, init_opacity=0.9, shading=shading)
+
+
+def _config(**changes) -> HOGSConfig:
+    cfg = HOGSConfig(
+        groups=["s00/cube"], hand_gaussians_per_face=2, object_gaussians_per_face=2, sh_degree=1, init_opacity=0.5,
+        shading="sh2", crop=32, crop_margin=0.05, held_out_views=[8], held_out_every=5, color_init_views=0,
+        iterations=30, batch_views=2,
+        lr_hogs=HOGSLearningRates(vertices=1e-4, bary=1e-3, scale=5e-3, opacity=5e-2, sh_dc=2e-2, sh_rest=1e-3,
+                                  lighting=2e-2),
+        lr_3dgs=PointLearningRates(position=1e-4, rotation=1e-3, scale=5e-3, opacity=5e-2, sh_dc=2e-2, sh_rest=1e-3,
+                                   lighting=2e-2),
+        lr_final_ratio=0.5, lambda_ssim=0.2, lambda_r=0.5, eval_every=1000, checkpoint_every=1000,
+        lpips_weights=None,
+    )
+    return dataclasses.replace(cfg, **changes)
+
+
+@pytest.fixture(scope="module")
+def scene(hands, cube) -> GroupData:
+    """Four views of a 'true' HOGS, each part in its own colour striped along x: images and part masks as
+    the data give them."""
+    truth = _hogs(hands, cube, seed=7, sh_degree=1)
+    right, left, obj = _poses()
+    with torch.no_grad():
+        means = truth.posed_gaussians(right, left, obj)
+    for part, base in zip(PARTS, ([0.9, 0.3, 0.2], [0.2, 0.8, 0.3], [0.2, 0.3, 0.9])):
+        stripes = 0.6 + 0.4 * torch.sin(80.0 * means[part].means[:, :1])  # [N, 1]
+        truth.set_colors(part, torch.tensor(base) * stripes, torch.ones(len(stripes), dtype=torch.bool))
+    samples = []
+    for view, azimuth in enumerate((-90.0, -60.0, -120.0, -75.0), start=1):
+        camera = _camera(azimuth)
+        with torch.no_grad():
+            out = truth.render(camera, right, left, obj, parts=True)
+        samples.append(Sample(out.rgb.permute(2, 0, 1).clamp(0, 1), out.parts, camera, right, left, obj, "s00/cube_grab_01", view, 0))
+    return GroupData("s00/cube", hands, cube, [], samples, samples[:2])
+
+
+# --------------------------------------------------------------------------- #
+# The model
+# --------------------------------------------------------------------------- #
+def test_render_shapes_labels_and_depth(hands, cube):
+    model = _hogs(hands, cube)
+    right, left, obj = _poses()
+    camera = _camera()
+    with torch.no_grad():
+        out = model.render(camera, right, left, obj, background=(0.2, 0.4, 0.6), parts=True)
+        posed = model.posed_vertices(right, left, obj)
+    height, width = SIZE[1], SIZE[0]
+    assert out.rgb.shape == (height, width, 3) and out.alpha.shape == (height, width)
+    assert out.depth.shape == (height, width) and out.parts.shape == (height, width) and out.parts.dtype == torch.uint8
+    assert set(out.parts.unique().tolist()) == {0, 1, 2, 3}
+    # each part's label sits where that part's centre projects (the parts are apart from this view)
+    K, world2cam = torch.tensor(camera.K, dtype=torch.float32), torch.tensor(camera.world2cam, dtype=torch.float32)
+    for label, part in enumerate(PARTS, start=1):
+        uv, z = project_points(posed[part].mean(0, keepdim=True), K, world2cam)
+        col, row = uv[0].floor().long().tolist()
+        assert out.parts[row, col] == label, part
+        assert 0.3 < float(out.depth[row, col]) < float(z[0]) + 0.03  # the surface in front of the centre
+    # background shows where nothing is; no labels there
+    empty = out.alpha < 1e-3
+    assert empty.any() and torch.allclose(out.rgb[empty], torch.tensor([0.2, 0.4, 0.6]), atol=1e-5)
+    assert (out.parts[empty] == 0).all()
+    assert model.render(camera, right, left, obj).parts is None
+
+
+def test_gradients_reach_vertex_offsets_and_every_gaussian_parameter(hands, cube):
+    model = _hogs(hands, cube, shading="sh2")
+    out = model.render(_camera(), *_poses())
+    target = torch.rand_like(out.rgb, generator=torch.Generator().manual_seed(0))
+    ((out.rgb - target).abs().mean() + model.regularizer()).backward()
+    for name, param in model.trainable_parameters().items():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
+        if "deltas" in name or "sh_rest" not in name:
+            assert param.grad.abs().sum() > 0, name
+    groups = model.param_groups(dict.fromkeys(HOGS_LR_KEYS, 1e-3))
+    grouped = {id(p) for g in groups for p in g["params"]}
+    assert grouped == {id(p) for p in model.trainable_parameters().values()}
+
+
+def test_shading_starts_neutral_and_uses_the_face_normals(hands, cube):
+    poses, camera = _poses(), _camera()
+    plain, shaded = _hogs(hands, cube, shading="none"), _hogs(hands, cube, shading="sh2")
+    with torch.no_grad():
+        assert torch.allclose(plain.render(camera, *poses).rgb, shaded.render(camera, *poses).rgb, atol=1e-5)
+        gaussians = shaded.posed_gaussians(*poses)
+        posed = shaded.posed_vertices(*poses)
+        rotations, _ = face_frames(posed["object"], cube.faces)
+        face_normals = rotations[..., 0].repeat_interleave(2, dim=0)  # k = 2 Gaussians per face
+        assert torch.allclose(gaussian_normals(gaussians["object"]), face_normals, atol=1e-5)
+        # light from +z only: upward faces keep their colour, downward faces (seen from below) go dark
+        shaded.lighting.zero_()
+        shaded.lighting[0], shaded.lighting[2] = 0.5 / 0.28209479, 0.5 / 0.48860251  # 0.5 + 0.5·n_z
+        merged = gaussians["object"]
+        up = face_normals[:, 2] > 0.99
+        below = torch.tensor([0.0, 0.0, -1.0])  # a camera under the cube sees the downward faces
+        colours = shaded_colors(merged, torch.tensor([0.0, 0.0, 1.0]), 1, shaded.lighting)
+        albedo = shaded_colors(merged, torch.tensor([0.0, 0.0, 1.0]), 1, plain_lighting())
+        assert torch.allclose(colours[up], albedo[up], atol=1e-5)
+        dark = shaded_colors(merged, below, 1, shaded.lighting)
+        assert torch.allclose(dark[face_normals[:, 2] < -0.99], torch.zeros(1), atol=1e-5)
+
+
+def plain_lighting() -> torch.Tensor:
+    lighting = torch.zeros(9, 3)
+    lighting[0] = 1 / 0.28209479177387814
+    return lighting
+
+
+def test_regularizer_is_mean_vertex_distance_to_template(hands, cube):
+    model = _hogs(hands, cube)
+    assert float(model.regularizer()) == 0.0
+    with torch.no_grad():
+        model.deltas["right"][5] = torch.tensor([0.003, 0.004, 0.0])  # 5 mm
+        model.deltas["object"][0] = torch.tensor([0.0, 0.0, -0.002])  # 2 mm
+    total = sum(model.template(part).shape[0] for part in PARTS)
+    assert float(model.regularizer()) == pytest.approx(0.007 / total, rel=1e-5)
+    assert torch.equal(model.canonical("right")[5], model.template("right")[5] + torch.tensor([0.003, 0.004, 0.0]))
+
+
+def test_posing_carries_gaussians_with_the_mesh(hands, cube):
+    model = _hogs(hands, cube)
+    right, left, obj = _poses()
+    with torch.no_grad():
+        model.deltas["right"].normal_(std=0.001, generator=torch.Generator().manual_seed(0))
+        before = model.posed_gaussians(right, left, obj)
+        shift = torch.tensor([0.01, -0.02, 0.03])
+        moved = model.posed_gaussians(dataclasses.replace(right, transl=right.transl + shift), left,
+                                      dataclasses.replace(obj, transl=obj.transl + shift))
+        assert torch.allclose(moved["right"].means, before["right"].means + shift, atol=1e-6)
+        assert torch.allclose(moved["object"].means, before["object"].means + shift, atol=1e-6)
+        assert torch.equal(moved["left"].means, before["left"].means)
+        # the right hand's Gaussians sit at their barycentric points on the skinned TRAINED canonical mesh
+        skinned = pose_hand(hands["right"], right, model.canonical("right"))
+        surface = model.surfaces["right"]
+        expected = torch.einsum("fjc,fcx->fjx", barycentric_weights(surface.bary_logits), skinned[surface.faces])
+        assert torch.allclose(before["right"].means, expected.reshape(-1, 3), atol=1e-6)
+        # opening the lid moves only the top part's Gaussians
+        opened = model.posed_gaussians(right, left, dataclasses.replace(obj, articulation=obj.articulation + 0.5))
+        top_faces = cube.top_mask[cube.faces].all(dim=1).repeat_interleave(2)
+        bottom_faces = (~cube.top_mask[cube.faces]).all(dim=1).repeat_interleave(2)
+        change = (opened["object"].means - before["object"].means).norm(dim=-1)
+        assert (change[top_faces] > 1e-3).all() and (change[bottom_faces] < 1e-6).all()
+
+
+def test_orbit_cameras_circle_the_centre_with_z_up():
+    center = np.array([0.1, -0.2, 0.3])
+    K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
+    cameras = orbit_cameras(center, 0.5, 8, 20.0, K, 64, 48)
+    assert len(cameras) == 8
+    positions = []
+    for camera in cameras:
+        world2cam = torch.tensor(camera.world2cam)
+        uv, _ = project_points(torch.tensor(np.stack([center, center + [0, 0, 0.05]])), torch.tensor(K), world2cam)
+        assert torch.allclose(uv[0], torch.tensor([32.0, 24.0], dtype=torch.float64), atol=1e-9)  # centre in the middle
+        assert uv[1, 1] < uv[0, 1]  # +z is up in the image
+        positions.append(-camera.world2cam[:3, :3].T @ camera.world2cam[:3, 3])
+    positions = np.array(positions)
+    assert np.allclose(np.linalg.norm(positions - center, axis=1), 0.5)
+    assert np.allclose(positions[:, 2] - center[2], 0.5 * np.sin(np.radians(20.0)))
+    azimuths = np.degrees(np.arctan2(positions[:, 1] - center[1], positions[:, 0] - center[0])) % 360
+    assert np.allclose(azimuths, np.arange(0, 360, 45))
+
+
+# --------------------------------------------------------------------------- #
+# The 3DGS ablation
+# --------------------------------------------------------------------------- #
+def test_point_gaussians_follow_their_vertex_transform(hands, cube):
+    model = PointCloudGaussians(hands, cube, sh_degree=1, init_opacity=0.5)
+    right, left, obj = _poses(betas_scale=0.5)
+    with torch.no_grad():
+        posed = model.posed_gaussians(right, left, obj)
+        # zero offsets: the Gaussians are the skinned vertices (the open hand has no pose correctives)
+        assert torch.allclose(posed["right"].means, pose_hand(hands["right"], right), atol=1e-6)
+        assert torch.allclose(posed["left"].means, pose_hand(hands["left"], left), atol=1e-6)
+        assert torch.allclose(posed["object"].means, pose_object(cube, obj), atol=1e-6)
+        # an offset is carried by the vertex's transform: rotated with the part, not added as is
+        offset = torch.tensor([0.01, 0.0, 0.0])
+        model.points["object"].offsets[:] = offset
+        shifted = model.posed_gaussians(right, left, obj)["object"].means
+        rot = axis_angle_to_matrix(obj.rot)
+        hinge = axis_angle_to_matrix(torch.tensor([0.0, 0.0, -1.0]) * obj.articulation)
+        top, bottom = cube.top_mask, ~cube.top_mask
+        assert torch.allclose(shifted[bottom] - posed["object"].means[bottom], rot @ offset, atol=1e-6)
+        assert torch.allclose(shifted[top] - posed["object"].means[top], rot @ hinge @ offset, atol=1e-6)
+        # rotations: identity canonical quaternions become the part's rotation
+        quats = posed["object"].quats
+        expected_top = quaternion_from(rot @ hinge)
+        assert torch.allclose(_same_sign(quats[top]), _same_sign(expected_top.expand_as(quats[top])), atol=1e-5)
+
+
+def test_vertex_transform_helpers():
+    generator = torch.Generator().manual_seed(0)
+    rotation = axis_angle_to_matrix(torch.randn(5, 3, generator=generator, dtype=torch.float64))
+    noisy = rotation * 1.3 + 0.01 * torch.randn(5, 3, 3, generator=generator, dtype=torch.float64)
+    nearest = nearest_rotation(noisy)
+    assert torch.allclose(nearest @ nearest.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(5, 3, 3), atol=1e-12)
+    assert torch.allclose(torch.linalg.det(nearest), torch.ones(5, dtype=torch.float64))
+    assert torch.allclose(nearest, rotation, atol=0.05)
+    a, b = quaternion_from(rotation[0]), quaternion_from(rotation[1])
+    assert torch.allclose(_same_sign(quaternion_multiply(a, b)), _same_sign(quaternion_from(rotation[0] @ rotation[1])), atol=1e-9)
+
+
+def test_object_vertex_transforms_are_rigid_per_part(cube):
+    pose = ObjectPose(torch.tensor(0.7), torch.tensor([0.2, -0.1, 0.5]), torch.tensor([0.1, 0.2, 0.3]))
+    transforms = object_vertex_transforms(cube, pose)
+    homogeneous = torch.cat([cube.vertices, torch.ones(len(cube.vertices), 1)], dim=1)
+    moved = torch.einsum("vij,vj->vi", transforms, homogeneous)[:, :3]
+    assert torch.allclose(moved, pose_object(cube, pose), atol=1e-6)
+    rotations = transforms[:, :3, :3]
+    assert torch.allclose(rotations @ rotations.transpose(-1, -2), torch.eye(3).expand_as(rotations), atol=1e-5)
+
+
+def quaternion_from(matrix: torch.Tensor) -> torch.Tensor:
+    from kornia.geometry.conversions import rotation_matrix_to_quaternion
+
+    return rotation_matrix_to_quaternion(matrix.contiguous())
+
+
+def _same_sign(q: torch.Tensor) -> torch.Tensor:
+    return q * torch.where(q[..., :1] < 0, -1.0, 1.0).to(q)
+
+
+# --------------------------------------------------------------------------- #
+# Training
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("kind", ["hogs", "3dgs"])
+def test_short_training_lowers_loss_and_raises_psnr(scene, kind, tmp_path):
+    cfg = _config(iterations=20, batch_views=1)
+    before = evaluate(build_model(kind, cfg, scene, seed=0), scene.train)
+    model = train_hogs(cfg, scene, kind, tmp_path, seed=0)
+    after = evaluate(model, scene.train)
+    assert after["psnr"] > before["psnr"] + 1.0 and after["ssim"] > before["ssim"]
+    assert after["lpips"] == "not computed" and after["images"] == 4
+    losses = [float(line.split("\t")[-1]) for line in (tmp_path / "live/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]]
+    assert len(losses) == cfg.iterations and np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+
+
+def test_color_init_takes_the_pixels_each_gaussian_covers(scene):
+    model = build_model("hogs", _config(), scene, seed=0)
+    grey = evaluate(model, scene.train)["psnr"]
+    hogs_train.init_colors(model, scene.train, 4, torch.Generator().manual_seed(0))
+    assert evaluate(model, scene.train)["psnr"] > grey + 2.0
+
+
+def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
+    cfg = _config(iterations=4, checkpoint_every=2, batch_views=1)
+    straight = train_hogs(cfg, scene, "hogs", tmp_path / "straight", seed=0)
+    metadata = checkpoint_metadata(tmp_path / "straight" / CHECKPOINT)
+    assert metadata["iteration"] == "4" and metadata["kind"] == "hogs" and metadata["group"] == "s00/cube"
+    assert json.loads(metadata["config"])["lr_hogs"]["vertices"] == cfg.lr_hogs.vertices
+
+    loaded = build_model("hogs", cfg, scene, seed=1)  # another seed: every parameter must come from the file
+    assert load_checkpoint(tmp_path / "straight" / CHECKPOINT, loaded) == 4
+    for name, param in straight.trainable_parameters().items():
+        assert torch.equal(param, loaded.trainable_parameters()[name]), name
+
+    # a run that stops after its step-2 checkpoint, then resumes: same result as the straight run
+    real_batch = hogs_train.batch_indices
+
+    def crash_at_step_2(step, *args):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real_batch(step, *args)
+
+    monkeypatch.setattr(hogs_train, "batch_indices", crash_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_hogs(cfg, scene, "hogs", tmp_path / "resumed", seed=0)
+    assert checkpoint_metadata(tmp_path / "resumed" / CHECKPOINT)["iteration"] == "2"
+    monkeypatch.setattr(hogs_train, "batch_indices", real_batch)
+    resumed = train_hogs(cfg, scene, "hogs", tmp_path / "resumed", seed=0)
+    for name, param in straight.trainable_parameters().items():
+        assert torch.allclose(param, resumed.trainable_parameters()[name], atol=1e-7), name
+
+    # another configuration does not resume: it trains afresh (and overwrites the checkpoint)
+    train_hogs(dataclasses.replace(cfg, iterations=3), scene, "hogs", tmp_path / "resumed", seed=0)
+    assert checkpoint_metadata(tmp_path / "resumed" / CHECKPOINT)["iteration"] == "3"
+
+
+def test_training_is_deterministic(scene, tmp_path):
+    cfg = _config(iterations=2, batch_views=1)
+    first = train_hogs(cfg, scene, "3dgs", tmp_path / "a", seed=0).trainable_parameters()
+    second = train_hogs(cfg, scene, "3dgs", tmp_path / "b", seed=0).trainable_parameters()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_schedule_and_batches():
+    assert lr_factor(0, 100, 0.1) == 1.0 and lr_factor(99, 100, 0.1) == pytest.approx(0.1)
+    assert batch_indices(5, 10, 3, seed=0) == batch_indices(5, 10, 3, seed=0)
+    assert batch_indices(5, 10, 3, seed=0) != batch_indices(6, 10, 3, seed=0)
+    assert sorted(batch_indices(0, 4, 9, seed=0)) == [0, 1, 2, 3]
+
+
+# --------------------------------------------------------------------------- #
+# Crops
+# --------------------------------------------------------------------------- #
+def test_crop_box_is_a_centred_square_with_margin():
+    mask = np.zeros((50, 80), dtype=np.uint8)
+    mask[10:20, 30:70] = 3  # 10 rows × 40 columns
+    x0, y0, side = crop_box(mask, margin=0.25)
+    assert side == 60 and x0 == 20 and y0 == -15  # may reach outside the image
+    assert crop_box(np.zeros((5, 5), dtype=np.uint8), 0.1) is None
+
+
+def test_crop_camera_maps_pixels_of_the_window():
+    camera = _camera(size=(64, 48))
+    cropped = crop_camera(camera, x0=10, y0=-4, side=40, size=20)
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.02, -0.01, 0.03]], dtype=torch.float64)
+    uv, _ = project_points(points, torch.tensor(camera.K), torch.tensor(camera.world2cam))
+    uv_crop, _ = project_points(points, torch.tensor(cropped.K), torch.tensor(cropped.world2cam))
+    assert torch.allclose(uv_crop, (uv - torch.tensor([10.0, -4.0], dtype=torch.float64)) * 0.5)
+    assert (cropped.width, cropped.height) == (20, 20)
