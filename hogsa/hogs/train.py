@@ -160,6 +160,7 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
         loss, terms = hogs_loss(pred, target, model.regularizer(), cfg.lambda_ssim, cfg.lambda_r)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        check_finite_gradients(model, step)
         optimizer.step()
 
         terms["psnr"] = float(psnr(pred.detach().clamp(0, 1), target).mean())
@@ -216,6 +217,14 @@ def hogs_loss(
     d_ssim = 1.0 - ssim(pred, target).mean()
     loss = (1.0 - lambda_ssim) * l1 + lambda_ssim * d_ssim + lambda_r * regularizer
     return loss, {"loss": loss.item(), "l1": l1.item(), "ssim": 1.0 - d_ssim.item(), "l_r": regularizer.item()}
+
+
+def check_finite_gradients(model: GaussianScene, step: int) -> None:
+    """Raise FloatingPointError naming the parameters whose gradient holds NaN or ±inf (one bad
+    Gaussian would otherwise poison a whole part through Adam, and the hands' joints spread it further)."""
+    bad = [name for name, p in model.trainable_parameters().items() if p.grad is not None and not p.grad.isfinite().all()]
+    if bad:
+        raise FloatingPointError(f"step {step}: non-finite gradients in {bad}")
 
 
 @torch.no_grad()
