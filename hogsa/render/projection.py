@@ -143,7 +143,10 @@ def _project(
     det_orig = cov2d[..., 0, 0] * cov2d[..., 1, 1] - cov2d[..., 0, 1] * cov2d[..., 1, 0]
     cov2d = cov2d + eps2d * torch.eye(2, dtype=cov2d.dtype, device=cov2d.device)
     conics, det = covariance_2d_to_conic(cov2d)
-    compensations = (det_orig / torch.where(det > 0, det, 1.0)).clamp(min=0.0).sqrt()
+    ratio = (det_orig / torch.where(det > 0, det, 1.0)).clamp(min=0.0)
+    # a safe square root: d√x/dx is infinite at 0 (an edge-on flat Gaussian), and 0·∞ = NaN would
+    # reach every gradient through the compiled backward even where compensations are unused
+    compensations = torch.where(ratio > 0, ratio, 1.0).sqrt() * (ratio > 0)
 
     proj_xy = torch.einsum("cij,cnj->cni", Ks[:, :2, :2], safe_cam[..., :2]) / safe_z[..., None]
     means2d = proj_xy + Ks[:, None, :2, 2]  # [C, N, 2]
