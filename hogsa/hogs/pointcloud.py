@@ -6,8 +6,8 @@ One Gaussian per canonical vertex of each part, with a trained position offset (
 vertex + offset, offset init 0), rotation (wxyz quaternion, init identity), log-scales (init isotropic,
 a standard deviation of half the part's mean edge length: neighbours, about one edge apart, then cover
 the surface without gaps, while 3DGS's own choice, σ ≈ the neighbour distance, swells a coarse mesh such
-as the box's 15 mm grid by several millimetres beyond its silhouette), opacity and SH colour. The count is fixed, as for HOGS (no densification, no
-pruning). The mesh itself is not trained.
+as the box's 15 mm grid several millimetres beyond its silhouette), opacity and SH colour. The count is
+fixed, as for HOGS (no densification, no pruning). The mesh itself is not trained.
 
 Posing: a Gaussian is carried by the transform of the vertex it was initialised at (its nearest
 canonical vertex at initialisation; the binding is kept fixed so that a drifting Gaussian does not
@@ -31,7 +31,15 @@ from torch import Tensor, nn
 
 from hogsa.hand import HandModel
 from hogsa.hogs.binding import GaussianSet
-from hogsa.hogs.model import PARTS, GaussianScene, HandPose, ObjectPose, Shading, pose_hand, pose_object
+from hogsa.hogs.model import (
+    PARTS,
+    GaussianScene,
+    HandPose,
+    ObjectPose,
+    Shading,
+    pose_hand,
+    pose_object,
+)
 from hogsa.objects import ArticulatedObject
 
 POINT_LR_KEYS = ("position", "rotation", "scale", "opacity", "sh_dc", "sh_rest", "lighting")
@@ -104,7 +112,8 @@ class PointCloudGaussians(GaussianScene):
             transforms = hand.vertex_transforms(pose.global_orient[None], pose.hand_pose[None], pose.betas[None],
                                                 pose.transl[None])[0]
             posed[side] = self.points[side].posed(shaped, transforms)
-        posed["object"] = self.points["object"].posed(self.obj.vertices.to(obj.rot), object_vertex_transforms(self.obj, obj))
+        template = self.obj.vertices.to(obj.rot)
+        posed["object"] = self.points["object"].posed(template, object_vertex_transforms(self.obj, obj))
         return posed
 
     def regularizer(self) -> Tensor:

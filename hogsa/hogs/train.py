@@ -18,6 +18,7 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -38,7 +39,16 @@ from hogsa.data.dataset import DatasetIndex
 from hogsa.data.schema import Camera, Sequence
 from hogsa.geometry import project_points
 from hogsa.hand import HandModel
-from hogsa.hogs.model import HOGS, PART_LABELS, PARTS, GaussianScene, HandPose, ObjectPose, Shading, render_gaussians
+from hogsa.hogs.model import (
+    HOGS,
+    PART_LABELS,
+    PARTS,
+    GaussianScene,
+    HandPose,
+    ObjectPose,
+    Shading,
+    render_gaussians,
+)
 from hogsa.hogs.pointcloud import PointCloudGaussians
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 from hogsa.objects import ArticulatedObject
@@ -79,9 +89,8 @@ class PointLearningRates:
 class HOGSConfig:
     """params.yaml ``hogs`` section."""
 
-    groups: list[str]  # "sXX/<object>" groups to model, or ["all"]: every (subject, object) of the train split
-    hand_gaussians_per_face: int  # paper: k = 2
-    object_gaussians_per_face: int  # paper: k = 2; more resolve a coarse template's texture (the open objects' faces are 3× a hand's)
+    groups: list[str]  # "sXX/<object>" groups, or ["all"]: every (subject, object) of the train split
+    gaussians_per_face: int  # paper: k = 2
     sh_degree: int  # 3 in 3DGS; 1 keeps CPU training fast (view dependence is weak on these materials)
     init_opacity: float
     shading: Shading  # "none": the paper's colours; "sh2": × a learned irradiance of the normal (hogsa.hogs.model)
@@ -94,7 +103,6 @@ class HOGSConfig:
     batch_views: int  # crops rendered per step
     lr_hogs: HOGSLearningRates
     lr_3dgs: PointLearningRates
-    lr_final_ratio: float  # every learning rate decays exponentially to this fraction at the last step
     lambda_ssim: float  # paper: 0.2
     lambda_r: float  # paper: 0.5
     eval_every: int  # steps between held-out evaluations logged to dvclive
@@ -132,18 +140,31 @@ class GroupData:
 # --------------------------------------------------------------------------- #
 # Training
 # --------------------------------------------------------------------------- #
+@contextlib.contextmanager
+def deterministic_algorithms():
+    """``torch.use_deterministic_algorithms`` inside (warning only where an op has no deterministic
+    version), the previous setting after. On CPU, the backward of indexing the vertices by the faces
+    (``index_put_`` with accumulation) otherwise sums in parallel in a varying order, and Adam turns
+    those last-bit differences in near-zero gradients into full steps."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+@deterministic_algorithms()
 def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path, seed: int) -> GaussianScene:
     """Train (or resume, or just load when finished) the ``kind`` model of ``data``'s group in ``out_dir``.
 
     Writes ``out_dir/model.safetensors`` every ``checkpoint_every`` steps and at the end, and dvclive
-    curves under ``out_dir/live``.
+    curves under ``out_dir/live``. Runs with deterministic algorithms: same inputs and seed, same model.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(kind, cfg, data, seed)
     optimizer = torch.optim.Adam(model.param_groups(learning_rates(kind, cfg)), eps=1e-15)
-    for group in optimizer.param_groups:
-        group["initial_lr"] = group["lr"]
     identity = run_identity(cfg, kind, data.name, seed, model)
     start = resume(out_dir / CHECKPOINT, model, optimizer, identity)
     if start == 0:
@@ -152,8 +173,6 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
     live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
     steps = tqdm(range(start, cfg.iterations), desc=f"{kind} {data.name}", initial=start, total=cfg.iterations)
     for step in steps:
-        for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * lr_factor(step, cfg.iterations, cfg.lr_final_ratio)
         batch = [data.train[i] for i in batch_indices(step, len(data.train), cfg.batch_views, seed)]
         pred = torch.stack([model.render(s.camera, s.right, s.left, s.obj).rgb.permute(2, 0, 1) for s in batch])
         target = torch.stack([s.image for s in batch])
@@ -182,9 +201,8 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
 def build_model(kind: Kind, cfg: HOGSConfig, data: GroupData, seed: int) -> GaussianScene:
     """A fresh ``kind`` model of the group (HOGS, or the 3DGS ablation)."""
     if kind == "hogs":
-        k = {"hand": cfg.hand_gaussians_per_face, "object": cfg.object_gaussians_per_face}
-        return HOGS(data.hands, data.obj, torch.Generator().manual_seed(seed), k, cfg.sh_degree, cfg.init_opacity,
-                    cfg.shading)
+        return HOGS(data.hands, data.obj, torch.Generator().manual_seed(seed), cfg.gaussians_per_face,
+                    cfg.sh_degree, cfg.init_opacity, cfg.shading)
     if kind == "3dgs":
         return PointCloudGaussians(data.hands, data.obj, cfg.sh_degree, cfg.init_opacity, cfg.shading)
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -192,11 +210,6 @@ def build_model(kind: Kind, cfg: HOGSConfig, data: GroupData, seed: int) -> Gaus
 
 def learning_rates(kind: Kind, cfg: HOGSConfig) -> dict[str, float]:
     return asdict(cfg.lr_hogs if kind == "hogs" else cfg.lr_3dgs)
-
-
-def lr_factor(step: int, iterations: int, final_ratio: float) -> float:
-    """Exponential decay from 1 at step 0 to ``final_ratio`` at the last step."""
-    return final_ratio ** (step / max(iterations - 1, 1))
 
 
 def batch_indices(step: int, n: int, batch: int, seed: int) -> list[int]:
@@ -222,7 +235,8 @@ def hogs_loss(
 def check_finite_gradients(model: GaussianScene, step: int) -> None:
     """Raise FloatingPointError naming the parameters whose gradient holds NaN or ±inf (one bad
     Gaussian would otherwise poison a whole part through Adam, and the hands' joints spread it further)."""
-    bad = [name for name, p in model.trainable_parameters().items() if p.grad is not None and not p.grad.isfinite().all()]
+    params = model.trainable_parameters().items()
+    bad = [name for name, p in params if p.grad is not None and not p.grad.isfinite().all()]
     if bad:
         raise FloatingPointError(f"step {step}: non-finite gradients in {bad}")
 
@@ -264,7 +278,8 @@ def init_colors(model: GaussianScene, samples: list[Sample], n_views: int, gener
 # --------------------------------------------------------------------------- #
 def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, model: GaussianScene) -> dict[str, str]:
     """What a checkpoint must match to be resumed: the settings that shape training, and the parameters."""
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("groups", "eval_every", "checkpoint_every", "lpips_weights")}
+    bookkeeping = ("groups", "eval_every", "checkpoint_every", "lpips_weights")
+    settings = {k: v for k, v in asdict(cfg).items() if k not in bookkeeping}
     shapes = {name: list(p.shape) for name, p in model.trainable_parameters().items()}
     return {"kind": kind, "group": group, "seed": str(seed), "config": json.dumps(settings, sort_keys=True),
             "parameters": json.dumps(shapes, sort_keys=True)}
@@ -322,26 +337,39 @@ def resume(path: Path, model: GaussianScene, optimizer: torch.optim.Optimizer, i
 # --------------------------------------------------------------------------- #
 # Evaluation
 # --------------------------------------------------------------------------- #
-@torch.no_grad()
 def evaluate(model: GaussianScene, samples: list[Sample], lpips: LPIPS | None = None) -> dict[str, float | str | int]:
-    """Mean PSNR, SSIM (and LPIPS, given its network) over ``samples``' crops, black background.
+    """Mean PSNR, SSIM (and LPIPS, given its network) over ``samples``' crops, black background."""
+    return summarize(image_scores(model, samples, lpips))
 
-    Renders are clamped to [0, 1] before scoring.
-    """
-    scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "lpips": []}
+
+def evaluate_held_out(model: GaussianScene, data: GroupData, cfg: HOGSConfig,
+                      lpips: LPIPS | None = None) -> dict[str, dict[str, float | str | int]]:
+    """``evaluate`` over all held-out crops and over each non-empty subset of ``held_out_subsets``
+    (each crop rendered once)."""
+    scores = dict(zip(map(id, data.held_out), image_scores(model, data.held_out, lpips)))
+    subsets = held_out_subsets(data, cfg)
+    return {name: summarize([scores[id(s)] for s in samples]) for name, samples in subsets.items() if samples}
+
+
+@torch.no_grad()
+def image_scores(model: GaussianScene, samples: list[Sample], lpips: LPIPS | None = None) -> list[dict[str, float]]:
+    """Per crop: PSNR and SSIM (and LPIPS) of the render, clamped to [0, 1], against the image."""
+    scores = []
     for sample in samples:
-        pred = model.render(sample.camera, sample.right, sample.left, sample.obj).rgb.permute(2, 0, 1)[None].clamp(0, 1)
-        target = sample.image[None]
-        scores["psnr"].append(float(psnr(pred, target)[0]))
-        scores["ssim"].append(float(ssim(pred, target)[0]))
+        pred = model.render(sample.camera, sample.right, sample.left, sample.obj).rgb.permute(2, 0, 1)[None]
+        pred, target = pred.clamp(0, 1), sample.image[None]
+        score = {"psnr": float(psnr(pred, target)[0]), "ssim": float(ssim(pred, target)[0])}
         if lpips is not None:
-            scores["lpips"].append(float(lpips(pred, target)[0]))
-    return {
-        "psnr": float(np.mean(scores["psnr"])),
-        "ssim": float(np.mean(scores["ssim"])),
-        "lpips": float(np.mean(scores["lpips"])) if lpips is not None else NOT_COMPUTED,
-        "images": len(samples),
-    }
+            score["lpips"] = float(lpips(pred, target)[0])
+        scores.append(score)
+    return scores
+
+
+def summarize(scores: list[dict[str, float]]) -> dict[str, float | str | int]:
+    """Means of per-image scores; LPIPS is ``NOT_COMPUTED`` when the scores lack it."""
+    mean = {key: float(np.mean([score[key] for score in scores])) for key in ("psnr", "ssim")}
+    lpips = float(np.mean([score["lpips"] for score in scores])) if scores and "lpips" in scores[0] else NOT_COMPUTED
+    return {**mean, "lpips": lpips, "images": len(scores)}
 
 
 # --------------------------------------------------------------------------- #
@@ -407,15 +435,26 @@ def crop_sample(seq: Sequence, view: int, frame: int, poses: tuple[HandPose, Han
     if box is None:
         return None
     image = torch.tensor(seq.image(view, frame)).permute(2, 0, 1).float() / 255.0  # [3, H, W]
-    labels = torch.tensor(mask)
-    image = image * (labels > 0)
+    crop_image, crop_mask, camera = crop_view(image, torch.tensor(mask), seq.camera(view, frame), box, size)
+    return Sample(crop_image, crop_mask, camera, *poses, seq.name, view, frame)
+
+
+def crop_view(
+    image: Tensor,  # [3, H, W] in [0, 1]
+    labels: Tensor,  # [H, W] uint8 part labels
+    camera: Camera,  # the image's camera
+    box: tuple[int, int, int],  # (x0, y0, side) window, pixels
+    size: int,
+) -> tuple[Tensor, Tensor, Camera]:
+    """The window resized to ``size``²: image [3, S, S] black where the labels are 0 (antialiased
+    bilinear), labels [S, S] (nearest, pixel centres aligned) and the window's camera."""
     x0, y0, side = box
-    crop_image = F.interpolate(_window(image, x0, y0, side)[None], size=(size, size), mode="bilinear",
+    masked = image * (labels > 0)
+    crop_image = F.interpolate(_window(masked, x0, y0, side)[None], size=(size, size), mode="bilinear",
                                antialias=True, align_corners=False)[0].clamp(0, 1)
-    crop_mask = F.interpolate(_window(labels[None].float(), x0, y0, side)[None], size=(size, size),
-                              mode="nearest-exact")[0, 0].to(torch.uint8)
-    camera = seq.camera(view, frame)
-    return Sample(crop_image, crop_mask, crop_camera(camera, x0, y0, side, size), *poses, seq.name, view, frame)
+    crop_labels = F.interpolate(_window(labels[None].float(), x0, y0, side)[None], size=(size, size),
+                                mode="nearest-exact")[0, 0].to(torch.uint8)
+    return crop_image, crop_labels, crop_camera(camera, x0, y0, side, size)
 
 
 def crop_box(mask: np.ndarray, margin: float) -> tuple[int, int, int] | None:  # mask [H, W] labels
@@ -426,8 +465,8 @@ def crop_box(mask: np.ndarray, margin: float) -> tuple[int, int, int] | None:  #
         return None
     height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
     side = int(np.ceil(max(height, width) * (1.0 + 2.0 * margin)))
-    y0 = int(round((rows.min() + rows.max() + 1 - side) / 2))
-    x0 = int(round((cols.min() + cols.max() + 1 - side) / 2))
+    y0 = round(float(rows.min() + rows.max() + 1 - side) / 2)
+    x0 = round(float(cols.min() + cols.max() + 1 - side) / 2)
     return x0, y0, side
 
 
