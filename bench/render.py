@@ -4,7 +4,10 @@ Builds ≈20k flat Gaussians, two per face of a ~10k-face ellipsoid filling much
 HOGS Gaussians: means on the faces, rotations from the face frames, a thin normal scale), or loads a
 scene with ``--scene file.safetensors`` (tensors means [N,3], quats [N,4] wxyz, scales [N,3],
 opacities [N], colors [N,3], in a world frame that the default camera at z = -3 looking at the origin
-sees). Prints the Gaussian count, the median forward and forward+backward times at 128² and 224²
+sees), optionally with the camera it was seen from (viewmat [4,4], K [3,3], size [2] = W, H; K is
+scaled to each benchmarked size). By default it takes the first trained HOGS scene that the ``hogs``
+stage exported (``data/models/hogs/<group>/hogs/scene.safetensors``: a training frame's posed Gaussians
+and camera) and falls back to the ellipsoid when there is none. Prints the Gaussian count, the median forward and forward+backward times at 128² and 224²
 (warm-up excluded), the first-call time (which includes torch.compile), the same for a straightforward
 padded-tile rasterizer (every tile holds as many slots as its fullest tile; plain autograd) run in this
 process, and gsplat's times when CUDA is present. The last line is one JSON object with all figures.
@@ -40,6 +43,8 @@ from hogsa.render.tiles import intersect_tiles, make_grid
 
 SIZES = (128, 224)
 SCENE_KEYS = ("means", "quats", "scales", "opacities", "colors")
+TRAINED_SCENES = "data/models/hogs/*/hogs/scene.safetensors"
+View = tuple[torch.Tensor, torch.Tensor, int]  # viewmat [4, 4], K [3, 3], the width K is for
 
 
 def ellipsoid_mesh(n_lat: int = 64, n_lon: int = 80, radii=(0.8, 1.0, 0.9)) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,18 +85,30 @@ def mesh_gaussians(vertices: torch.Tensor, faces: torch.Tensor, seed: int = 0) -
     return {k: v.float() for k, v in scene.items()}
 
 
-def load_scene(path: Path) -> dict[str, torch.Tensor]:
+def load_scene(path: Path) -> tuple[dict[str, torch.Tensor], View | None]:
+    """The scene's tensors, and its camera when the file has one."""
     from safetensors.torch import load_file
 
     tensors = load_file(str(path))
     missing = [k for k in SCENE_KEYS if k not in tensors]
     if missing:
         raise KeyError(f"{path}: missing tensors {missing}; expected {list(SCENE_KEYS)}")
-    return {k: tensors[k].float() for k in SCENE_KEYS}
+    view = None
+    if "viewmat" in tensors:
+        width, height = tensors["size"].tolist()
+        if width != height:
+            raise ValueError(f"{path}: size {width}×{height}; the benchmark renders square images")
+        view = (tensors["viewmat"].float(), tensors["K"].float(), int(width))
+    return {k: tensors[k].float() for k in SCENE_KEYS}, view
 
 
-def camera(size: int, distance: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """One square OpenCV camera at (0, 0, -distance) looking at the origin: viewmats [1,4,4], Ks [1,3,3]."""
+def camera(size: int, view: View | None = None, distance: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scene's camera with K scaled to size², or one square OpenCV camera at (0, 0, -distance)
+    looking at the origin: viewmats [1,4,4], Ks [1,3,3]."""
+    if view is not None:
+        viewmat, K, width = view
+        scale = torch.tensor([size / width, size / width, 1.0])[:, None]
+        return viewmat[None], (K * scale)[None]
     focal = 1.1 * size
     Ks = torch.tensor([[[focal, 0.0, size / 2], [0.0, focal, size / 2], [0.0, 0.0, 1.0]]])
     viewmats = torch.eye(4)[None]
@@ -179,23 +196,23 @@ def measure(render: Callable, scene: dict, repeats: int, warm_up: bool = True,
     return result if first is None else {"first_call_ms": ms(first), **result}
 
 
-def render_ours(scene: dict, size: int, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """hogsa.render.rasterize of the scene in the default camera at size², (image, alpha)."""
-    viewmats, Ks = camera(size)
+def render_ours(scene: dict, size: int, view: View | None, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """hogsa.render.rasterize of the scene in its camera at size², (image, alpha)."""
+    viewmats, Ks = camera(size, view)
     image, alpha, _ = rasterize(*(scene[k] for k in SCENE_KEYS), viewmats.to(device), Ks.to(device), size, size)
     return image, alpha
 
 
-def render_baseline(scene: dict, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return padded_tile_rasterize(scene, *camera(size), size)
+def render_baseline(scene: dict, size: int, view: View | None) -> tuple[torch.Tensor, torch.Tensor]:
+    return padded_tile_rasterize(scene, *camera(size, view), size)
 
 
-def bench_size(scene: dict, size: int, repeats: int, baseline_repeats: int) -> dict:
+def bench_size(scene: dict, view: View | None, size: int, repeats: int, baseline_repeats: int) -> dict:
     """All figures at one image size (printed as they come)."""
-    cpu = measure(functools.partial(render_ours, size=size), scene, repeats)
-    base = measure(functools.partial(render_baseline, size=size), scene, baseline_repeats, warm_up=False)
+    cpu = measure(functools.partial(render_ours, size=size, view=view), scene, repeats)
+    base = measure(functools.partial(render_baseline, size=size, view=view), scene, baseline_repeats, warm_up=False)
     with torch.no_grad():
-        diff = (render_ours(scene, size)[0] - render_baseline(scene, size)[0]).abs().max().item()
+        diff = (render_ours(scene, size, view)[0] - render_baseline(scene, size, view)[0]).abs().max().item()
     row = {"cpu": cpu, "padded_tiles": base, "speedup_fwd": round(base["fwd_ms"] / cpu["fwd_ms"], 1),
            "speedup_fwd_bwd": round(base["fwd_bwd_ms"] / cpu["fwd_bwd_ms"], 1), "max_abs_diff": diff}
     print(f"{size}²: forward {cpu['fwd_ms']} ms, forward+backward {cpu['fwd_bwd_ms']} ms (medians; first call "
@@ -203,7 +220,8 @@ def bench_size(scene: dict, size: int, repeats: int, baseline_repeats: int) -> d
           f"{row['speedup_fwd']}× / {row['speedup_fwd_bwd']}×; max |Δ| {diff:.1e}")
     if torch.cuda.is_available():
         cuda_scene = {k: v.cuda() for k, v in scene.items()}
-        render = functools.partial(render_ours, size=size, device="cuda")
+        cuda_view = None if view is None else (view[0].cuda(), view[1].cuda(), view[2])
+        render = functools.partial(render_ours, size=size, view=cuda_view, device="cuda")
         row["gsplat_cuda"] = measure(render, cuda_scene, repeats, sync=torch.cuda.synchronize)
         print(f"{size}²: gsplat on CUDA {row['gsplat_cuda']['fwd_ms']} / {row['gsplat_cuda']['fwd_bwd_ms']} ms")
     return row
@@ -214,18 +232,20 @@ def main() -> dict:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         os.execv(sys.executable, [sys.executable, *sys.argv])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scene", type=Path, help="safetensors file with means/quats/scales/opacities/colors")
+    parser.add_argument("--scene", type=Path, help="safetensors file with means/quats/scales/opacities/colors "
+                        f"(default: the first of {TRAINED_SCENES}, else an ellipsoid)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--baseline-repeats", type=int, default=2, help="the baseline takes seconds per call")
     args = parser.parse_args()
 
-    scene = load_scene(args.scene) if args.scene else mesh_gaussians(*ellipsoid_mesh())
+    path = args.scene or next(iter(sorted(Path.cwd().glob(TRAINED_SCENES))), None)
+    scene, view = load_scene(path) if path else (mesh_gaussians(*ellipsoid_mesh()), None)
     n = scene["means"].shape[0]
-    result = {"gaussians": n, "threads": torch.get_num_threads(), "scene": str(args.scene or "ellipsoid"),
+    result = {"gaussians": n, "threads": torch.get_num_threads(), "scene": str(path or "ellipsoid"),
               "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]}
-    print(f"{n} Gaussians, {torch.get_num_threads()} threads")
+    print(f"{n} Gaussians ({result['scene']}), {torch.get_num_threads()} threads")
     for size in SIZES:
-        result[f"{size}"] = bench_size(scene, size, args.repeats, args.baseline_repeats)
+        result[f"{size}"] = bench_size(scene, view, size, args.repeats, args.baseline_repeats)
     print(json.dumps(result))
     return result
 

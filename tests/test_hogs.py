@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from safetensors.torch import load_file
 
 from hogsa.data.rig import look_at
 from hogsa.data.schema import Camera
@@ -33,25 +34,31 @@ from hogsa.hogs.pointcloud import (
     object_vertex_transforms,
     quaternion_multiply,
 )
+from hogsa.hogs.poses import PoseCorrections, fit_corrections
 from hogsa.hogs.train import (
     CHECKPOINT,
     GroupData,
     HOGSConfig,
     HOGSLearningRates,
     PointLearningRates,
+    PoseLearningRates,
     Sample,
     batch_indices,
     build_model,
     checkpoint_metadata,
+    checkpoint_parameters,
     crop_box,
     crop_camera,
     crop_view,
     evaluate,
     evaluate_held_out,
+    frame_keys,
+    image_loss,
     load_checkpoint,
     train_hogs,
 )
 from hogsa.metrics import psnr
+from hogsa.render import rasterize
 from hogsa.objects import ArticulatedObject
 
 SIZE = (40, 32)  # W, H: not square, so a transposed image would show
@@ -113,11 +120,12 @@ def _config(**changes) -> HOGSConfig:
     cfg = HOGSConfig(
         groups=["s00/cube"], gaussians_per_face=2, sh_degree=1, init_opacity=0.5,
         shading="sh2", crop=32, crop_margin=0.05, held_out_views=[8], held_out_every=5, color_init_views=0,
-        iterations=30, batch_views=2,
+        iterations=30, lr_decay=1.0, batch_views=2,
         lr_hogs=HOGSLearningRates(vertices=1e-4, bary=1e-3, scale=5e-3, opacity=5e-2, sh_dc=2e-2, sh_rest=1e-3,
                                   lighting=2e-2),
         lr_3dgs=PointLearningRates(position=1e-4, rotation=1e-3, scale=5e-3, opacity=5e-2, sh_dc=2e-2, sh_rest=1e-3,
                                    lighting=2e-2),
+        refine_poses=True, lr_poses=PoseLearningRates(angles=1e-3, offsets=1e-4), pose_fit_iterations=2,
         lambda_ssim=0.2, lambda_r=0.5, eval_every=1000, checkpoint_every=1000,
         lpips_weights=None,
     )
@@ -332,6 +340,104 @@ def _same_sign(q: torch.Tensor) -> torch.Tensor:
     return q * torch.where(q[..., :1] < 0, -1.0, 1.0).to(q)
 
 
+@pytest.mark.parametrize("shading", ["none", "sh2"])
+def test_snapshot_rasterizes_to_the_render(hands, cube, shading, tmp_path):
+    """bench/render.py's trained scene: what ``snapshot`` hands ``rasterize`` gives the model's own render."""
+    model = _hogs(hands, cube, sh_degree=1, shading=shading)
+    with torch.no_grad():
+        for part in PARTS:
+            model.surfaces[part].sh_rest.normal_(std=0.2, generator=torch.Generator().manual_seed(2))
+        if shading == "sh2":
+            model.lighting[1:].normal_(std=0.3, generator=torch.Generator().manual_seed(3))
+    camera, poses = _camera(-70.0), _poses()
+    scene = model.snapshot(camera, *poses)
+    image, _, _ = rasterize(*(scene[k] for k in ("means", "quats", "scales", "opacities", "colors")),
+                            scene["viewmat"][None], scene["K"][None], *scene["size"].tolist())
+    with torch.no_grad():
+        expected = model.render(camera, *poses).rgb
+    assert torch.allclose(image[0], expected, atol=1e-5)
+    assert scene["size"].tolist() == [camera.width, camera.height]
+
+    trained = hogs_train.TrainedScene(model, PoseCorrections([]))
+    sample = Sample(expected.permute(2, 0, 1), None, camera, *poses, "s00/cube_grab_01", 1, 0)
+    hogs_train.export_scene(trained, sample, tmp_path / "scene.safetensors")
+    stored = load_file(str(tmp_path / "scene.safetensors"))
+    assert set(stored) == set(scene) and all(torch.equal(stored[k], scene[k]) for k in scene)
+
+
+# --------------------------------------------------------------------------- #
+# Pose corrections
+# --------------------------------------------------------------------------- #
+FRAME = ("s00/cube_grab_01", 0)
+
+
+def test_zero_corrections_leave_poses_and_a_rotation_turns_the_hand_about_its_wrist(hands, cube):
+    right, left, obj = _poses()
+    corrections = PoseCorrections([FRAME])
+    same = corrections.apply(FRAME, right, left, obj)
+    for before, after in zip((right, left, obj), same):
+        for field in dataclasses.fields(before):
+            assert torch.allclose(getattr(after, field.name), getattr(before, field.name), atol=1e-6), field.name
+    assert corrections.apply(("s00/other", 0), right, left, obj) == (right, left, obj)
+
+    with torch.no_grad():
+        corrections.angles["s00|cube_grab_01|0"][0:3] = torch.tensor([0.0, 0.0, np.radians(10.0)], dtype=torch.float32)
+        corrections.offsets["s00|cube_grab_01|0"][6:9] = torch.tensor([0.01, 0.0, -0.02])
+        new_right, new_left, new_obj = corrections.apply(FRAME, right, left, obj)
+        wrist = hands["right"](right.global_orient[None], right.hand_pose[None], right.betas[None],
+                               right.transl[None]).joints[0, 0]
+        rotation = axis_angle_to_matrix(torch.tensor([0.0, 0.0, np.radians(10.0)], dtype=torch.float32))
+        expected = (pose_hand(hands["right"], right) - wrist) @ rotation.T + wrist
+        assert torch.allclose(pose_hand(hands["right"], new_right), expected, atol=1e-5)
+        assert torch.allclose(pose_hand(hands["left"], new_left), pose_hand(hands["left"], left), atol=1e-6)
+        shifted = pose_object(cube, obj) + torch.tensor([0.01, 0.0, -0.02])
+        assert torch.allclose(pose_object(cube, new_obj), shifted, atol=1e-6)
+    assert corrections.magnitudes() == pytest.approx({"rotation_deg": 10.0 / 3**0.5, "translation_mm": 22.36 / 3**0.5},
+                                                     rel=1e-3)
+
+
+def test_adam_leaves_the_frames_absent_from_a_batch_untouched():
+    other = ("s00/cube_grab_01", 1)
+    corrections = PoseCorrections([FRAME, other])
+    optimizer = torch.optim.Adam(corrections.param_groups({"angles": 1e-2, "offsets": 1e-2}))
+    right, left, obj = _poses()
+    for _ in range(3):
+        posed = corrections.apply(FRAME, right, left, obj)
+        loss = sum(p.transl.square().sum() + p.global_orient.square().sum() for p in posed[:2])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    assert corrections.angles["s00|cube_grab_01|0"].abs().sum() > 0
+    assert corrections.angles["s00|cube_grab_01|1"].abs().sum() == 0
+    assert corrections.offsets["s00|cube_grab_01|1"].abs().sum() == 0
+
+
+def test_fitting_recovers_a_misannotated_object_pose_with_the_model_frozen(hands, cube):
+    """Crops rendered at the true pose, annotation 12 mm off: fitting brings the object back."""
+    truth = _hogs(hands, cube, seed=3)
+    right, left, obj = _poses()
+    with torch.no_grad():
+        stripes = 0.5 + 0.4 * torch.sin(150.0 * truth.posed_gaussians(right, left, obj)["object"].means[:, :1])
+        truth.set_colors("object", stripes.expand(-1, 3), torch.ones(len(stripes), dtype=torch.bool))
+    cameras = [_camera(azimuth, size=(48, 48), distance=0.35) for azimuth in (-90.0, -50.0, -130.0)]
+    for camera in cameras:
+        camera.K[:2, 2] = 24.0  # the cube in the middle of each view
+    with torch.no_grad():
+        images = [truth.render(c, right, left, obj).rgb.permute(2, 0, 1) for c in cameras]
+    offset = torch.tensor([0.012, 0.0, 0.0])
+    annotated = dataclasses.replace(obj, transl=obj.transl + offset)
+    samples = [Sample(image, None, c, right, left, annotated, FRAME[0], v, FRAME[1])
+               for v, (image, c) in enumerate(zip(images, cameras))]
+    corrections = PoseCorrections([FRAME])
+    before = {name: p.clone() for name, p in truth.trainable_parameters().items()}
+    fit_corrections(truth, corrections, {FRAME: samples}, lambda p, t: image_loss(p, t, 0.2),
+                    {"angles": 1e-3, "offsets": 1e-3}, iterations=40, batch=2, seed=0)
+    fitted = corrections.apply(FRAME, right, left, annotated)[2]
+    assert (fitted.transl - obj.transl).norm() < 0.004  # from 12 mm off to under 4 mm
+    assert all(torch.equal(p, before[name]) for name, p in truth.trainable_parameters().items())
+    assert all(p.requires_grad for p in truth.trainable_parameters().values())
+
+
 # --------------------------------------------------------------------------- #
 # Training
 # --------------------------------------------------------------------------- #
@@ -339,7 +445,7 @@ def _same_sign(q: torch.Tensor) -> torch.Tensor:
 def test_short_training_lowers_loss_and_raises_psnr(scene, kind, tmp_path):
     cfg = _config(iterations=20, batch_views=1)
     before = evaluate(build_model(kind, cfg, scene, seed=0), scene.train)
-    model = train_hogs(cfg, scene, kind, tmp_path, seed=0)
+    model = train_hogs(cfg, scene, kind, tmp_path, seed=0).model
     after = evaluate(model, scene.train)
     assert after["psnr"] > before["psnr"] + 1.0 and after["ssim"] > before["ssim"]
     assert after["lpips"] == "not computed" and after["images"] == 4
@@ -368,15 +474,18 @@ def test_color_init_takes_the_pixels_each_gaussian_covers(scene):
 
 def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
     cfg = _config(iterations=4, checkpoint_every=2, batch_views=1)
-    straight = train_hogs(cfg, scene, "hogs", tmp_path / "straight", seed=0)
+    straight = checkpoint_parameters(*train_hogs(cfg, scene, "hogs", tmp_path / "straight", seed=0))
     metadata = checkpoint_metadata(tmp_path / "straight" / CHECKPOINT)
     assert metadata["iteration"] == "4" and metadata["kind"] == "hogs" and metadata["group"] == "s00/cube"
     assert json.loads(metadata["config"])["lr_hogs"]["vertices"] == cfg.lr_hogs.vertices
 
-    loaded = build_model("hogs", cfg, scene, seed=1)  # another seed: every parameter must come from the file
+    assert metadata["held_out_poses_fitted"] == "true"
+    assert any(name.startswith("poses.") for name in straight)
+    # another seed: every parameter must come from the file
+    loaded = checkpoint_parameters(build_model("hogs", cfg, scene, seed=1), PoseCorrections(frame_keys(scene.train)))
     assert load_checkpoint(tmp_path / "straight" / CHECKPOINT, loaded) == 4
-    for name, param in straight.trainable_parameters().items():
-        assert torch.equal(param, loaded.trainable_parameters()[name]), name
+    for name, param in straight.items():
+        assert torch.equal(param, loaded[name]), name
 
     # a run that stops after its step-2 checkpoint, then resumes: same result as the straight run
     real_batch = hogs_train.batch_indices
@@ -391,9 +500,9 @@ def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
         train_hogs(cfg, scene, "hogs", tmp_path / "resumed", seed=0)
     assert checkpoint_metadata(tmp_path / "resumed" / CHECKPOINT)["iteration"] == "2"
     monkeypatch.setattr(hogs_train, "batch_indices", real_batch)
-    resumed = train_hogs(cfg, scene, "hogs", tmp_path / "resumed", seed=0)
-    for name, param in straight.trainable_parameters().items():
-        assert torch.equal(param, resumed.trainable_parameters()[name]), name
+    resumed = checkpoint_parameters(*train_hogs(cfg, scene, "hogs", tmp_path / "resumed", seed=0))
+    for name, param in straight.items():
+        assert torch.equal(param, resumed[name]), name
 
     # another configuration does not resume: it trains afresh (and overwrites the checkpoint)
     train_hogs(dataclasses.replace(cfg, iterations=3), scene, "hogs", tmp_path / "resumed", seed=0)
@@ -402,8 +511,8 @@ def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
 
 def test_training_is_deterministic(scene, tmp_path):
     cfg = _config(iterations=2, batch_views=1)
-    first = train_hogs(cfg, scene, "hogs", tmp_path / "a", seed=0).trainable_parameters()
-    second = train_hogs(cfg, scene, "hogs", tmp_path / "b", seed=0).trainable_parameters()
+    first = checkpoint_parameters(*train_hogs(cfg, scene, "hogs", tmp_path / "a", seed=0))
+    second = checkpoint_parameters(*train_hogs(cfg, scene, "hogs", tmp_path / "b", seed=0))
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert not torch.are_deterministic_algorithms_enabled()  # the setting is scoped to training
 
@@ -412,10 +521,17 @@ def test_non_finite_gradients_stop_training_with_their_names(hands, cube):
     model = _hogs(hands, cube)
     for param in model.trainable_parameters().values():
         param.grad = torch.zeros_like(param)
-    hogs_train.check_finite_gradients(model, step=3)
+    hogs_train.check_finite_gradients(model.trainable_parameters(), step=3)
     model.surfaces["left"].sh_dc.grad[5, 0, 1] = float("nan")
     with pytest.raises(FloatingPointError, match=r"step 3: .*surfaces\.left\.sh_dc"):
-        hogs_train.check_finite_gradients(model, step=3)
+        hogs_train.check_finite_gradients(model.trainable_parameters(), step=3)
+
+
+def test_learning_rates_decay_exponentially_to_the_set_fraction():
+    cfg = _config(iterations=11, lr_decay=0.01)
+    factors = [hogs_train.lr_factor(step, cfg) for step in range(11)]
+    assert factors[0] == 1.0 and factors[-1] == pytest.approx(0.01) and factors[5] == pytest.approx(0.1)
+    assert np.allclose(np.diff(np.log(factors)), np.log(0.01) / 10)
 
 
 def test_batches_depend_on_seed_and_step_only():

@@ -8,6 +8,7 @@ import yaml
 
 from hogsa.cli import main
 from hogsa.config import load_params
+from hogsa.hogs.train import checkpoint_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,14 +40,47 @@ def test_assets_stage(smoke_params, tmp_path):
     assert (tmp_path / "assets.png").stat().st_size > 10_000
 
 
-def test_data_stage(smoke_params, tmp_path):
-    main(["notebook", "notebooks/01_data.ipynb", str(tmp_path / "01.ipynb"), "-p", "params_file", str(smoke_params),
-          "-p", "embedded_root", str(tmp_path / "embedded"), "-p", "index_file", str(tmp_path / "index.json"),
-          "-p", "report_dir", str(tmp_path / "report"), "-p", "metrics", str(tmp_path / "data.json")])
-    metrics = json.loads((tmp_path / "data.json").read_text())
+@pytest.fixture(scope="module")
+def smoke_data(smoke_params, tmp_path_factory) -> Path:
+    """The data stage's outputs on the smoke set (embedded/, index.json, report/, data.json), made once."""
+    out = tmp_path_factory.mktemp("data")
+    main(["notebook", "notebooks/01_data.ipynb", str(out / "01.ipynb"), "-p", "params_file", str(smoke_params),
+          "-p", "embedded_root", str(out / "embedded"), "-p", "index_file", str(out / "index.json"),
+          "-p", "report_dir", str(out / "report"), "-p", "metrics", str(out / "data.json")])
+    return out
+
+
+def test_data_stage(smoke_data):
+    metrics = json.loads((smoke_data / "data.json").read_text())
     assert metrics["splits"]["train"]["sequences"] == 1 and metrics["splits"]["test"]["images"] == 4 * 8
     assert metrics["joints_on_mask_rate"] > 0.95
     assert 0 < metrics["contact"]["contact_rate"] < 1
-    index = json.loads((tmp_path / "index.json").read_text())
+    index = json.loads((smoke_data / "index.json").read_text())
     assert index["source"] == "embedded" and index["splits"]["test"] == ["s02/box_grab_01"]
-    assert {p.name for p in (tmp_path / "report").iterdir()} == {"contact_histograms.png", "contact_sheet_0.png"}
+    assert {p.name for p in (smoke_data / "report").iterdir()} == {"contact_histograms.png", "contact_sheet_0.png"}
+
+
+def test_hogs_stage(smoke_params, smoke_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOGSA_NO_COMPILE", "1")  # 32² crops: compiling would cost more than it saves
+    run = ["notebook", "notebooks/10_hogs.ipynb", str(tmp_path / "10.ipynb"), "-p", "params_file", str(smoke_params),
+           "-p", "index_file", str(smoke_data / "index.json"), "-p", "models_dir", str(tmp_path / "models"),
+           "-p", "report_dir", str(tmp_path / "report"), "-p", "metrics", str(tmp_path / "hogs.json")]
+    main(run)
+    metrics = json.loads((tmp_path / "hogs.json").read_text())
+    for kind in ("hogs", "3dgs"):
+        assert 5 < metrics[kind]["psnr"] < 60 and 0 < metrics[kind]["ssim"] <= 1
+        assert metrics[kind]["lpips"] == "not computed"
+        group = metrics["groups"]["s01/box"][kind]
+        assert set(group["corrected_poses"]) == {"held_out", "novel_views", "novel_poses"}
+        assert metrics[kind]["psnr_annotated_poses"] == group["annotated_poses"]["held_out"]["psnr"]
+        checkpoint = tmp_path / "models" / "s01_box" / kind / "model.safetensors"
+        assert checkpoint_metadata(checkpoint)["held_out_poses_fitted"] == "true"
+    assert (tmp_path / "models" / "s01_box" / "hogs" / "scene.safetensors").is_file()
+    figures = {p.name for p in (tmp_path / "report").iterdir()}
+    assert figures == {"held_out_s01_box.png", "orbit_s01_box.png", "novel_poses_s01_box.png"}
+
+    # a second run finds the finished models and only evaluates: the same figures
+    stamp = checkpoint.stat().st_mtime_ns
+    main(run)
+    assert checkpoint.stat().st_mtime_ns == stamp
+    assert json.loads((tmp_path / "hogs.json").read_text()) == metrics

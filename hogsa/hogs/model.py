@@ -165,6 +165,18 @@ class GaussianScene(nn.Module, abc.ABC):
         return render_gaussians(self.posed_gaussians(right, left, obj), camera, self.sh_degree, background, parts,
                                 self.lighting)
 
+    @torch.no_grad()
+    def snapshot(self, camera: CameraLike, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, Tensor]:
+        """The posed Gaussians as ``rasterize`` takes them, colours evaluated towards ``camera``, and the
+        camera: means [N, 3], quats [N, 4], scales [N, 3], opacities [N], colors [N, 3], viewmat [4, 4],
+        K [3, 3], size [2] (W, H). What bench/render.py times as a trained scene."""
+        merged = merge_parts(self.posed_gaussians(right, left, obj))
+        viewmat = torch.as_tensor(camera.world2cam, dtype=merged.means.dtype)
+        colors = view_colors(merged, torch.linalg.inv(viewmat)[:3, 3], self.sh_degree, self.lighting)
+        return {"means": merged.means, "quats": merged.quats, "scales": merged.scales, "opacities": merged.opacities,
+                "colors": colors, "viewmat": viewmat, "K": torch.as_tensor(camera.K, dtype=merged.means.dtype),
+                "size": torch.tensor([int(camera.width), int(camera.height)])}
+
     def lighting_groups(self, lr: Mapping[str, float]) -> list[dict]:
         """The lighting's Adam group, or none without shading."""
         if self.lighting is None:
@@ -261,7 +273,7 @@ def render_gaussians(
     takes the part with the largest weight where the accumulated alpha exceeds 0.5, else 0.
     """
     names = list(gaussians)
-    merged = GaussianSet(*(torch.cat(fields) for fields in zip(*gaussians.values())))
+    merged = merge_parts(gaussians)
     device, dtype = merged.means.device, merged.means.dtype
     viewmat = torch.as_tensor(camera.world2cam, dtype=dtype, device=device)[None]  # [1, 4, 4]
     K = torch.as_tensor(camera.K, dtype=dtype, device=device)[None]  # [1, 3, 3]
@@ -284,6 +296,24 @@ def render_gaussians(
         part_labels = torch.tensor([MASK_LABELS[name] for name in names], device=device, dtype=torch.uint8)
         labels = torch.where(part_alpha[0, ..., 0] > 0.5, part_labels[weights[0].argmax(dim=-1)], 0).to(torch.uint8)
     return RenderOutput(rgb=colors[0, ..., :3], alpha=alphas[0, ..., 0], depth=colors[0, ..., 3], parts=labels)
+
+
+def merge_parts(gaussians: Mapping[str, GaussianSet]) -> GaussianSet:
+    """One GaussianSet of all parts, in the mapping's order."""
+    return GaussianSet(*(torch.cat(fields) for fields in zip(*gaussians.values())))
+
+
+def view_colors(
+    gaussians: GaussianSet,  # unbatched, N Gaussians
+    camera_center: Tensor,  # [3] world, metres
+    sh_degree: int,
+    lighting: Tensor | None,  # [9, 3] irradiance SH coefficients; None: unshaded
+) -> Tensor:  # [N, 3]
+    """Each Gaussian's colour seen from ``camera_center``: the SH colour as gsplat evaluates it
+    (+ 0.5, clamped at 0), times the irradiance at its normal when shaded."""
+    if lighting is not None:
+        return shaded_colors(gaussians, camera_center, sh_degree, lighting)
+    return (eval_sh(sh_degree, gaussians.means - camera_center, gaussians.sh) + 0.5).clamp_min(0.0)
 
 
 def shaded_colors(

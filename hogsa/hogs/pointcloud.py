@@ -15,7 +15,7 @@ jump between transforms): hands by that vertex's LBS transform (``HandModel.vert
 which maps the SHAPED canonical mesh, so canonical centres are the shaped vertices plus the offsets),
 the object by the rigid transform of the vertex's part. The Gaussian's rotation is composed with the
 transform's 3×3 block orthonormalised (a blend of bone rotations is not a rotation; its nearest
-rotation, by SVD, is used). L_R is the mean ‖offset‖ over all Gaussians, as HOGS's over vertices.
+rotation, by SVD, is used; it is not differentiated). L_R is the mean ‖offset‖ over all Gaussians, as HOGS's over vertices.
 
 Conventions as ``hogsa.hogs.model``; quaternions wxyz.
 """
@@ -73,7 +73,9 @@ class PointGaussians(nn.Module):
     ) -> GaussianSet:
         rotation, translation = transforms[:, :3, :3], transforms[:, :3, 3]
         means = torch.einsum("vij,vj->vi", rotation, canonical + self.offsets) + translation
-        carried = rotation_matrix_to_quaternion(nearest_rotation(rotation).contiguous())  # [V, 4] wxyz
+        # the carried rotation takes no gradient: the SVD's backward is infinite where singular values repeat
+        # (a vertex moved by one bone alone is a pure rotation), and pose corrections learn from the means
+        carried = rotation_matrix_to_quaternion(nearest_rotation(rotation.detach()).contiguous())  # [V, 4] wxyz
         quats = quaternion_multiply(carried, F.normalize(self.quats, dim=-1))
         sh = torch.cat([self.sh_dc, self.sh_rest], dim=1)
         return GaussianSet(means, quats, self.log_scales.exp(), torch.sigmoid(self.opacity_logits), sh)

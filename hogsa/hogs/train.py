@@ -19,11 +19,14 @@ uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import importlib
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from dvclive import Live
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from hogsa.data.arctic import read_object_template
@@ -50,6 +53,7 @@ from hogsa.hogs.model import (
     render_gaussians,
 )
 from hogsa.hogs.pointcloud import PointCloudGaussians
+from hogsa.hogs.poses import FrameKey, PoseCorrections, corrected, fit_corrections
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 from hogsa.objects import ArticulatedObject
 
@@ -86,6 +90,14 @@ class PointLearningRates:
 
 
 @dataclass(frozen=True)
+class PoseLearningRates:
+    """Adam learning rates of the per-frame pose corrections (hogsa.hogs.poses)."""
+
+    angles: float  # radians per step
+    offsets: float  # metres per step
+
+
+@dataclass(frozen=True)
 class HOGSConfig:
     """params.yaml ``hogs`` section."""
 
@@ -100,9 +112,13 @@ class HOGSConfig:
     held_out_every: int  # every n-th frame is held out in every view (novel poses)
     color_init_views: int  # training crops whose pixels initialise the Gaussians' colours; 0 = grey
     iterations: int
+    lr_decay: float  # every learning rate falls exponentially to this fraction of itself at the last step
     batch_views: int  # crops rendered per step
     lr_hogs: HOGSLearningRates
     lr_3dgs: PointLearningRates
+    refine_poses: bool  # learn per-frame corrections of the annotated poses (hogsa.hogs.poses); not in the paper
+    lr_poses: PoseLearningRates
+    pose_fit_iterations: int  # steps per held-out frame fitting its correction with the model frozen
     lambda_ssim: float  # paper: 0.2
     lambda_r: float  # paper: 0.5
     eval_every: int  # steps between held-out evaluations logged to dvclive
@@ -154,32 +170,49 @@ def deterministic_algorithms():
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
+class TrainedScene(NamedTuple):
+    model: GaussianScene
+    poses: PoseCorrections  # per-frame corrections: training frames learned, held-out frames fitted
+
+
 @deterministic_algorithms()
-def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path, seed: int) -> GaussianScene:
+def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path, seed: int) -> TrainedScene:
     """Train (or resume, or just load when finished) the ``kind`` model of ``data``'s group in ``out_dir``.
 
-    Writes ``out_dir/model.safetensors`` every ``checkpoint_every`` steps and at the end, and dvclive
-    curves under ``out_dir/live``. Runs with deterministic algorithms: same inputs and seed, same model.
+    With ``refine_poses``, every training frame's pose correction is learned with the model, and after
+    the last step every held-out frame's is fitted with the model frozen, on its crops from the
+    training views (``fit_held_out_poses``). Writes ``out_dir/model.safetensors`` every
+    ``checkpoint_every`` steps and at the end, and dvclive curves under ``out_dir/live``. Runs with
+    deterministic algorithms: same inputs and seed, same model.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(kind, cfg, data, seed)
-    optimizer = torch.optim.Adam(model.param_groups(learning_rates(kind, cfg)), eps=1e-15)
-    identity = run_identity(cfg, kind, data.name, seed, model)
-    start = resume(out_dir / CHECKPOINT, model, optimizer, identity)
+    poses = PoseCorrections(frame_keys(data.train + data.held_out) if cfg.refine_poses else [])
+    params = checkpoint_parameters(model, poses)
+    groups = model.param_groups(learning_rates(kind, cfg))
+    if cfg.refine_poses:
+        groups += poses.param_groups(asdict(cfg.lr_poses))
+    optimizer = torch.optim.Adam(groups, eps=1e-15)
+    identity = run_identity(cfg, kind, data.name, seed, params)
+    start, fitted = resume(out_dir / CHECKPOINT, params, optimizer, identity)
     if start == 0:
         init_colors(model, data.train, cfg.color_init_views, torch.Generator().manual_seed(seed))
 
     live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
     steps = tqdm(range(start, cfg.iterations), desc=f"{kind} {data.name}", initial=start, total=cfg.iterations)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     for step in steps:
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * lr_factor(step, cfg)
         batch = [data.train[i] for i in batch_indices(step, len(data.train), cfg.batch_views, seed)]
-        pred = torch.stack([model.render(s.camera, s.right, s.left, s.obj).rgb.permute(2, 0, 1) for s in batch])
+        pred = torch.stack([model.render(s.camera, *poses.apply((s.sequence, s.frame), s.right, s.left, s.obj)
+                                         ).rgb.permute(2, 0, 1) for s in batch])
         target = torch.stack([s.image for s in batch])
         loss, terms = hogs_loss(pred, target, model.regularizer(), cfg.lambda_ssim, cfg.lambda_r)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        check_finite_gradients(model, step)
+        check_finite_gradients(params, step)
         optimizer.step()
 
         terms["psnr"] = float(psnr(pred.detach().clamp(0, 1), target).mean())
@@ -188,14 +221,51 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
         steps.set_postfix(loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}")
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.iterations:
-            for name, value in evaluate(model, data.held_out).items():
+            for name, value in evaluate(model, [corrected(s, poses) for s in data.held_out]).items():
                 if isinstance(value, float):
                     live.log_metric(f"held_out/{name}", value)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            save_checkpoint(out_dir / CHECKPOINT, model, optimizer, done, identity)
+            save_checkpoint(out_dir / CHECKPOINT, params, optimizer, done, identity, fitted=False)
         live.next_step()
     live.end()
-    return model
+    if cfg.refine_poses and not fitted:
+        fit_held_out_poses(cfg, model, poses, data, seed)
+        save_checkpoint(out_dir / CHECKPOINT, params, optimizer, cfg.iterations, identity, fitted=True)
+    return TrainedScene(model, poses)
+
+
+def export_scene(trained: TrainedScene, sample: Sample, path: str | Path) -> None:
+    """Write ``GaussianScene.snapshot`` of ``sample`` (its camera, its frame's corrected poses) as
+    safetensors (atomically): a trained scene for bench/render.py."""
+    poses = trained.poses.apply((sample.sequence, sample.frame), sample.right, sample.left, sample.obj)
+    tensors = {name: t.contiguous() for name, t in trained.model.snapshot(sample.camera, *poses).items()}
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+
+
+def frame_keys(samples: list[Sample]) -> list[FrameKey]:
+    return sorted({(s.sequence, s.frame) for s in samples})
+
+
+def fit_held_out_poses(cfg: HOGSConfig, model: GaussianScene, poses: PoseCorrections, data: GroupData,
+                       seed: int) -> None:
+    """Fit the correction of each held-out frame (one no training crop shows) on its crops from the
+    training views, the model frozen; the held-out views are never fitted on."""
+    trained_frames = set(frame_keys(data.train))
+    by_frame: dict[FrameKey, list[Sample]] = {}
+    for s in data.held_out:
+        if (s.sequence, s.frame) not in trained_frames and s.view not in cfg.held_out_views:
+            by_frame.setdefault((s.sequence, s.frame), []).append(s)
+    fit_corrections(model, poses, by_frame, lambda pred, target: image_loss(pred, target, cfg.lambda_ssim),
+                    asdict(cfg.lr_poses), cfg.pose_fit_iterations, cfg.batch_views, seed,
+                    desc=f"fit held-out poses {data.name}")
+
+
+def corrected_group(data: GroupData, poses: PoseCorrections) -> GroupData:
+    """``data`` with every sample's poses corrected (what the trained model is compared with)."""
+    return dataclasses.replace(data, train=[corrected(s, poses) for s in data.train],
+                               held_out=[corrected(s, poses) for s in data.held_out])
 
 
 def build_model(kind: Kind, cfg: HOGSConfig, data: GroupData, seed: int) -> GaussianScene:
@@ -212,10 +282,20 @@ def learning_rates(kind: Kind, cfg: HOGSConfig) -> dict[str, float]:
     return asdict(cfg.lr_hogs if kind == "hogs" else cfg.lr_3dgs)
 
 
+def lr_factor(step: int, cfg: HOGSConfig) -> float:
+    """The learning rates' multiplier at ``step``: 1 at the first, ``lr_decay`` at the last, exponential."""
+    return cfg.lr_decay ** (step / max(cfg.iterations - 1, 1))
+
+
 def batch_indices(step: int, n: int, batch: int, seed: int) -> list[int]:
     """The samples of ``step``: ``batch`` distinct indices in [0, n), a function of (seed, step) only."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
     return torch.randperm(n, generator=generator)[: min(batch, n)].tolist()
+
+
+def image_loss(pred: Tensor, target: Tensor, lambda_ssim: float) -> Tensor:  # [B, 3, H, W] each → []
+    """(1 − λ_SSIM)·L1 + λ_SSIM·(1 − SSIM): the image part of paper eq. 6."""
+    return (1.0 - lambda_ssim) * (pred - target).abs().mean() + lambda_ssim * (1.0 - ssim(pred, target).mean())
 
 
 def hogs_loss(
@@ -232,11 +312,10 @@ def hogs_loss(
     return loss, {"loss": loss.item(), "l1": l1.item(), "ssim": 1.0 - d_ssim.item(), "l_r": regularizer.item()}
 
 
-def check_finite_gradients(model: GaussianScene, step: int) -> None:
+def check_finite_gradients(params: dict[str, nn.Parameter], step: int) -> None:
     """Raise FloatingPointError naming the parameters whose gradient holds NaN or ±inf (one bad
     Gaussian would otherwise poison a whole part through Adam, and the hands' joints spread it further)."""
-    params = model.trainable_parameters().items()
-    bad = [name for name, p in params if p.grad is not None and not p.grad.isfinite().all()]
+    bad = [name for name, p in params.items() if p.grad is not None and not p.grad.isfinite().all()]
     if bad:
         raise FloatingPointError(f"step {step}: non-finite gradients in {bad}")
 
@@ -276,25 +355,48 @@ def init_colors(model: GaussianScene, samples: list[Sample], n_views: int, gener
 # --------------------------------------------------------------------------- #
 # Checkpoints
 # --------------------------------------------------------------------------- #
-def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, model: GaussianScene) -> dict[str, str]:
-    """What a checkpoint must match to be resumed: the settings that shape training, and the parameters."""
+def checkpoint_parameters(model: GaussianScene, poses: PoseCorrections) -> dict[str, nn.Parameter]:
+    """What a checkpoint holds: the model's trainable parameters and the pose corrections (``poses.``)."""
+    return {**model.trainable_parameters(), **{f"poses.{name}": p for name, p in poses.named_parameters()}}
+
+
+TRAINING_MODULES = ("hogsa.hogs.train", "hogsa.hogs.model", "hogsa.hogs.binding", "hogsa.hogs.pointcloud",
+                    "hogsa.hogs.poses", "hogsa.render.rasterizer", "hogsa.render.projection", "hogsa.render.tiles",
+                    "hogsa.render.fragments", "hogsa.render.composite", "hogsa.render.alpha", "hogsa.render.sh",
+                    "hogsa.render", "hogsa.render._compile",
+                    "hogsa.metrics.image", "hogsa.hand", "hogsa.objects")
+
+
+def code_digest() -> str:
+    """Digest of the source of the modules that shape a trained model (``TRAINING_MODULES``)."""
+    sources = {name: hashlib.sha256(Path(importlib.import_module(name).__file__).read_bytes()).hexdigest()
+               for name in TRAINING_MODULES}
+    return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, params: dict[str, nn.Parameter]
+                 ) -> dict[str, str]:
+    """What a checkpoint must match to be resumed: the settings that shape training, the parameters and
+    the code (so a resumed or reloaded model never mixes code versions)."""
     bookkeeping = ("groups", "eval_every", "checkpoint_every", "lpips_weights")
     settings = {k: v for k, v in asdict(cfg).items() if k not in bookkeeping}
-    shapes = {name: list(p.shape) for name, p in model.trainable_parameters().items()}
+    shapes = {name: list(p.shape) for name, p in params.items()}
     return {"kind": kind, "group": group, "seed": str(seed), "config": json.dumps(settings, sort_keys=True),
-            "parameters": json.dumps(shapes, sort_keys=True)}
+            "parameters": json.dumps(shapes, sort_keys=True), "code": code_digest()}
 
 
-def save_checkpoint(path: Path, model: GaussianScene, optimizer: torch.optim.Optimizer, iteration: int,
-                    identity: dict[str, str]) -> None:
-    """Parameters ``param/<name>``, Adam state ``adam/<name>/<key>``; metadata ``identity`` + iteration (atomic)."""
+def save_checkpoint(path: Path, params: dict[str, nn.Parameter], optimizer: torch.optim.Optimizer, iteration: int,
+                    identity: dict[str, str], fitted: bool) -> None:
+    """Parameters ``param/<name>``, Adam state ``adam/<name>/<key>``; metadata ``identity``, the iteration
+    and whether the held-out poses are fitted (atomic)."""
     tensors = {}
-    for name, param in model.trainable_parameters().items():
+    for name, param in params.items():
         tensors[f"param/{name}"] = param.detach().contiguous()
         for key, value in optimizer.state.get(param, {}).items():
             tensors[f"adam/{name}/{key}"] = value.detach().contiguous()
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={**identity, "iteration": str(iteration)})
+    metadata = {**identity, "iteration": str(iteration), "held_out_poses_fitted": str(fitted).lower()}
+    save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
 
 
@@ -303,9 +405,10 @@ def checkpoint_metadata(path: str | Path) -> dict[str, str]:
         return dict(f.metadata())
 
 
-def load_checkpoint(path: str | Path, model: GaussianScene, optimizer: torch.optim.Optimizer | None = None) -> int:
-    """Load parameters (and the Adam state when ``optimizer`` is given); returns the iteration reached."""
-    params = model.trainable_parameters()
+def load_checkpoint(path: str | Path, params: dict[str, nn.Parameter],
+                    optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Load ``params`` (see ``checkpoint_parameters``; and the Adam state when ``optimizer`` is given);
+    returns the iteration reached."""
     with safe_open(str(path), framework="pt") as f:
         keys = set(f.keys())
         missing = [name for name in params if f"param/{name}" not in keys]
@@ -322,16 +425,20 @@ def load_checkpoint(path: str | Path, model: GaussianScene, optimizer: torch.opt
         return int(f.metadata()["iteration"])
 
 
-def resume(path: Path, model: GaussianScene, optimizer: torch.optim.Optimizer, identity: dict[str, str]) -> int:
-    """Continue from ``path`` if it was written by the same run (``identity``); else start at step 0."""
+def resume(path: Path, params: dict[str, nn.Parameter], optimizer: torch.optim.Optimizer,
+           identity: dict[str, str]) -> tuple[int, bool]:
+    """Continue from ``path`` if it was written by the same run (``identity``); else start at step 0.
+    Returns the step reached and whether the held-out poses are fitted."""
     if not path.is_file():
-        return 0
-    stored = {k: v for k, v in checkpoint_metadata(path).items() if k != "iteration"}
+        return 0, False
+    stored = checkpoint_metadata(path)
+    fitted = stored.pop("held_out_poses_fitted", "false") == "true"
+    stored.pop("iteration", None)
     if stored != identity:
         changed = sorted(k for k in identity if stored.get(k) != identity[k])
         tqdm.write(f"{path}: written with different {', '.join(changed)}; training from scratch")
-        return 0
-    return load_checkpoint(path, model, optimizer)
+        return 0, False
+    return load_checkpoint(path, params, optimizer), fitted
 
 
 # --------------------------------------------------------------------------- #
