@@ -120,7 +120,7 @@ def _config(**changes) -> HOGSConfig:
     cfg = HOGSConfig(
         groups=["s00/cube"], gaussians_per_face=2, sh_degree=1, init_opacity=0.5,
         shading="sh2", crop=32, crop_margin=0.05, held_out_views=[8], held_out_every=5, color_init_views=0,
-        iterations=30, lr_decay=1.0, batch_views=2,
+        iterations=30, batch_views=2,
         lr_hogs=HOGSLearningRates(vertices=1e-4, bary=1e-3, scale=5e-3, opacity=5e-2, sh_dc=2e-2, sh_rest=1e-3,
                                   lighting=2e-2),
         lr_3dgs=PointLearningRates(position=1e-4, rotation=1e-3, scale=5e-3, opacity=5e-2, sh_dc=2e-2, sh_rest=1e-3,
@@ -525,13 +525,6 @@ def test_non_finite_gradients_stop_training_with_their_names(hands, cube):
     model.surfaces["left"].sh_dc.grad[5, 0, 1] = float("nan")
     with pytest.raises(FloatingPointError, match=r"step 3: .*surfaces\.left\.sh_dc"):
         hogs_train.check_finite_gradients(model.trainable_parameters(), step=3)
-
-
-def test_learning_rates_decay_exponentially_to_the_set_fraction():
-    cfg = _config(iterations=11, lr_decay=0.01)
-    factors = [hogs_train.lr_factor(step, cfg) for step in range(11)]
-    assert factors[0] == 1.0 and factors[-1] == pytest.approx(0.01) and factors[5] == pytest.approx(0.1)
-    assert np.allclose(np.diff(np.log(factors)), np.log(0.01) / 10)
 
 
 def test_batches_depend_on_seed_and_step_only():

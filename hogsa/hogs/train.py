@@ -112,7 +112,6 @@ class HOGSConfig:
     held_out_every: int  # every n-th frame is held out in every view (novel poses)
     color_init_views: int  # training crops whose pixels initialise the Gaussians' colours; 0 = grey
     iterations: int
-    lr_decay: float  # every learning rate falls exponentially to this fraction of itself at the last step
     batch_views: int  # crops rendered per step
     lr_hogs: HOGSLearningRates
     lr_3dgs: PointLearningRates
@@ -201,10 +200,7 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
 
     live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
     steps = tqdm(range(start, cfg.iterations), desc=f"{kind} {data.name}", initial=start, total=cfg.iterations)
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
     for step in steps:
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base * lr_factor(step, cfg)
         batch = [data.train[i] for i in batch_indices(step, len(data.train), cfg.batch_views, seed)]
         pred = torch.stack([model.render(s.camera, *poses.apply((s.sequence, s.frame), s.right, s.left, s.obj)
                                          ).rgb.permute(2, 0, 1) for s in batch])
@@ -280,11 +276,6 @@ def build_model(kind: Kind, cfg: HOGSConfig, data: GroupData, seed: int) -> Gaus
 
 def learning_rates(kind: Kind, cfg: HOGSConfig) -> dict[str, float]:
     return asdict(cfg.lr_hogs if kind == "hogs" else cfg.lr_3dgs)
-
-
-def lr_factor(step: int, cfg: HOGSConfig) -> float:
-    """The learning rates' multiplier at ``step``: 1 at the first, ``lr_decay`` at the last, exponential."""
-    return cfg.lr_decay ** (step / max(cfg.iterations - 1, 1))
 
 
 def batch_indices(step: int, n: int, batch: int, seed: int) -> list[int]:
