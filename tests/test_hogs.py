@@ -509,6 +509,31 @@ def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
     assert checkpoint_metadata(tmp_path / "resumed" / CHECKPOINT)["iteration"] == "3"
 
 
+def test_load_trained_returns_the_finished_model_and_refuses_others(scene, tmp_path, monkeypatch):
+    cfg = _config(iterations=2, checkpoint_every=1, batch_views=1)
+    trained = train_hogs(cfg, scene, "hogs", tmp_path / "done", seed=0)
+    loaded = hogs_train.load_trained(cfg, scene, "hogs", tmp_path / "done" / CHECKPOINT, seed=0)
+    expected, got = checkpoint_parameters(*trained), checkpoint_parameters(*loaded)
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    with pytest.raises(ValueError, match="config"):
+        hogs_train.load_trained(dataclasses.replace(cfg, lambda_r=0.1), scene, "hogs", tmp_path / "done" / CHECKPOINT,
+                                seed=0)
+    with pytest.raises(FileNotFoundError, match="3dgs"):
+        hogs_train.load_trained(cfg, scene, "3dgs", tmp_path / "missing.safetensors", seed=0)
+
+    def stop_at_step_1(step, *args):
+        if step == 1:
+            raise KeyboardInterrupt
+        return real_batch(step, *args)
+
+    real_batch = hogs_train.batch_indices
+    monkeypatch.setattr(hogs_train, "batch_indices", stop_at_step_1)
+    with pytest.raises(KeyboardInterrupt):
+        train_hogs(cfg, scene, "hogs", tmp_path / "stopped", seed=0)
+    with pytest.raises(ValueError, match="stopped at iteration 1 of 2"):
+        hogs_train.load_trained(cfg, scene, "hogs", tmp_path / "stopped" / CHECKPOINT, seed=0)
+
+
 def test_training_is_deterministic(scene, tmp_path):
     cfg = _config(iterations=2, batch_views=1)
     first = checkpoint_parameters(*train_hogs(cfg, scene, "hogs", tmp_path / "a", seed=0))

@@ -230,6 +230,28 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
     return TrainedScene(model, poses)
 
 
+def load_trained(cfg: HOGSConfig, data: GroupData, kind: Kind, path: str | Path, seed: int) -> TrainedScene:
+    """The finished ``kind`` model of ``data``'s group that ``train_hogs`` wrote at ``path``; raises naming the
+    file when there is none, when it is unfinished, or when other settings or code wrote it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained {kind} model of group {data.name}; run the hogs stage")
+    model = build_model(kind, cfg, data, seed)
+    poses = PoseCorrections(frame_keys(data.train + data.held_out) if cfg.refine_poses else [])
+    params = checkpoint_parameters(model, poses)
+    stored = checkpoint_metadata(path)
+    identity = run_identity(cfg, kind, data.name, seed, params)
+    changed = sorted(k for k in identity if stored.get(k) != identity[k])
+    if changed:
+        raise ValueError(f"{path}: written with other {', '.join(changed)} than these; run the hogs stage")
+    finished = int(stored["iteration"]) == cfg.iterations
+    if not finished or (cfg.refine_poses and stored.get("held_out_poses_fitted") != "true"):
+        raise ValueError(f"{path}: training stopped at iteration {stored['iteration']} of {cfg.iterations} "
+                         f"(held-out poses fitted: {stored.get('held_out_poses_fitted')}); run the hogs stage")
+    load_checkpoint(path, params)
+    return TrainedScene(model.eval(), poses)
+
+
 def export_scene(trained: TrainedScene, sample: Sample, path: str | Path) -> None:
     """Write ``GaussianScene.snapshot`` of ``sample`` (its camera, its frame's corrected poses) as
     safetensors (atomically): a trained scene for bench/render.py."""
