@@ -50,3 +50,39 @@ def test_data_stage(smoke_params, tmp_path):
     index = json.loads((tmp_path / "index.json").read_text())
     assert index["source"] == "embedded" and index["splits"]["test"] == ["s02/box_grab_01"]
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"contact_histograms.png", "contact_sheet_0.png"}
+
+
+@pytest.fixture(scope="module")
+def smoke_dataset(smoke_params, tmp_path_factory) -> Path:
+    """The smoke embedded dataset and its index (what the data stage writes), for the later stages."""
+    from hogsa.config import section
+    from hogsa.data.dataset import DataConfig, index_dataset
+    from hogsa.data.synth import generate
+
+    folder = tmp_path_factory.mktemp("smoke_data")
+    cfg = section(load_params(smoke_params), "data", DataConfig)
+    generate(folder / "embedded", cfg.embedded, seed=0)
+    index_dataset(cfg, folder / "embedded").save(folder / "index.json")
+    return folder
+
+
+def test_contactnet_and_pom_stages(smoke_params, smoke_dataset, tmp_path):
+    index, model = str(smoke_dataset / "index.json"), str(tmp_path / "contactnet.safetensors")
+    main(["notebook", "notebooks/29_contactnet.ipynb", str(tmp_path / "29.ipynb"), "-p", "params_file", str(smoke_params),
+          "-p", "index_file", index, "-p", "model_file", model, "-p", "report_dir", str(tmp_path / "contactnet"),
+          "-p", "metrics", str(tmp_path / "contactnet.json")])
+    contactnet = json.loads((tmp_path / "contactnet.json").read_text())
+    assert contactnet["train_pairs"] == 4 and 0 <= contactnet["contact_map_mae"] <= 1
+    main(["notebook", "notebooks/30_pom.ipynb", str(tmp_path / "30.ipynb"), "-p", "params_file", str(smoke_params),
+          "-p", "index_file", index, "-p", "model_file", model, "-p", "poses_file", str(tmp_path / "poses.npz"),
+          "-p", "report_dir", str(tmp_path / "pom"), "-p", "metrics", str(tmp_path / "pom.json")])
+    metrics = json.loads((tmp_path / "pom.json").read_text())
+    for key in ("penetration_mm_before", "penetration_mm_after", "contact_rate_before", "contact_rate_after",
+                "pass_rate", "coverage_mm_train", "coverage_mm_train_plus_pom"):
+        assert isinstance(metrics[key], float), key
+    assert metrics["samples"] == 3 and metrics["kept"] + metrics["dropped"] == 3
+    assert metrics["coverage_mm_train_plus_pom"] <= metrics["coverage_mm_train"]
+    from hogsa.pom.grasps import Grasps
+    assert len(Grasps.load(tmp_path / "poses.npz")) == metrics["kept"]
+    assert {p.name for p in (tmp_path / "pom").iterdir()} == {"plausibility.csv", "loss_terms.png", "before_after.png",
+                                                               "tsne.png"}

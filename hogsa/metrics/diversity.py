@@ -54,7 +54,7 @@ def coverage(test: np.ndarray, test_objects: np.ndarray, reference: np.ndarray, 
         candidates = reference[reference_objects == name]
         chosen = test_objects == name
         if not len(candidates):
-            raise ValueError(f"coverage: no reference grasp of object {name!r}")
+            raise ValueError(f"coverage: no reference grasp of object {str(name)!r}")
         nearest[chosen] = pose_distances(test[chosen], candidates).min(axis=1)
     return float(nearest.mean())
 

@@ -202,7 +202,8 @@ class ObjectOccupancy:
     def contains(self, points: Tensor, articulation: Tensor, rot: Tensor, transl: Tensor) -> Tensor:
         """[B,N,3] world points of objects posed by [B], [B,3], [B,3] → [B,N] bool."""
         with torch.no_grad():
-            local = torch.einsum("bji,bnj->bni", axis_angle_to_matrix(rot.float()), points.float() - transl.float()[:, None])
+            offset = points.float() - transl.float()[:, None]
+            local = torch.einsum("bji,bnj->bni", axis_angle_to_matrix(rot.float()), offset)
             inside = torch.zeros(points.shape[:2], dtype=torch.bool)
             for name, (low, occupied) in self.parts.items():
                 query = local

@@ -117,7 +117,8 @@ class ContactExamples(NamedTuple):
     target: Tensor  # [E,N] contact map of the hand on the object points
 
 
-def contact_examples(grasps: Grasps, hands: dict[str, HandModel], surfaces: dict[str, SurfaceSamples]) -> ContactExamples:
+def contact_examples(grasps: Grasps, hands: dict[str, HandModel],
+                     surfaces: dict[str, SurfaceSamples]) -> ContactExamples:
     """One pair per grasp and hand side: the object's surface samples and the hand in the object frame."""
     objects, hand_points, targets = [], [], []
     for name, surface in surfaces.items():
@@ -145,7 +146,8 @@ def jittered(hand_points: Tensor, jitter: float, generator: torch.Generator) -> 
     return hand_points + (direction * length)[:, None]
 
 
-def train_contactnet(examples: ContactExamples, hand_subset: Tensor, cfg: ContactNetConfig, seed: int) -> tuple[ContactNet, list[float]]:
+def train_contactnet(examples: ContactExamples, hand_subset: Tensor, cfg: ContactNetConfig,
+                     seed: int) -> tuple[ContactNet, list[float]]:
     """Fit ContactNet (Adam, binary cross-entropy); returns the net and the per-epoch mean loss."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)

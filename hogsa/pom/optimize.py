@@ -41,12 +41,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from hogsa.data.schema import SIDES
-from hogsa.hand import HandModel
-from hogsa.hand import load_mano_file
+from hogsa.hand import HandModel, load_mano_file
 from hogsa.objects import ArticulatedObject
 from hogsa.open_hand import open_hand_file
-from hogsa.pom.contact import (CM_PER_M, ObjectOccupancy, SurfaceSamples, contact_map, inside_depth, nearest, penetration_loss,
-                               kd_trees, squared_distances, tree_index, vertex_normals)
+from hogsa.pom.contact import (CM_PER_M, ObjectOccupancy, SurfaceSamples, contact_map, inside_depth, kd_trees, nearest,
+                               penetration_loss, squared_distances, tree_index, vertex_normals)
 from hogsa.pom.contactnet import ContactNet, farthest_points, to_object_frame
 from hogsa.pom.grasps import Grasps
 
@@ -115,7 +114,8 @@ def _leaf(array: np.ndarray) -> Tensor:
 
 
 def optimize_grasps(init: Grasps, hands: dict[str, HandModel], obj: ArticulatedObject, surface: SurfaceSamples,
-                    dense: SurfaceSamples, occupancy: ObjectOccupancy, net: ContactNet, hand_subset: Tensor, cfg: OptimizeConfig) -> OptimizationResult:
+                    dense: SurfaceSamples, occupancy: ObjectOccupancy, net: ContactNet, hand_subset: Tensor,
+                    cfg: OptimizeConfig) -> OptimizationResult:
     """Optimise every sample of ``init`` (all of object ``obj``) in batches of ``cfg.batch_size``.
 
     ``surface``: the object samples of the contact maps (ContactNet's); ``occupancy`` finds the hand
@@ -143,15 +143,16 @@ def optimize_grasps(init: Grasps, hands: dict[str, HandModel], obj: ArticulatedO
 
 
 def _optimize_batch(batch: Grasps, hands: dict[str, HandModel], surface: SurfaceSamples, dense: SurfaceSamples,
-                    occupancy: ObjectOccupancy, net: ContactNet,
-                    hand_subset: Tensor, subsets: dict[str, Tensor], priors: dict[str, Tensor], cfg: OptimizeConfig):
+                    occupancy: ObjectOccupancy, net: ContactNet, hand_subset: Tensor, subsets: dict[str, Tensor],
+                    priors: dict[str, Tensor], cfg: OptimizeConfig) -> tuple[Grasps, np.ndarray, dict[str, np.ndarray]]:
+    """One batch: ContactNet's targets at the initial pose, then ``cfg.iterations`` Adam steps."""
     f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
         pose = f(batch.articulation), f(batch.obj_rot), f(batch.obj_trans)
         points, _ = surface.pose(*pose)  # [B,N,3]
         dense_points, _ = dense.pose(*pose)
         solid = ObjectSolid(occupancy, pose, dense_points, kd_trees(dense_points))
-    params = {side: HandParams(*(_leaf(batch.hands[side][k]) for k in ("rot", "pose", "betas", "trans"))) for side in SIDES}
+    params = {side: HandParams(*(_leaf(batch.hands[side][k]) for k in HandParams._fields)) for side in SIDES}
     targets = {}
     with torch.no_grad():
         object_frame_points = to_object_frame(points, f(batch.obj_rot), f(batch.obj_trans))
@@ -206,7 +207,7 @@ def grasp_losses(params: dict[str, HandParams], hands: dict[str, HandModel], poi
             vert_normals = vertex_normals(verts, hands[side].faces)[:, subsets[side]]
         verts = verts[:, subsets[side]]
         posed[side] = (verts, vert_normals)
-        squared = squared_distances(points, verts)  # [B,N,V'], one search serves the three queries below
+        squared = squared_distances(points, verts)  # [B,N,V'], one search serves both queries below
         to_hand = squared.argmin(dim=-1)
         to_prior = squared[:, :, priors[side]].argmin(dim=-1)
         gap, _ = nearest(points, verts, to_hand)  # [B,N] object point → hand

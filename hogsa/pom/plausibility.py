@@ -77,7 +77,8 @@ def plausibility_records(grasps: Grasps, hands: dict[str, HandModel], obj: Artic
             record[f"{side}_depth_mm"][k] = max(measure.hand_depth, measure.object_depth) * M_TO_MM
             record[f"{side}_volume_cm3"][k] = measure.volume * M3_TO_CM3
             record[f"{side}_contact"][k] = measure.gap <= cfg.contact_distance
-        record["hand_hand_volume_cm3"][k] = intersection_volume(hand_solids["right"], hand_solids["left"], cfg.voxel) * M3_TO_CM3
+        shared = intersection_volume(hand_solids["right"], hand_solids["left"], cfg.voxel)
+        record["hand_hand_volume_cm3"][k] = shared * M3_TO_CM3
     record["passes"] = passes(record, cfg)
     return record
 
