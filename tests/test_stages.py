@@ -9,6 +9,7 @@ import yaml
 from hogsa.cli import main
 from hogsa.config import load_params
 from hogsa.hogs.train import checkpoint_metadata
+from hogsa.pom.grasps import Grasps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,3 +85,24 @@ def test_hogs_stage(smoke_params, smoke_data, tmp_path, monkeypatch):
     main(run)
     assert checkpoint.stat().st_mtime_ns == stamp
     assert json.loads((tmp_path / "hogs.json").read_text()) == metrics
+
+
+def test_contactnet_and_pom_stages(smoke_params, smoke_data, tmp_path):
+    index, model = str(smoke_data / "index.json"), str(tmp_path / "contactnet.safetensors")
+    main(["notebook", "notebooks/29_contactnet.ipynb", str(tmp_path / "29.ipynb"), "-p", "params_file", str(smoke_params),
+          "-p", "index_file", index, "-p", "model_file", model, "-p", "report_dir", str(tmp_path / "contactnet"),
+          "-p", "metrics", str(tmp_path / "contactnet.json")])
+    contactnet = json.loads((tmp_path / "contactnet.json").read_text())
+    assert contactnet["train_pairs"] == 4 and 0 <= contactnet["contact_map_mae"] <= 1
+    main(["notebook", "notebooks/30_pom.ipynb", str(tmp_path / "30.ipynb"), "-p", "params_file", str(smoke_params),
+          "-p", "index_file", index, "-p", "model_file", model, "-p", "poses_file", str(tmp_path / "poses.npz"),
+          "-p", "report_dir", str(tmp_path / "pom"), "-p", "metrics", str(tmp_path / "pom.json")])
+    metrics = json.loads((tmp_path / "pom.json").read_text())
+    for key in ("penetration_mm_before", "penetration_mm_after", "contact_rate_before", "contact_rate_after",
+                "pass_rate", "coverage_mm_train", "coverage_mm_train_plus_pom"):
+        assert isinstance(metrics[key], float), key
+    assert metrics["samples"] == 3 and metrics["kept"] + metrics["dropped"] == 3
+    assert metrics["coverage_mm_train_plus_pom"] <= metrics["coverage_mm_train"]
+    assert len(Grasps.load(tmp_path / "poses.npz")) == metrics["kept"]
+    assert {p.name for p in (tmp_path / "pom").iterdir()} == {"plausibility.csv", "loss_terms.png", "before_after.png",
+                                                               "tsne.png"}

@@ -1,0 +1,106 @@
+"""The POM stage's work: dataset grasps → perturbed initial poses → optimised poses → plausibility.
+
+``read_grasps`` takes a split's bimanual grasp frames; ``generate_poses`` draws training grasps per
+object, perturbs them, optimises both hands and measures every sample before and after; the
+notebook filters, saves and reports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from hogsa.data.arctic import read_object_template
+from hogsa.data.contact import ObjectDistance
+from hogsa.data.dataset import DatasetIndex
+from hogsa.hand import HandModel
+from hogsa.objects import ArticulatedObject
+from hogsa.pom.contact import ObjectOccupancy
+from hogsa.pom.contactnet import ContactNet, object_surfaces
+from hogsa.pom.grasps import Grasps, from_sequences
+from hogsa.pom.optimize import OptimizeConfig, optimize_grasps
+from hogsa.pom.perturb import PerturbConfig, perturb
+from hogsa.pom.plausibility import PlausibilityConfig, plausibility_records
+
+
+@dataclass(frozen=True)
+class PomReportConfig:
+    """params.yaml ``pom.report``."""
+
+    dpi: int
+    renders: int  # samples shown before and after optimisation
+    render_size: int  # pixels per view
+
+
+@dataclass(frozen=True)
+class PomConfig:
+    """params.yaml ``pom``."""
+
+    samples_per_object: int  # initial poses drawn (with replacement past the grasp count) from training grasps
+    object_points: int  # contact-map samples per object (ContactNet's input)
+    dense_points: int  # dense surface samples giving the depth of hand vertices inside the object
+    occupancy_voxel: float  # m: occupancy grid of the object's inside test during optimisation
+    contact_distance: float  # m: dataset frames whose both hands are this close to the object are grasps
+    perturb: PerturbConfig
+    optimize: OptimizeConfig
+    plausibility: PlausibilityConfig
+    report: PomReportConfig
+
+
+def read_objects(index: DatasetIndex, names: set[str]) -> dict[str, ArticulatedObject]:
+    """The dataset's object templates by name."""
+    return {name: read_object_template(index.root, name) for name in sorted(names)}
+
+
+def read_grasps(index: DatasetIndex, split: str, hands: dict[str, HandModel], contact_distance: float
+                ) -> tuple[Grasps, dict[str, ArticulatedObject]]:
+    """The bimanual grasp frames of ``split`` and the objects they hold."""
+    hands_mean = {side: hand.hands_mean.numpy() for side, hand in hands.items()}
+    sequences = [index.read(name, hands_mean) for name in index.sequences(split)]
+    objects = read_objects(index, {s.object_name for s in sequences})
+    return from_sequences(sequences, hands, objects, contact_distance), objects
+
+
+class GeneratedPoses(NamedTuple):
+    initial: Grasps  # the perturbed initial poses
+    optimised: Grasps  # the same samples after optimisation
+    before: dict[str, np.ndarray]  # plausibility record of the initial poses
+    after: dict[str, np.ndarray]  # plausibility record of the optimised poses
+    terms: dict[str, np.ndarray]  # mean loss terms per step, averaged over objects by sample count
+    optimise_seconds: float
+
+
+def generate_poses(train: Grasps, hands: dict[str, HandModel], objects: dict[str, ArticulatedObject], net: ContactNet,
+                   hand_subset: torch.Tensor, cfg: PomConfig, seed: int) -> GeneratedPoses:
+    """Per object: ``samples_per_object`` training grasps, perturbed, optimised and measured."""
+    rng = np.random.default_rng(seed)
+    initial, optimised, before, after, terms, seconds = [], [], [], [], [], 0.0
+    for name, obj in objects.items():
+        pool = np.flatnonzero(train.object_name == name)
+        if not len(pool):
+            continue
+        chosen = rng.choice(pool, cfg.samples_per_object, replace=cfg.samples_per_object > len(pool))
+        start = train.take(np.sort(chosen))
+        init = perturb(start, hands, obj, cfg.perturb, rng)
+        surface = object_surfaces({name: obj}, cfg.object_points, seed)[name]
+        dense = object_surfaces({name: obj}, cfg.dense_points, seed + 1)[name]
+        tic = time.perf_counter()
+        result = optimize_grasps(init, hands, obj, surface, dense, ObjectOccupancy(obj, cfg.occupancy_voxel), net,
+                                 hand_subset, cfg.optimize)
+        seconds += time.perf_counter() - tic
+        distance = ObjectDistance(obj)
+        initial.append(init)
+        optimised.append(result.grasps)
+        before.append(plausibility_records(init, hands, obj, distance, cfg.plausibility))
+        after.append(plausibility_records(result.grasps, hands, obj, distance, cfg.plausibility))
+        terms.append({k: v * len(init) for k, v in result.terms.items()})
+    if not initial:
+        raise ValueError("generate_poses: the training split holds no grasp of any object")
+    merge = lambda records: {k: np.concatenate([r[k] for r in records]) for k in records[0]}  # noqa: E731
+    total = sum(len(g) for g in initial)
+    return GeneratedPoses(Grasps.concatenate(initial), Grasps.concatenate(optimised), merge(before), merge(after),
+                          {k: np.sum([t[k] for t in terms], axis=0) / total for k in terms[0]}, seconds)

@@ -1,0 +1,122 @@
+"""Plausibility of bimanual grasps: a per-sample record from exact geometry and a filter.
+
+The record is measured independently of the optimiser's losses: signed distances of the hand
+vertices to the object (``hogsa.data.contact.ObjectDistance``: dense surface samples and ray parity),
+ray-parity inside tests of posed meshes and voxel intersection volumes (``hogsa.pom.contact``).
+Per hand: the gap (closest vertex's signed distance), the deepest hand vertex inside the object, the
+deepest object surface point inside the hand, the hand ∩ object volume and whether it touches the
+object; per sample: the right ∩ left hand volume.
+
+The filter (REFERENCES §8, GraspTTA's): each hand's intersection volume with the object below
+``max_volume`` (4e-6 m³ with 5 mm voxels), each hand touching the object (a vertex within
+``contact_distance`` = 5 mm of it or inside it) and the hands' mutual volume at most
+``max_hand_hand_volume``. Failing samples are dropped; ``filter_grasps`` says how many and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hogsa.data.contact import ObjectDistance
+from hogsa.data.schema import SIDES
+from hogsa.hand import HandModel
+from hogsa.objects import ArticulatedObject
+from hogsa.pom.contact import SurfaceSamples, Solid, hand_object_contact, intersection_volume
+from hogsa.pom.grasps import Grasps, hand_vertices
+
+M_TO_MM = 1000.0
+M3_TO_CM3 = 1e6
+
+
+@dataclass(frozen=True)
+class PlausibilityConfig:
+    """params.yaml ``pom.plausibility`` (defaults from REFERENCES §8)."""
+
+    max_volume: float  # m³ per hand ∩ object (GraspTTA: 4e-6)
+    contact_distance: float  # m: a hand touches when a vertex is this close or inside (5 mm)
+    max_hand_hand_volume: float  # m³ right ∩ left
+    voxel: float  # m: voxel size of the volumes (GraspTTA: 5 mm)
+    object_samples: int  # surface samples of the object tested against the hand
+
+
+def plausibility_records(grasps: Grasps, hands: dict[str, HandModel], obj: ArticulatedObject,
+                         distance: ObjectDistance, cfg: PlausibilityConfig) -> dict[str, np.ndarray]:
+    """Per-sample record of grasps of object ``obj``: {column: [S] array}, lengths in mm, volumes in cm³.
+
+    Columns: ``<side>_gap_mm``, ``<side>_hand_depth_mm``, ``<side>_object_depth_mm``,
+    ``<side>_depth_mm`` (the larger of the two depths), ``<side>_volume_cm3``, ``<side>_contact`` for
+    both sides, ``hand_hand_volume_cm3`` and ``passes`` (the filter).
+    """
+    if set(grasps.object_name) - {obj.name}:
+        raise ValueError(f"plausibility_records: grasps of {sorted(set(grasps.object_name))}, expected only {obj.name!r}")
+    count = len(grasps)
+    samples = SurfaceSamples(obj, cfg.object_samples, seed=0)
+    f = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    with torch.no_grad():
+        object_points, _ = samples.pose(f(grasps.articulation), f(grasps.obj_rot), f(grasps.obj_trans))
+        object_verts = obj.pose(f(grasps.articulation), f(grasps.obj_rot), f(grasps.obj_trans)).numpy()
+    verts = {side: hand_vertices(hands[side], grasps.hands[side]) for side in SIDES}
+    faces = {side: hands[side].faces.numpy() for side in SIDES}
+    record = {f"{side}_{key}": np.zeros(count) for side in SIDES
+              for key in ("gap_mm", "hand_depth_mm", "object_depth_mm", "depth_mm", "volume_cm3")}
+    record.update({f"{side}_contact": np.zeros(count, bool) for side in SIDES})
+    record["hand_hand_volume_cm3"] = np.zeros(count)
+    for k in range(count):
+        solid = Solid(object_verts[k], obj.faces.numpy())
+        hand_solids = {}
+        for side in SIDES:
+            hand_solids[side] = Solid(verts[side][k], faces[side])
+            signed = distance(verts[side][k], grasps.articulation[k], grasps.obj_rot[k], grasps.obj_trans[k])
+            measure = hand_object_contact(hand_solids[side], solid, signed, object_points[k].numpy(), cfg.voxel)
+            record[f"{side}_gap_mm"][k] = measure.gap * M_TO_MM
+            record[f"{side}_hand_depth_mm"][k] = measure.hand_depth * M_TO_MM
+            record[f"{side}_object_depth_mm"][k] = measure.object_depth * M_TO_MM
+            record[f"{side}_depth_mm"][k] = max(measure.hand_depth, measure.object_depth) * M_TO_MM
+            record[f"{side}_volume_cm3"][k] = measure.volume * M3_TO_CM3
+            record[f"{side}_contact"][k] = measure.gap <= cfg.contact_distance
+        shared = intersection_volume(hand_solids["right"], hand_solids["left"], cfg.voxel)
+        record["hand_hand_volume_cm3"][k] = shared * M3_TO_CM3
+    record["passes"] = passes(record, cfg)
+    return record
+
+
+def passes(record: dict[str, np.ndarray], cfg: PlausibilityConfig) -> np.ndarray:
+    """[S] bool: the filter of the module doc applied to a record."""
+    ok = record["hand_hand_volume_cm3"] <= cfg.max_hand_hand_volume * M3_TO_CM3
+    for side in SIDES:
+        ok = ok & (record[f"{side}_volume_cm3"] < cfg.max_volume * M3_TO_CM3) & record[f"{side}_contact"]
+    return ok
+
+
+def failure_counts(record: dict[str, np.ndarray], cfg: PlausibilityConfig) -> dict[str, int]:
+    """How many samples fail each criterion (a sample may fail several) and in all."""
+    counts = {"total": int(len(record["passes"])), "failed": int((~record["passes"]).sum())}
+    for side in SIDES:
+        counts[f"{side}_volume"] = int((record[f"{side}_volume_cm3"] >= cfg.max_volume * M3_TO_CM3).sum())
+        counts[f"{side}_no_contact"] = int((~record[f"{side}_contact"]).sum())
+    counts["hand_hand_volume"] = int((record["hand_hand_volume_cm3"] > cfg.max_hand_hand_volume * M3_TO_CM3).sum())
+    return counts
+
+
+def filter_grasps(grasps: Grasps, record: dict[str, np.ndarray]) -> tuple[Grasps, int]:
+    """The passing samples and the number dropped."""
+    keep = record["passes"]
+    return grasps.take(keep), int((~keep).sum())
+
+
+def summary(record: dict[str, np.ndarray]) -> dict[str, float]:
+    """Means over samples and both hands: penetration depth (mm), hand→object depth, object→hand
+    depth, volume (cm³), contact rate, and the pass rate."""
+    both = lambda key: np.concatenate([record[f"{s}_{key}"] for s in SIDES]).astype(float)  # noqa: E731
+    return {
+        "penetration_mm": float(both("depth_mm").mean()),
+        "hand_in_object_mm": float(both("hand_depth_mm").mean()),
+        "object_in_hand_mm": float(both("object_depth_mm").mean()),
+        "volume_cm3": float(both("volume_cm3").mean()),
+        "contact_rate": float(both("contact").mean()),
+        "hand_hand_volume_cm3": float(record["hand_hand_volume_cm3"].mean()),
+        "pass_rate": float(record["passes"].mean()),
+    }

@@ -1,0 +1,210 @@
+"""POM: grasp sets, perturbation, ContactNet, optimisation, plausibility filter and diversity metrics."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from hogsa.data.contact import ObjectDistance
+from hogsa.hand import HandConfig, hand_models
+from hogsa.metrics.diversity import coverage, mean_pairwise_distance, pose_distances
+from hogsa.objects import open_object
+from hogsa.pom.contact import ObjectOccupancy
+from hogsa.pom.contactnet import (ContactNetConfig, contact_examples, farthest_points, load_contactnet,
+                                  object_surfaces, save_contactnet, train_contactnet)
+from hogsa.pom.grasps import Grasps, hand_vertices
+from hogsa.pom.optimize import OptimizeConfig, contact_prior, optimize_grasps
+from hogsa.pom.perturb import PerturbConfig, perturb, rest_wrists
+from hogsa.pom.plausibility import PlausibilityConfig, failure_counts, filter_grasps, plausibility_records
+
+PERTURB = PerturbConfig(max_rotation_deg=20.0, push_fraction=0.05, max_offset=0.06, articulation_range=[0.01, 0.2],
+                        max_articulation=2.0, holder_distance=0.005)
+OPTIMIZE = OptimizeConfig(iterations=40, lambda_contact=1.0, lambda_hand_centric=1.0, lambda_penetration=17.0,
+                          lambda_hand_hand=17.0, lr_pose=0.005, lr_transl=0.001, lr_shape=0.0005,
+                          hand_centric_radius=0.02, hand_shell=0.02, hand_vertices=300, batch_size=8)
+PLAUSIBILITY = PlausibilityConfig(max_volume=4e-6, contact_distance=0.005, max_hand_hand_volume=1e-6, voxel=0.005,
+                                  object_samples=1000)
+
+
+@pytest.fixture(scope="module")
+def hands():
+    return hand_models(HandConfig(None, 0))
+
+
+def palm_down_on_box(hands, count: int, depth: float, object_name: str = "box") -> Grasps:
+    """Grasps of the closed box (lid on +y up to 12 mm) whose right palm lies flat on the lid, ``depth``
+    m into it, the right hand at ``count`` places along the lid; the left hand 30 cm away."""
+    rest = {side: hands[side].rest().vertices[0].double().numpy() for side in hands}
+    palm_low = rest["right"][:, 1].min()  # the palm faces -y
+    xs = np.linspace(0.05, 0.09, count)
+    right_trans = np.stack([xs, np.full(count, 0.012 - depth - palm_low), np.zeros(count)], axis=1)
+    right_trans[:, 0] += -0.11 - rest["right"][:, 0].mean()  # centre the hand over the lid
+    left_trans = np.tile([0.0, 0.3, 0.3], (count, 1))
+    hand = lambda trans: {"rot": np.zeros((count, 3)), "pose": np.zeros((count, 45)), "betas": np.zeros((count, 10)),  # noqa: E731
+                          "trans": trans}
+    names = lambda text: np.array([text] * count)  # noqa: E731
+    return Grasps({"right": hand(right_trans), "left": hand(left_trans)}, np.zeros(count), np.zeros((count, 3)),
+                  np.zeros((count, 3)), names(object_name), names(f"s01/{object_name}"),
+                  np.array([f"s01/{object_name}_grab_01:{k}" for k in range(count)]))
+
+
+def test_grasps_save_load_round_trip_and_bad_file(hands, tmp_path):
+    grasps = palm_down_on_box(hands, 3, 0.002)
+    grasps.save(tmp_path / "poses.npz")
+    back = Grasps.load(tmp_path / "poses.npz")
+    assert np.array_equal(back.hands["right"]["trans"], grasps.hands["right"]["trans"])
+    assert list(back.group) == list(grasps.group) and list(back.source) == list(grasps.source)
+    np.savez(tmp_path / "bad.npz", articulation=np.zeros(3))
+    with pytest.raises(ValueError, match="bad.npz: fields .*right_rot"):
+        Grasps.load(tmp_path / "bad.npz")
+
+
+def test_perturbation_rotates_about_the_object_pushes_5_percent_and_is_seeded(hands):
+    grasps = palm_down_on_box(hands, 6, 0.0, "bottle")
+    obj = open_object("bottle")
+    no_offset = dataclasses.replace(PERTURB, max_offset=0.0)
+    out = perturb(grasps, hands, obj, no_offset, np.random.default_rng(1))
+    centre = obj.vertices.double().numpy().mean(axis=0)
+    for side in ("right", "left"):
+        j0 = rest_wrists(hands[side], grasps.hands[side]["betas"])
+        before = np.linalg.norm(j0 + grasps.hands[side]["trans"] - centre, axis=1)
+        after = np.linalg.norm(j0 + out.hands[side]["trans"] - centre, axis=1)
+        assert np.allclose(after, 1.05 * before)  # rotation about the centre keeps it; the push adds 5 %
+        turn = (Rotation.from_rotvec(out.hands[side]["rot"]) * Rotation.from_rotvec(grasps.hands[side]["rot"]).inv())
+        angles = np.degrees(np.abs(turn.as_euler("ZYX")))
+        assert (angles <= 20.0 + 1e-6).all() and angles.max() > 5.0
+        # a rigid motion: the hand's shape and pose are untouched, its vertices keep their distances
+        v0, v1 = (hand_vertices(hands[side], g.hands[side])[0] for g in (grasps, out))
+        assert np.allclose(np.linalg.norm(v0[1:] - v0[0], axis=1), np.linalg.norm(v1[1:] - v1[0], axis=1), atol=1e-5)
+    again = perturb(grasps, hands, obj, no_offset, np.random.default_rng(1))
+    other = perturb(grasps, hands, obj, no_offset, np.random.default_rng(2))
+    assert np.array_equal(again.hands["right"]["trans"], out.hands["right"]["trans"])
+    assert not np.allclose(other.hands["right"]["trans"], out.hands["right"]["trans"])
+
+
+def test_perturbation_offset_moves_hands_and_object_together(hands):
+    grasps = palm_down_on_box(hands, 5, 0.0, "bottle")
+    only_offset = dataclasses.replace(PERTURB, max_rotation_deg=0.0, push_fraction=0.0)
+    out = perturb(grasps, hands, open_object("bottle"), only_offset, np.random.default_rng(0))
+    shift = out.obj_trans - grasps.obj_trans
+    assert (np.linalg.norm(shift, axis=1) <= 0.06).all() and np.linalg.norm(shift, axis=1).max() > 0.005
+    for side in ("right", "left"):
+        assert np.allclose(out.hands[side]["trans"] - grasps.hands[side]["trans"], shift)
+
+
+def test_articulation_change_is_in_range_and_a_lid_holder_turns_with_the_lid(hands):
+    grasps = palm_down_on_box(hands, 6, 0.001)  # the right palm lies on the lid: it holds the top part
+    obj = open_object("box")
+    only_articulation = dataclasses.replace(PERTURB, max_rotation_deg=0.0, push_fraction=0.0, max_offset=0.0)
+    out = perturb(grasps, hands, obj, only_articulation, np.random.default_rng(0))
+    change = out.articulation - grasps.articulation
+    assert ((change >= 0.01 * np.pi - 1e-9) & (change <= 0.2 * np.pi + 1e-9)).all()  # from a closed lid: opens
+    distance = ObjectDistance(obj)
+    for k in range(len(out)):  # the holder keeps its grasp on the moved lid
+        before = distance(hand_vertices(hands["right"], {f: v[k:k + 1] for f, v in grasps.hands["right"].items()})[0],
+                          grasps.articulation[k], grasps.obj_rot[k], grasps.obj_trans[k])
+        after = distance(hand_vertices(hands["right"], {f: v[k:k + 1] for f, v in out.hands["right"].items()})[0],
+                         out.articulation[k], out.obj_rot[k], out.obj_trans[k])
+        assert np.abs(after - before).max() < 2e-3
+    assert np.array_equal(out.hands["left"]["trans"], grasps.hands["left"]["trans"])  # far away: not moved
+
+
+def test_contact_prior_of_the_open_hand_faces_the_palm_side(hands):
+    for side, hand in hands.items():
+        prior = contact_prior(hand)
+        verts = hand.v_template.double()
+        assert 100 < len(prior) < len(verts) // 2
+        assert verts[prior, 1].mean() < verts[:, 1].mean()  # the palm faces -y
+
+
+@pytest.fixture(scope="module")
+def tiny_net(hands):
+    cfg = ContactNetConfig(object_points=96, hand_points=48, global_features=32, epochs=25, batch_size=4,
+                           learning_rate=3e-3, jitter=0.0, contact_distance=0.005)
+    grasps = palm_down_on_box(hands, 4, 0.001)
+    surfaces = object_surfaces({"box": open_object("box")}, cfg.object_points, seed=0)
+    pairs = contact_examples(grasps, hands, surfaces)
+    subset = torch.as_tensor(farthest_points(hands["right"].v_template.double().numpy(), cfg.hand_points))
+    net, curve = train_contactnet(pairs, subset, cfg, seed=0)
+    return net, subset, cfg, curve, pairs
+
+
+def test_contactnet_fits_its_training_pairs_and_round_trips_through_safetensors(tiny_net, tmp_path):
+    net, subset, cfg, curve, pairs = tiny_net
+    assert curve[-1] < 0.5 * curve[0]
+    save_contactnet(net, subset, cfg, tmp_path / "cn.safetensors")
+    back, back_subset = load_contactnet(tmp_path / "cn.safetensors")
+    assert torch.equal(back_subset, subset)
+    x, h = pairs.object_points[:2], pairs.hand_points[:2, subset]
+    assert torch.allclose(back(x, h), net(x, h))
+    with pytest.raises(FileNotFoundError, match="contactnet stage"):
+        load_contactnet(tmp_path / "missing.safetensors")
+
+
+def test_farthest_points_spread_over_the_set():
+    points = np.random.default_rng(0).random((500, 3))
+    chosen = farthest_points(points, 50)
+    assert len(set(chosen.tolist())) == 50
+    spread = np.linalg.norm(points[:, None] - points[chosen][None], axis=-1).min(axis=1).max()
+    random = np.linalg.norm(points[:, None] - points[:50][None], axis=-1).min(axis=1).max()
+    assert spread < random
+
+
+def test_optimisation_lifts_a_palm_out_of_the_lid_and_keeps_contact(hands, tiny_net):
+    net, subset = tiny_net[:2]
+    obj = open_object("box")
+    init = palm_down_on_box(hands, 2, 0.006)
+    surfaces = object_surfaces({"box": obj}, 256, seed=0)["box"]
+    dense = object_surfaces({"box": obj}, 4000, seed=1)["box"]
+    result = optimize_grasps(init, hands, obj, surfaces, dense, ObjectOccupancy(obj, 0.003), net, subset,
+                             dataclasses.replace(OPTIMIZE, iterations=100))
+    distance = ObjectDistance(obj)
+    before = plausibility_records(init, hands, obj, distance, PLAUSIBILITY)
+    after = plausibility_records(result.grasps, hands, obj, distance, PLAUSIBILITY)
+    assert (before["right_hand_depth_mm"] > 5.0).all()
+    assert (after["right_hand_depth_mm"] < 0.5 * before["right_hand_depth_mm"]).all()
+    assert after["right_contact"].all(), after["right_gap_mm"]
+    assert result.terms["penetration"][-1] < 0.2 * result.terms["penetration"][0]
+    # samples are independent: one optimised alone ends where it ends in the batch
+    alone = optimize_grasps(init.take(np.array([1])), hands, obj, surfaces, dense, ObjectOccupancy(obj, 0.003), net,
+                            subset, dataclasses.replace(OPTIMIZE, iterations=5))
+    pair = optimize_grasps(init, hands, obj, surfaces, dense, ObjectOccupancy(obj, 0.003), net, subset,
+                           dataclasses.replace(OPTIMIZE, iterations=5))
+    assert np.allclose(alone.grasps.hands["right"]["trans"][0], pair.grasps.hands["right"]["trans"][1], atol=1e-6)
+
+
+def test_plausibility_filter_drops_and_counts_failures(hands):
+    obj = open_object("box")
+    grasps = Grasps.concatenate([palm_down_on_box(hands, 1, 0.001), palm_down_on_box(hands, 1, 0.03),
+                                 palm_down_on_box(hands, 1, -0.02)])  # touching, sunk 3 cm, floating 2 cm
+    record = plausibility_records(grasps, hands, obj, ObjectDistance(obj), PLAUSIBILITY)
+    assert record["right_contact"].tolist() == [True, True, False]
+    assert record["right_volume_cm3"][1] > 4.0 > record["right_volume_cm3"][0]
+    assert record["passes"].tolist() == [False, False, False]  # the far left hand touches nothing
+    counts = failure_counts(record, PLAUSIBILITY)
+    assert counts == {"total": 3, "failed": 3, "right_volume": 1, "right_no_contact": 1, "left_volume": 0,
+                      "left_no_contact": 3, "hand_hand_volume": 0}
+    record["left_contact"][:] = True  # as if the left hand touched: only the first sample passes
+    record["passes"] = record["right_contact"] & (record["right_volume_cm3"] < 4.0)
+    kept, dropped = filter_grasps(grasps, record)
+    assert len(kept) == 1 and dropped == 2 and kept.source[0] == grasps.source[0]
+
+
+def test_coverage_and_pairwise_distance_match_brute_force():
+    rng = np.random.default_rng(0)
+    train, extra, test = rng.normal(size=(6, 42, 3)), rng.normal(size=(4, 42, 3)), rng.normal(size=(5, 42, 3))
+    objects = lambda n: np.array(["box", "bottle"] * n)[:n]  # noqa: E731
+    brute = np.mean([min(np.linalg.norm(t - r, axis=-1).mean() for r, o in zip(train, objects(6)) if o == ot)
+                     for t, ot in zip(test, objects(5))])
+    assert coverage(test, objects(5), train, objects(6)) == pytest.approx(brute)
+    both = coverage(test, objects(5), np.concatenate([train, extra]), np.concatenate([objects(6), objects(4)]))
+    assert both <= brute
+    pairs = [np.linalg.norm(a - b, axis=-1).mean() for o in ("box", "bottle")
+             for i, (a, oa) in enumerate(zip(train, objects(6))) for j, (b, ob) in enumerate(zip(train, objects(6)))
+             if i != j and oa == ob == o]
+    assert mean_pairwise_distance(train, objects(6)) == pytest.approx(np.mean(pairs))
+    assert pose_distances(train[:1], train[:1])[0, 0] == 0.0
+    with pytest.raises(ValueError, match="no reference grasp of object 'mug'"):
+        coverage(test, np.array(["mug"] * 5), train, objects(6))
