@@ -45,7 +45,6 @@ from hogsa.srm.pairs import RenderPairs
 from hogsa.srm.styleunet import StyleUNet, StyleUNetConfig
 
 CHECKPOINT = "srm.safetensors"
-_NETWORKS = ("generator", "discriminator")
 
 
 @dataclass(frozen=True)
