@@ -1,0 +1,315 @@
+"""Training and evaluation of the SRM (paper §3.4): one StyleUNet refines the renders of every group.
+
+Each step draws ``batch_size`` (render, real crop) pairs (``hogsa.srm.pairs``) from a generator seeded
+by (seed, step), so a resumed run draws what an uninterrupted one would. Once ``gan_start`` steps of
+reconstruction alone have passed (the adversarial terms only help once the refinement is close), each
+step first updates the discriminator (logistic loss; every ``r1_every``-th of its steps also the lazy
+R1 penalty, weighted (γ/2)·``r1_every``) and then the generator with
+λ_1·L1 + λ_VGG·L_VGG (when VGG19 weights are configured) + λ_GAN·softplus(−D(G(x))).
+Adam with StyleGAN2's betas (0, 0.99); the discriminator's learning rate and betas are corrected for
+the lazy regularisation as StyleGAN2 does (c = n / (n + 1): lr·c, β^c).
+
+Checkpoints (safetensors) hold both networks, both Adam states and, as metadata, the configuration,
+the seed and a digest of the training pairs: a run resumes where it stopped and starts afresh (saying
+so) when any of these changed. Curves go to dvclive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from dvclive import Live
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from hogsa.hogs.train import batch_indices
+from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
+from hogsa.srm.discriminator import Discriminator, DiscriminatorConfig
+from hogsa.srm.losses import (
+    PERCEPTUAL_OFF,
+    VGGPerceptual,
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    l1_loss,
+    r1_penalty,
+)
+from hogsa.srm.pairs import RenderPairs
+from hogsa.srm.styleunet import StyleUNet, StyleUNetConfig
+
+CHECKPOINT = "srm.safetensors"
+
+
+@dataclass(frozen=True)
+class SRMConfig:
+    """params.yaml ``srm`` section."""
+
+    generator: StyleUNetConfig
+    discriminator: DiscriminatorConfig
+    iterations: int  # paper: 150,000 on a GPU
+    batch_size: int
+    lr: float  # Adam, both networks (StyleAvatar: 2e-3)
+    betas: list[float]  # StyleGAN2: [0, 0.99]
+    lambda_l1: float  # paper: 5
+    lambda_vgg: float  # paper: 0.03 (used only with vgg_weights)
+    lambda_gan: float  # paper: 1; 0 trains without the discriminator
+    gan_start: int  # steps of reconstruction alone before the adversarial terms join
+    r1_gamma: float  # StyleGAN2: 10
+    r1_every: int  # lazy R1: every n discriminator steps (StyleGAN2: 16)
+    vgg_weights: str | None  # safetensors file of torchvision's VGG19 features; None: L_VGG is off
+    eval_every: int  # steps between held-out evaluations logged to dvclive
+    checkpoint_every: int
+
+
+@dataclass(frozen=True, eq=False)
+class SRM:
+    """A trained (or training) SRM: its generator and its discriminator."""
+
+    generator: StyleUNet
+    discriminator: Discriminator
+
+
+def build_srm(cfg: SRMConfig, image_size: int, seed: int) -> SRM:
+    """Fresh networks, initialised from ``seed`` (the global RNG is left as it was)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return SRM(StyleUNet(cfg.generator), Discriminator(cfg.discriminator, image_size))
+
+
+def perceptual_loss(cfg: SRMConfig) -> VGGPerceptual | None:
+    return VGGPerceptual.from_file(cfg.vgg_weights) if cfg.vgg_weights else None
+
+
+def perceptual_status(cfg: SRMConfig) -> str:
+    """What a report says about L_VGG."""
+    return f"on ({cfg.vgg_weights})" if cfg.vgg_weights else PERCEPTUAL_OFF
+
+
+def optimizers(cfg: SRMConfig, srm: SRM) -> dict[str, torch.optim.Adam]:
+    c = cfg.r1_every / (cfg.r1_every + 1)  # StyleGAN2's lazy-regularisation correction
+    beta1, beta2 = cfg.betas
+    return {
+        "generator": torch.optim.Adam(srm.generator.parameters(), lr=cfg.lr, betas=(beta1, beta2)),
+        "discriminator": torch.optim.Adam(srm.discriminator.parameters(), lr=cfg.lr * c,
+                                          betas=(beta1**c, beta2**c)),
+    }
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """``module``'s parameters take no gradient inside (inputs still do)."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
+
+
+def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int, name: str,
+              held_out: RenderPairs | None = None) -> SRM:
+    """Train (or resume, or just load when finished) an SRM on ``pairs`` in ``out_dir``.
+
+    Writes ``out_dir/srm.safetensors`` every ``checkpoint_every`` steps and at the end, and dvclive
+    curves under ``out_dir/live`` (held-out PSNR of the refined renders every ``eval_every`` steps when
+    ``held_out`` is given). ``name`` labels the progress bar.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image_size = pairs.rgb.shape[-1]
+    srm = build_srm(cfg, image_size, seed)
+    optims = optimizers(cfg, srm)
+    vgg = perceptual_loss(cfg)
+    identity = run_identity(cfg, seed, pairs)
+    start = resume(out_dir / CHECKPOINT, srm, optims, identity)
+
+    live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
+    steps = tqdm(range(start, cfg.iterations), desc=f"srm {name}", initial=start, total=cfg.iterations)
+    for step in steps:
+        batch = pairs.take(batch_indices(step, len(pairs), cfg.batch_size, seed))
+        terms = {}
+        adversarial = cfg.lambda_gan > 0 and step >= cfg.gan_start
+        if adversarial:
+            terms.update(discriminator_step(cfg, srm, optims["discriminator"], batch, step - cfg.gan_start))
+
+        refined = srm.generator(batch.rgb, batch.alpha)
+        l1 = l1_loss(refined, batch.target)
+        loss = cfg.lambda_l1 * l1
+        terms["l1"] = l1.item()
+        if vgg is not None:
+            l_vgg = vgg(refined, batch.target)
+            loss = loss + cfg.lambda_vgg * l_vgg
+            terms["vgg"] = l_vgg.item()
+        if adversarial:
+            with frozen(srm.discriminator):
+                g_adv = g_nonsaturating_loss(srm.discriminator(refined))
+            loss = loss + cfg.lambda_gan * g_adv
+            terms["g_adv"] = g_adv.item()
+        optims["generator"].zero_grad(set_to_none=True)
+        loss.backward()
+        optims["generator"].step()
+
+        terms["psnr"] = float(psnr(refined.detach().clamp(0, 1), batch.target).mean())
+        for key, value in terms.items():
+            live.log_metric(f"train/{key}", value)
+        steps.set_postfix(l1=f"{terms['l1']:.4f}", psnr=f"{terms['psnr']:.2f}")
+        done = step + 1
+        if held_out is not None and (done % cfg.eval_every == 0 or done == cfg.iterations):
+            live.log_metric("held_out/psnr", float(np.mean(image_scores(refine(srm.generator, held_out),
+                                                                       held_out.target)["psnr"])))
+        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+            save_checkpoint(out_dir / CHECKPOINT, srm, optims, done, identity)
+        live.next_step()
+    live.end()
+    return srm
+
+
+def discriminator_step(cfg: SRMConfig, srm: SRM, optimizer: torch.optim.Optimizer, batch: RenderPairs,
+                       d_step: int) -> dict[str, float]:
+    """One logistic-loss update of D on real crops vs. refined renders, plus the lazy R1 update."""
+    with torch.no_grad():
+        fake = srm.generator(batch.rgb, batch.alpha)
+    d_loss = d_logistic_loss(srm.discriminator(batch.target), srm.discriminator(fake))
+    optimizer.zero_grad(set_to_none=True)
+    d_loss.backward()
+    optimizer.step()
+    terms = {"d_loss": d_loss.item()}
+    if d_step % cfg.r1_every == 0:
+        r1 = r1_penalty(srm.discriminator, batch.target)
+        optimizer.zero_grad(set_to_none=True)
+        (cfg.r1_gamma / 2 * r1 * cfg.r1_every).backward()
+        optimizer.step()
+        terms["r1"] = r1.item()
+    return terms
+
+
+# --------------------------------------------------------------------------- #
+# Checkpoints
+# --------------------------------------------------------------------------- #
+def run_identity(cfg: SRMConfig, seed: int, pairs: RenderPairs) -> dict[str, str]:
+    """What a checkpoint must match to be resumed: training settings, seed, and the training pairs."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("eval_every", "checkpoint_every")}
+    return {"config": json.dumps(settings, sort_keys=True), "seed": str(seed), "pairs": pairs.digest()}
+
+
+def _modules(srm: SRM) -> dict[str, nn.Module]:
+    return {"generator": srm.generator, "discriminator": srm.discriminator}
+
+
+def save_checkpoint(path: Path, srm: SRM, optims: dict[str, torch.optim.Optimizer], iteration: int,
+                    identity: dict[str, str]) -> None:
+    """``<network>/<param>`` and ``adam/<network>/<param>/<key>`` tensors; metadata identity + iteration (atomic)."""
+    tensors = {}
+    for network, module in _modules(srm).items():
+        for name, param in module.named_parameters():
+            tensors[f"{network}/{name}"] = param.detach().contiguous()
+            for key, value in optims[network].state.get(param, {}).items():
+                tensors[f"adam/{network}/{name}/{key}"] = value.detach().contiguous()
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={**identity, "iteration": str(iteration)})
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, srm: SRM, optims: dict[str, torch.optim.Optimizer] | None = None) -> int:
+    """Load both networks (and Adam states when ``optims`` is given); returns the iteration reached."""
+    with safe_open(str(path), framework="pt") as f:
+        keys = set(f.keys())
+        for network, module in _modules(srm).items():
+            params = dict(module.named_parameters())
+            missing = [name for name in params if f"{network}/{name}" not in keys]
+            if missing:
+                raise ValueError(f"{path}: checkpoint lacks the {network} parameters {missing}")
+            with torch.no_grad():
+                for name, param in params.items():
+                    stored = f.get_tensor(f"{network}/{name}")
+                    if stored.shape != param.shape:
+                        raise ValueError(f"{path}: {network}/{name} has shape {tuple(stored.shape)}, "
+                                         f"expected {tuple(param.shape)} (srm.{network} settings changed?)")
+                    param.copy_(stored)
+            if optims is not None:
+                for name, param in params.items():
+                    prefix = f"adam/{network}/{name}/"
+                    state = {key[len(prefix):]: f.get_tensor(key) for key in keys if key.startswith(prefix)}
+                    if state:
+                        optims[network].state[param] = state
+        return int(f.metadata()["iteration"])
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata())
+
+
+def resume(path: Path, srm: SRM, optims: dict[str, torch.optim.Optimizer], identity: dict[str, str]) -> int:
+    """Continue from ``path`` if it was written by the same run (``identity``); else start at step 0."""
+    if not path.is_file():
+        return 0
+    stored = {k: v for k, v in checkpoint_metadata(path).items() if k != "iteration"}
+    if stored != identity:
+        changed = sorted(k for k in identity if stored.get(k) != identity[k])
+        tqdm.write(f"{path}: written with different {', '.join(changed)}; training from scratch")
+        return 0
+    return load_checkpoint(path, srm, optims)
+
+
+# --------------------------------------------------------------------------- #
+# Evaluation
+# --------------------------------------------------------------------------- #
+@torch.no_grad()
+def refine(generator: StyleUNet, pairs: RenderPairs, batch_size: int = 16) -> Tensor:  # [N, 3, S, S] in [0, 1]
+    """The generator's refinement of every render in ``pairs``, clamped to [0, 1]."""
+    outputs = [generator(pairs.rgb[i:i + batch_size], pairs.alpha[i:i + batch_size]).clamp(0, 1)
+               for i in range(0, len(pairs), batch_size)]
+    return torch.cat(outputs)
+
+
+@torch.no_grad()
+def image_scores(images: Tensor, targets: Tensor, lpips: LPIPS | None = None,
+                 batch_size: int = 16) -> dict[str, list[float]]:
+    """Per image (``images``, ``targets`` [N, 3, S, S] in [0, 1]): PSNR, SSIM, sharpness (and LPIPS)."""
+    scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "sharpness": []}
+    if lpips is not None:
+        scores["lpips"] = []
+    for i in range(0, len(images), batch_size):
+        pred, target = images[i:i + batch_size], targets[i:i + batch_size]
+        scores["psnr"] += psnr(pred, target).tolist()
+        scores["ssim"] += ssim(pred, target).tolist()
+        scores["sharpness"] += sharpness(pred).tolist()
+        if lpips is not None:
+            scores["lpips"] += lpips(pred, target).tolist()
+    return scores
+
+
+def sharpness(images: Tensor) -> Tensor:  # [B, 3, H, W] in [0, 1] → [B]
+    """Mean absolute 4-neighbour Laplacian over pixels and channels (a blurred image scores lower)."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=images.dtype)
+    laplacian = torch.nn.functional.conv2d(images.flatten(0, 1)[:, None], kernel[None, None])
+    return laplacian.abs().reshape(images.shape[0], -1).mean(dim=1)
+
+
+def group_summaries(scores: dict[str, list[float]], groups: tuple[str, ...]) -> dict[str, dict[str, float | str | int]]:
+    """Per group (sorted): mean of each score over its images, and their count; LPIPS is ``NOT_COMPUTED``
+    without its scores."""
+    summaries = {}
+    for group in sorted(set(groups)):
+        members = [i for i, g in enumerate(groups) if g == group]
+        summary: dict[str, float | str | int] = {
+            key: float(np.mean([scores[key][i] for i in members])) if key in scores else NOT_COMPUTED
+            for key in ("psnr", "ssim", "lpips", "sharpness")}
+        summaries[group] = {**summary, "images": len(members)}
+    return summaries
+
+
+def summarize_by_group(scores: dict[str, list[float]], groups: tuple[str, ...]) -> dict[str, float | str | int]:
+    """Mean over groups of each group's mean score (as the hogs stage reports), and the image count."""
+    per_group = list(group_summaries(scores, groups).values())
+    summary: dict[str, float | str | int] = {
+        key: float(np.mean([g[key] for g in per_group])) if key in scores else NOT_COMPUTED
+        for key in ("psnr", "ssim", "lpips", "sharpness")}
+    return {**summary, "images": len(groups)}
