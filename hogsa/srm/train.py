@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from hogsa.hogs.train import batch_indices
+from hogsa.hogs.train import batch_indices, checkpoint_metadata
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 from hogsa.srm.discriminator import Discriminator, DiscriminatorConfig
 from hogsa.srm.losses import (
@@ -239,11 +239,6 @@ def load_checkpoint(path: str | Path, srm: SRM, optims: dict[str, torch.optim.Op
                     if state:
                         optims[network].state[param] = state
         return int(f.metadata()["iteration"])
-
-
-def checkpoint_metadata(path: str | Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata())
 
 
 def resume(path: Path, srm: SRM, optims: dict[str, torch.optim.Optimizer], identity: dict[str, str]) -> int:
