@@ -43,9 +43,7 @@ from hogsa.hogs.train import (
     PointLearningRates,
     PoseLearningRates,
     Sample,
-    batch_indices,
     build_model,
-    checkpoint_metadata,
     checkpoint_parameters,
     crop_box,
     crop_camera,
@@ -54,10 +52,10 @@ from hogsa.hogs.train import (
     evaluate_held_out,
     frame_keys,
     image_loss,
-    load_checkpoint,
     train_hogs,
 )
 from hogsa.metrics import psnr
+from hogsa.training import ITERATION, batch_indices, checkpoint_metadata, load_checkpoint
 from hogsa.render import rasterize
 from hogsa.objects import ArticulatedObject
 
@@ -483,7 +481,7 @@ def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
     assert any(name.startswith("poses.") for name in straight)
     # another seed: every parameter must come from the file
     loaded = checkpoint_parameters(build_model("hogs", cfg, scene, seed=1), PoseCorrections(frame_keys(scene.train)))
-    assert load_checkpoint(tmp_path / "straight" / CHECKPOINT, loaded) == 4
+    assert load_checkpoint(tmp_path / "straight" / CHECKPOINT, loaded)[ITERATION] == "4"
     for name, param in straight.items():
         assert torch.equal(param, loaded[name]), name
 

@@ -19,11 +19,11 @@ from hogsa.srm.losses import (
 )
 from hogsa.srm.pairs import RenderPairs, load_trained, model_path
 from hogsa.srm.styleunet import ModulatedConv2d, StyleUNet, StyleUNetConfig, modulated_conv2d
+from hogsa.training import checkpoint_metadata
 from hogsa.srm.train import (
     CHECKPOINT,
     SRMConfig,
     build_srm,
-    checkpoint_metadata,
     group_summaries,
     image_scores,
     refine,

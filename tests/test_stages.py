@@ -8,7 +8,8 @@ import yaml
 
 from hogsa.cli import main
 from hogsa.config import load_params
-from hogsa.hogs.train import KINDS, checkpoint_metadata
+from hogsa.hogs.train import KINDS
+from hogsa.training import checkpoint_metadata
 from hogsa.pom.grasps import Grasps
 from hogsa.srm.losses import PERCEPTUAL_OFF
 

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hogsa.hogs.model import GaussianScene, HandPose, ObjectPose
+from hogsa.training import frozen
 
 FrameKey = tuple[str, int]  # (sequence name, frame index)
 ANGLES = 100  # radians: right orient 3 + pose 45, left orient 3 + pose 45, object rotation 3 + articulation 1
@@ -112,10 +113,7 @@ def fit_corrections(
     """Fit the corrections of the given frames to their crops with the model frozen (Adam, ``iterations``
     steps per frame, ``batch`` crops a step, drawn by a generator seeded by ``seed``; a progress bar
     labelled ``desc``)."""
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
+    with frozen(model):
         for frame, samples in tqdm(samples_by_frame.items(), desc=desc):
             name = frame_name(frame)
             params = [corrections.angles[name], corrections.offsets[name]]
@@ -130,9 +128,6 @@ def fit_corrections(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
 
 
 def corrected(sample, corrections: PoseCorrections):

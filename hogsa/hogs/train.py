@@ -9,11 +9,11 @@ adjusted, and with the background set to black using the mask: the model renders
 object, so a black background (also behind the renders) is what it can match. Held-out PSNR and SSIM
 are computed on these whole crops.
 
-Loss (paper eq. 6): (1 − λ_SSIM)·L1 + λ_SSIM·(1 − SSIM) + λ_R·L_R. Adam; checkpoints (safetensors)
-hold the parameters, the optimizer state and, as metadata, the configuration, so a run resumes where
-it stopped and refuses to resume under a different configuration (it starts afresh and says so).
-Batches are drawn from a generator seeded by (seed, step), so a resumed run draws the batches an
-uninterrupted one would.
+Loss (paper eq. 6): (1 − λ_SSIM)·L1 + λ_SSIM·(1 − SSIM) + λ_R·L_R. Adam; checkpoints
+(``hogsa.training``) hold the parameters, the optimizer state and, as the run's identity, the
+configuration, the parameters' shapes and a digest of the training code, so a run resumes where it
+stopped and refuses to resume another run's (it starts afresh and says so). Batches are drawn from a
+generator seeded by (seed, step), so a resumed run draws the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from dvclive import Live
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -56,10 +55,19 @@ from hogsa.hogs.pointcloud import PointCloudGaussians
 from hogsa.hogs.poses import FrameKey, PoseCorrections, corrected, fit_corrections
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 from hogsa.objects import ArticulatedObject
+from hogsa.training import (
+    ITERATION,
+    batch_indices,
+    checkpoint_metadata,
+    load_checkpoint,
+    resume,
+    save_checkpoint,
+)
 
 Kind = Literal["hogs", "3dgs"]
 KINDS = ("hogs", "3dgs")
 CHECKPOINT = "model.safetensors"
+FITTED = "held_out_poses_fitted"  # checkpoint metadata: "true" once the held-out frames' poses are fitted
 _VISIBLE_TOLERANCE = 0.004  # m: a Gaussian farther than this behind the first surface at its pixel is occluded
 
 
@@ -187,14 +195,15 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(kind, cfg, data, seed)
-    poses = PoseCorrections(frame_keys(data.train + data.held_out) if cfg.refine_poses else [])
+    poses = pose_corrections(cfg, data)
     params = checkpoint_parameters(model, poses)
     groups = model.param_groups(learning_rates(kind, cfg))
     if cfg.refine_poses:
         groups += poses.param_groups(asdict(cfg.lr_poses))
     optimizer = torch.optim.Adam(groups, eps=1e-15)
     identity = run_identity(cfg, kind, data.name, seed, params)
-    start, fitted = resume(out_dir / CHECKPOINT, params, optimizer, identity)
+    stored = resume(out_dir / CHECKPOINT, params, [optimizer], identity)
+    start, fitted = int(stored.get(ITERATION, 0)), stored.get(FITTED) == "true"
     if start == 0:
         init_colors(model, data.train, cfg.color_init_views, torch.Generator().manual_seed(seed))
 
@@ -221,12 +230,14 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
                 if isinstance(value, float):
                     live.log_metric(f"held_out/{name}", value)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            save_checkpoint(out_dir / CHECKPOINT, params, optimizer, done, identity, fitted=False)
+            save_checkpoint(out_dir / CHECKPOINT, params, [optimizer],
+                            {**identity, ITERATION: str(done), FITTED: "false"})
         live.next_step()
     live.end()
     if cfg.refine_poses and not fitted:
         fit_held_out_poses(cfg, model, poses, data, seed)
-        save_checkpoint(out_dir / CHECKPOINT, params, optimizer, cfg.iterations, identity, fitted=True)
+        save_checkpoint(out_dir / CHECKPOINT, params, [optimizer],
+                        {**identity, ITERATION: str(cfg.iterations), FITTED: "true"})
     return TrainedScene(model, poses)
 
 
@@ -237,17 +248,17 @@ def load_trained(cfg: HOGSConfig, data: GroupData, kind: Kind, path: str | Path,
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained {kind} model of group {data.name}; run the hogs stage")
     model = build_model(kind, cfg, data, seed)
-    poses = PoseCorrections(frame_keys(data.train + data.held_out) if cfg.refine_poses else [])
+    poses = pose_corrections(cfg, data)
     params = checkpoint_parameters(model, poses)
     stored = checkpoint_metadata(path)
     identity = run_identity(cfg, kind, data.name, seed, params)
     changed = sorted(k for k in identity if stored.get(k) != identity[k])
     if changed:
         raise ValueError(f"{path}: written with other {', '.join(changed)} than these; run the hogs stage")
-    finished = int(stored["iteration"]) == cfg.iterations
-    if not finished or (cfg.refine_poses and stored.get("held_out_poses_fitted") != "true"):
-        raise ValueError(f"{path}: training stopped at iteration {stored['iteration']} of {cfg.iterations} "
-                         f"(held-out poses fitted: {stored.get('held_out_poses_fitted')}); run the hogs stage")
+    finished = int(stored[ITERATION]) == cfg.iterations
+    if not finished or (cfg.refine_poses and stored.get(FITTED) != "true"):
+        raise ValueError(f"{path}: training stopped at iteration {stored[ITERATION]} of {cfg.iterations} "
+                         f"(held-out poses fitted: {stored.get(FITTED)}); run the hogs stage")
     load_checkpoint(path, params)
     return TrainedScene(model.eval(), poses)
 
@@ -264,6 +275,11 @@ def export_scene(trained: TrainedScene, sample: Sample, path: str | Path) -> Non
 
 def frame_keys(samples: list[Sample]) -> list[FrameKey]:
     return sorted({(s.sequence, s.frame) for s in samples})
+
+
+def pose_corrections(cfg: HOGSConfig, data: GroupData) -> PoseCorrections:
+    """Zero corrections of every frame of the group (training and held-out) with ``refine_poses``, else none."""
+    return PoseCorrections(frame_keys(data.train + data.held_out) if cfg.refine_poses else [])
 
 
 def fit_held_out_poses(cfg: HOGSConfig, model: GaussianScene, poses: PoseCorrections, data: GroupData,
@@ -300,12 +316,6 @@ def learning_rates(kind: Kind, cfg: HOGSConfig) -> dict[str, float]:
     return asdict(cfg.lr_hogs if kind == "hogs" else cfg.lr_3dgs)
 
 
-def batch_indices(step: int, n: int, batch: int, seed: int) -> list[int]:
-    """The samples of ``step``: ``batch`` distinct indices in [0, n), a function of (seed, step) only."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return torch.randperm(n, generator=generator)[: min(batch, n)].tolist()
-
-
 def image_loss(pred: Tensor, target: Tensor, lambda_ssim: float) -> Tensor:  # [B, 3, H, W] each → []
     """(1 − λ_SSIM)·L1 + λ_SSIM·(1 − SSIM): the image part of paper eq. 6."""
     return (1.0 - lambda_ssim) * (pred - target).abs().mean() + lambda_ssim * (1.0 - ssim(pred, target).mean())
@@ -319,10 +329,9 @@ def hogs_loss(
     lambda_r: float,
 ) -> tuple[Tensor, dict[str, float]]:
     """Paper eq. 6 and its terms (as floats, for logging)."""
-    l1 = (pred - target).abs().mean()
-    d_ssim = 1.0 - ssim(pred, target).mean()
-    loss = (1.0 - lambda_ssim) * l1 + lambda_ssim * d_ssim + lambda_r * regularizer
-    return loss, {"loss": loss.item(), "l1": l1.item(), "ssim": 1.0 - d_ssim.item(), "l_r": regularizer.item()}
+    image = image_loss(pred, target, lambda_ssim)
+    loss = image + lambda_r * regularizer
+    return loss, {"loss": loss.item(), "image": image.item(), "l_r": regularizer.item()}
 
 
 def check_finite_gradients(params: dict[str, nn.Parameter], step: int) -> None:
@@ -377,7 +386,7 @@ TRAINING_MODULES = ("hogsa.hogs.train", "hogsa.hogs.model", "hogsa.hogs.binding"
                     "hogsa.hogs.poses", "hogsa.render.rasterizer", "hogsa.render.projection", "hogsa.render.tiles",
                     "hogsa.render.fragments", "hogsa.render.composite", "hogsa.render.alpha", "hogsa.render.sh",
                     "hogsa.render", "hogsa.render._compile",
-                    "hogsa.metrics.image", "hogsa.hand", "hogsa.objects")
+                    "hogsa.metrics.image", "hogsa.hand", "hogsa.objects", "hogsa.training")
 
 
 def code_digest() -> str:
@@ -396,62 +405,6 @@ def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, params: dic
     shapes = {name: list(p.shape) for name, p in params.items()}
     return {"kind": kind, "group": group, "seed": str(seed), "config": json.dumps(settings, sort_keys=True),
             "parameters": json.dumps(shapes, sort_keys=True), "code": code_digest()}
-
-
-def save_checkpoint(path: Path, params: dict[str, nn.Parameter], optimizer: torch.optim.Optimizer, iteration: int,
-                    identity: dict[str, str], fitted: bool) -> None:
-    """Parameters ``param/<name>``, Adam state ``adam/<name>/<key>``; metadata ``identity``, the iteration
-    and whether the held-out poses are fitted (atomic)."""
-    tensors = {}
-    for name, param in params.items():
-        tensors[f"param/{name}"] = param.detach().contiguous()
-        for key, value in optimizer.state.get(param, {}).items():
-            tensors[f"adam/{name}/{key}"] = value.detach().contiguous()
-    tmp = path.with_name(path.name + ".tmp")
-    metadata = {**identity, "iteration": str(iteration), "held_out_poses_fitted": str(fitted).lower()}
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def checkpoint_metadata(path: str | Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata())
-
-
-def load_checkpoint(path: str | Path, params: dict[str, nn.Parameter],
-                    optimizer: torch.optim.Optimizer | None = None) -> int:
-    """Load ``params`` (see ``checkpoint_parameters``; and the Adam state when ``optimizer`` is given);
-    returns the iteration reached."""
-    with safe_open(str(path), framework="pt") as f:
-        keys = set(f.keys())
-        missing = [name for name in params if f"param/{name}" not in keys]
-        if missing:
-            raise ValueError(f"{path}: checkpoint lacks the parameters {missing}")
-        with torch.no_grad():
-            for name, param in params.items():
-                param.copy_(f.get_tensor(f"param/{name}"))
-        if optimizer is not None:
-            for name, param in params.items():
-                state = {key.rsplit("/", 1)[1]: f.get_tensor(key) for key in keys if key.startswith(f"adam/{name}/")}
-                if state:
-                    optimizer.state[param] = state
-        return int(f.metadata()["iteration"])
-
-
-def resume(path: Path, params: dict[str, nn.Parameter], optimizer: torch.optim.Optimizer,
-           identity: dict[str, str]) -> tuple[int, bool]:
-    """Continue from ``path`` if it was written by the same run (``identity``); else start at step 0.
-    Returns the step reached and whether the held-out poses are fitted."""
-    if not path.is_file():
-        return 0, False
-    stored = checkpoint_metadata(path)
-    fitted = stored.pop("held_out_poses_fitted", "false") == "true"
-    stored.pop("iteration", None)
-    if stored != identity:
-        changed = sorted(k for k in identity if stored.get(k) != identity[k])
-        tqdm.write(f"{path}: written with different {', '.join(changed)}; training from scratch")
-        return 0, False
-    return load_checkpoint(path, params, optimizer), fitted
 
 
 # --------------------------------------------------------------------------- #

@@ -9,28 +9,24 @@ R1 penalty, weighted (γ/2)·``r1_every``) and then the generator with
 Adam with StyleGAN2's betas (0, 0.99); the discriminator's learning rate and betas are corrected for
 the lazy regularisation as StyleGAN2 does (c = n / (n + 1): lr·c, β^c).
 
-Checkpoints (safetensors) hold both networks, both Adam states and, as metadata, the configuration,
-the seed and a digest of the training pairs: a run resumes where it stopped and starts afresh (saying
-so) when any of these changed. Curves go to dvclive.
+Checkpoints (``hogsa.training``) hold both networks (``generator/<name>``, ``discriminator/<name>``),
+both Adam states and, as the run's identity, the configuration, the seed and a digest of the training
+pairs: a run resumes where it stopped and starts afresh (saying so) when any of these changed. Curves
+go to dvclive.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from dvclive import Live
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from hogsa.hogs.train import batch_indices, checkpoint_metadata
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 from hogsa.srm.discriminator import Discriminator, DiscriminatorConfig
 from hogsa.srm.losses import (
@@ -43,6 +39,7 @@ from hogsa.srm.losses import (
 )
 from hogsa.srm.pairs import RenderPairs
 from hogsa.srm.styleunet import StyleUNet, StyleUNetConfig
+from hogsa.training import ITERATION, batch_indices, frozen, resume, save_checkpoint
 
 CHECKPOINT = "srm.safetensors"
 
@@ -102,16 +99,6 @@ def optimizers(cfg: SRMConfig, srm: SRM) -> dict[str, torch.optim.Adam]:
     }
 
 
-@contextlib.contextmanager
-def frozen(module: nn.Module):
-    """``module``'s parameters take no gradient inside (inputs still do)."""
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        module.requires_grad_(True)
-
-
 def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int, name: str,
               held_out: RenderPairs | None = None) -> SRM:
     """Train (or resume, or just load when finished) an SRM on ``pairs`` in ``out_dir``.
@@ -127,7 +114,8 @@ def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int
     optims = optimizers(cfg, srm)
     vgg = perceptual_loss(cfg)
     identity = run_identity(cfg, seed, pairs)
-    start = resume(out_dir / CHECKPOINT, srm, optims, identity)
+    params = checkpoint_parameters(srm)
+    start = int(resume(out_dir / CHECKPOINT, params, optims.values(), identity).get(ITERATION, 0))
 
     live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
     steps = tqdm(range(start, cfg.iterations), desc=f"srm {name}", initial=start, total=cfg.iterations)
@@ -164,7 +152,7 @@ def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int
             live.log_metric("held_out/psnr", float(np.mean(image_scores(refine(srm.generator, held_out),
                                                                        held_out.target)["psnr"])))
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            save_checkpoint(out_dir / CHECKPOINT, srm, optims, done, identity)
+            save_checkpoint(out_dir / CHECKPOINT, params, optims.values(), {**identity, ITERATION: str(done)})
         live.next_step()
     live.end()
     return srm
@@ -198,59 +186,11 @@ def run_identity(cfg: SRMConfig, seed: int, pairs: RenderPairs) -> dict[str, str
     return {"config": json.dumps(settings, sort_keys=True), "seed": str(seed), "pairs": pairs.digest()}
 
 
-def _modules(srm: SRM) -> dict[str, nn.Module]:
-    return {"generator": srm.generator, "discriminator": srm.discriminator}
-
-
-def save_checkpoint(path: Path, srm: SRM, optims: dict[str, torch.optim.Optimizer], iteration: int,
-                    identity: dict[str, str]) -> None:
-    """``<network>/<param>`` and ``adam/<network>/<param>/<key>`` tensors; metadata identity + iteration (atomic)."""
-    tensors = {}
-    for network, module in _modules(srm).items():
-        for name, param in module.named_parameters():
-            tensors[f"{network}/{name}"] = param.detach().contiguous()
-            for key, value in optims[network].state.get(param, {}).items():
-                tensors[f"adam/{network}/{name}/{key}"] = value.detach().contiguous()
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={**identity, "iteration": str(iteration)})
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path, srm: SRM, optims: dict[str, torch.optim.Optimizer] | None = None) -> int:
-    """Load both networks (and Adam states when ``optims`` is given); returns the iteration reached."""
-    with safe_open(str(path), framework="pt") as f:
-        keys = set(f.keys())
-        for network, module in _modules(srm).items():
-            params = dict(module.named_parameters())
-            missing = [name for name in params if f"{network}/{name}" not in keys]
-            if missing:
-                raise ValueError(f"{path}: checkpoint lacks the {network} parameters {missing}")
-            with torch.no_grad():
-                for name, param in params.items():
-                    stored = f.get_tensor(f"{network}/{name}")
-                    if stored.shape != param.shape:
-                        raise ValueError(f"{path}: {network}/{name} has shape {tuple(stored.shape)}, "
-                                         f"expected {tuple(param.shape)} (srm.{network} settings changed?)")
-                    param.copy_(stored)
-            if optims is not None:
-                for name, param in params.items():
-                    prefix = f"adam/{network}/{name}/"
-                    state = {key[len(prefix):]: f.get_tensor(key) for key in keys if key.startswith(prefix)}
-                    if state:
-                        optims[network].state[param] = state
-        return int(f.metadata()["iteration"])
-
-
-def resume(path: Path, srm: SRM, optims: dict[str, torch.optim.Optimizer], identity: dict[str, str]) -> int:
-    """Continue from ``path`` if it was written by the same run (``identity``); else start at step 0."""
-    if not path.is_file():
-        return 0
-    stored = {k: v for k, v in checkpoint_metadata(path).items() if k != "iteration"}
-    if stored != identity:
-        changed = sorted(k for k in identity if stored.get(k) != identity[k])
-        tqdm.write(f"{path}: written with different {', '.join(changed)}; training from scratch")
-        return 0
-    return load_checkpoint(path, srm, optims)
+def checkpoint_parameters(srm: SRM) -> dict[str, nn.Parameter]:
+    """What a checkpoint holds: ``generator/<name>`` and ``discriminator/<name>``."""
+    return {f"{network}/{name}": param for network, module in
+            (("generator", srm.generator), ("discriminator", srm.discriminator))
+            for name, param in module.named_parameters()}
 
 
 # --------------------------------------------------------------------------- #

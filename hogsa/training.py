@@ -1,0 +1,107 @@
+"""Resumable, reproducible training, shared by the hogs and srm stages.
+
+- ``batch_indices``: the samples of a step are a function of (seed, step) only, so a resumed run draws
+  the batches an uninterrupted one would.
+- ``frozen``: a module whose parameters take no gradient for a while (its inputs still do).
+- Checkpoints (safetensors): named parameters ``param/<name>``, their Adam state ``adam/<name>/<key>``,
+  and string metadata. Part of the metadata is the run's *identity* (settings, seed, data, code): a
+  checkpoint is resumed only by the run that wrote it; the rest (the iteration reached, a stage's
+  progress flags) is state. Writes are atomic: a checkpoint is whole or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+ITERATION = "iteration"  # metadata key: optimisation steps done
+
+
+def batch_indices(step: int, n: int, batch: int, seed: int) -> list[int]:
+    """The samples of ``step``: ``batch`` distinct indices in [0, n), a function of (seed, step) only."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.randperm(n, generator=generator)[: min(batch, n)].tolist()
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """``module``'s trainable parameters take no gradient inside; they are trainable again after."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
+def save_checkpoint(path: str | Path, params: dict[str, nn.Parameter], optimizers: Iterable[torch.optim.Optimizer],
+                    metadata: dict[str, str]) -> None:
+    """Write ``params`` and the state each holds in any of ``optimizers``, with ``metadata`` (atomic)."""
+    states = {}
+    for optimizer in optimizers:
+        states.update(optimizer.state)
+    tensors = {}
+    for name, param in params.items():
+        tensors[f"param/{name}"] = param.detach().contiguous()
+        for key, value in states.get(param, {}).items():
+            tensors[f"adam/{name}/{key}"] = value.detach().contiguous()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata())
+
+
+def load_checkpoint(path: str | Path, params: dict[str, nn.Parameter],
+                    optimizers: Iterable[torch.optim.Optimizer] = ()) -> dict[str, str]:
+    """Copy the stored tensors into ``params`` (and their Adam state into whichever of ``optimizers``
+    optimises each); returns the metadata. Raises naming the file and the parameter when one is missing
+    or has another shape."""
+    owner = {p: optimizer for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]}
+    with safe_open(str(path), framework="pt") as f:
+        keys = set(f.keys())
+        missing = [name for name in params if f"param/{name}" not in keys]
+        if missing:
+            raise ValueError(f"{path}: checkpoint lacks the parameters {missing}")
+        with torch.no_grad():
+            for name, param in params.items():
+                stored = f.get_tensor(f"param/{name}")
+                if stored.shape != param.shape:
+                    raise ValueError(f"{path}: {name} has shape {tuple(stored.shape)}, expected "
+                                     f"{tuple(param.shape)} (settings changed?)")
+                param.copy_(stored)
+        for name, param in params.items():
+            prefix = f"adam/{name}/"
+            state = {key[len(prefix):]: f.get_tensor(key) for key in keys if key.startswith(prefix)}
+            if state and param in owner:
+                owner[param].state[param] = state
+        return dict(f.metadata())
+
+
+def resume(path: str | Path, params: dict[str, nn.Parameter], optimizers: Iterable[torch.optim.Optimizer],
+           identity: dict[str, str]) -> dict[str, str]:
+    """Load ``path`` when the run that wrote it had this ``identity``, and return its metadata; else (no
+    file, or another run's, which it says) leave everything as it is and return ``{}``."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    stored = checkpoint_metadata(path)
+    changed = sorted(k for k in identity if stored.get(k) != identity[k])
+    if changed:
+        tqdm.write(f"{path}: written with different {', '.join(changed)}; training from scratch")
+        return {}
+    return load_checkpoint(path, params, optimizers)
