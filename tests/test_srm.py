@@ -26,6 +26,7 @@ from hogsa.srm.train import (
     build_srm,
     group_summaries,
     image_scores,
+    lr_factor,
     refine,
     sharpness,
     summarize_by_group,
@@ -37,9 +38,9 @@ TINY_D = DiscriminatorConfig(width=4, depth=2, max_channels=8)
 
 
 def _config(**changes) -> SRMConfig:
-    cfg = SRMConfig(generator=TINY_G, discriminator=TINY_D, iterations=8, batch_size=4, lr=2e-3, betas=[0.0, 0.99],
-                    lambda_l1=5.0, lambda_vgg=0.03, lambda_gan=1.0, gan_start=2, r1_gamma=10.0, r1_every=2,
-                    vgg_weights=None, eval_every=4, checkpoint_every=4)
+    cfg = SRMConfig(generator=TINY_G, discriminator=TINY_D, iterations=8, batch_size=4, lr=2e-3,
+                    lr_schedule="constant", betas=[0.0, 0.99], lambda_l1=5.0, lambda_vgg=0.03, lambda_gan=1.0,
+                    gan_start=2, r1_gamma=10.0, r1_every=2, vgg_weights=None, eval_every=4, checkpoint_every=4)
     return dataclasses.replace(cfg, **changes)
 
 
@@ -197,7 +198,7 @@ def test_training_improves_held_out_psnr_over_the_renders(tmp_path):
 
 def test_resumed_training_equals_uninterrupted_and_refuses_other_data(tmp_path, monkeypatch):
     pairs = _pairs()
-    cfg = _config()
+    cfg = _config(lr_schedule="cosine")  # the resumed steps must also get the schedule's learning rates
     straight = train_srm(cfg, pairs, tmp_path / "straight", seed=0, name="test")
 
     calls = {"n": 0}
@@ -223,6 +224,17 @@ def test_resumed_training_equals_uninterrupted_and_refuses_other_data(tmp_path, 
     other = train_srm(cfg, _pairs(seed=5), tmp_path / "resumed", seed=0, name="test")
     assert not torch.equal(other.generator.from_input.weight, straight.generator.from_input.weight)
     assert checkpoint_metadata(tmp_path / "resumed" / CHECKPOINT)["pairs"] == _pairs(seed=5).digest()
+
+
+def test_cosine_schedule_halves_at_the_middle_and_ends_near_zero():
+    cfg = _config(iterations=8, lr_schedule="cosine")
+    factors = [lr_factor(cfg, step) for step in range(8)]
+    assert factors[0] == 1.0 and factors[4] == pytest.approx(0.5)
+    assert factors[7] == pytest.approx((1 + math.cos(math.pi * 7 / 8)) / 2) and factors[7] < 0.04
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    assert lr_factor(_config(), 5) == 1.0
+    with pytest.raises(ValueError, match="srm.lr_schedule must be one of"):
+        lr_factor(_config(lr_schedule="step"), 0)
 
 
 def test_build_is_seeded_and_leaves_the_global_rng_alone():

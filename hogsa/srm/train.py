@@ -6,8 +6,9 @@ reconstruction alone have passed (the adversarial terms only help once the refin
 step first updates the discriminator (logistic loss; every ``r1_every``-th of its steps also the lazy
 R1 penalty, weighted (γ/2)·``r1_every``) and then the generator with
 λ_1·L1 + λ_VGG·L_VGG (when VGG19 weights are configured) + λ_GAN·softplus(−D(G(x))).
-Adam with StyleGAN2's betas (0, 0.99); the discriminator's learning rate and betas are corrected for
-the lazy regularisation as StyleGAN2 does (c = n / (n + 1): lr·c, β^c).
+Adam with ``betas`` (StyleGAN2's are (0, 0.99)) at the learning rate of ``lr_schedule``; the
+discriminator's learning rate and betas are corrected for the lazy regularisation as StyleGAN2 does
+(c = n / (n + 1): lr·c, β^c).
 
 Checkpoints (``hogsa.training``) hold both networks (``generator/<name>``, ``discriminator/<name>``),
 both Adam states and, as the run's identity, the configuration, the seed and a digest of the training
@@ -18,6 +19,7 @@ go to dvclive.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,6 +55,7 @@ class SRMConfig:
     iterations: int  # paper: 150,000 on a GPU
     batch_size: int
     lr: float  # Adam, both networks (StyleAvatar: 2e-3)
+    lr_schedule: str  # "constant", or "cosine": lr·(1 + cos(π·step / iterations)) / 2, down to 0 at the end
     betas: list[float]  # StyleGAN2: [0, 0.99]
     lambda_l1: float  # paper: 5
     lambda_vgg: float  # paper: 0.03 (used only with vgg_weights)
@@ -89,6 +92,18 @@ def perceptual_status(cfg: SRMConfig) -> str:
     return f"on ({cfg.vgg_weights})" if cfg.vgg_weights else PERCEPTUAL_OFF
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(cfg: SRMConfig, step: int) -> float:
+    """The learning rate of ``step`` as a fraction of ``cfg.lr`` (``cfg.lr_schedule``)."""
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    if cfg.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / cfg.iterations))
+    raise ValueError(f"srm.lr_schedule must be one of {LR_SCHEDULES}, got {cfg.lr_schedule!r}")
+
+
 def optimizers(cfg: SRMConfig, srm: SRM) -> dict[str, torch.optim.Adam]:
     c = cfg.r1_every / (cfg.r1_every + 1)  # StyleGAN2's lazy-regularisation correction
     beta1, beta2 = cfg.betas
@@ -119,7 +134,11 @@ def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int
 
     live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
     steps = tqdm(range(start, cfg.iterations), desc=f"srm {name}", initial=start, total=cfg.iterations)
+    base_lrs = {name: [group["lr"] for group in optim.param_groups] for name, optim in optims.items()}
     for step in steps:
+        for name, optim in optims.items():
+            for group, base in zip(optim.param_groups, base_lrs[name]):
+                group["lr"] = base * lr_factor(cfg, step)
         batch = pairs.take(batch_indices(step, len(pairs), cfg.batch_size, seed))
         terms = {}
         adversarial = cfg.lambda_gan > 0 and step >= cfg.gan_start
