@@ -7,10 +7,11 @@ opacities [N], colors [N,3], in a world frame that the default camera at z = -3 
 sees), optionally with the camera it was seen from (viewmat [4,4], K [3,3], size [2] = W, H; K is
 scaled to each benchmarked size). By default it takes the first trained HOGS scene that the ``hogs``
 stage exported (``data/models/hogs/<group>/hogs/scene.safetensors``: a training frame's posed Gaussians
-and camera) and falls back to the ellipsoid when there is none. Prints the Gaussian count, the median forward and forward+backward times at 128² and 224²
-(warm-up excluded), the first-call time (which includes torch.compile), the same for a straightforward
-padded-tile rasterizer (every tile holds as many slots as its fullest tile; plain autograd) run in this
-process, and gsplat's times when CUDA is present. The last line is one JSON object with all figures.
+and camera) and falls back to the ellipsoid when there is none. Prints the Gaussian count, the median
+forward and forward+backward times at 128² and 224² (warm-up excluded), the first-call time (which
+includes torch.compile), the same for a straightforward padded-tile rasterizer (every tile holds as
+many slots as its fullest tile; plain autograd) run in this process, and gsplat's times when CUDA is
+present. The last line is one JSON object with all figures.
 
 Unless OMP_WAIT_POLICY is set, the script restarts itself with OMP_WAIT_POLICY=PASSIVE: on a 2-core
 machine shared with other jobs, libgomp's default spin-waiting turns contention into stalls of up to a

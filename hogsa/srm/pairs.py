@@ -4,9 +4,8 @@ For each group the trained model (``data/models/hogs/<group with / as _>/<kind>/
 written by the hogs stage) renders every training and held-out crop of ``hogsa.hogs.train.load_group``
 once, at the crop's camera and at its frame's corrected poses (``hogsa.hogs.poses``: learned for the
 training frames, fitted for the held-out ones, as the hogs stage evaluates), over the same black
-background as the crops; HOGS is frozen, so
-the renders are computed once and kept in memory for all SRM steps. One SRM is trained on the pairs
-of all groups (paper §3.4).
+background as the crops; HOGS is frozen, so the renders are computed once and kept in memory for all
+SRM steps. One SRM is trained on the pairs of all groups (paper §3.4).
 """
 
 from __future__ import annotations

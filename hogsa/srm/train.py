@@ -134,11 +134,10 @@ def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int
 
     live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
     steps = tqdm(range(start, cfg.iterations), desc=f"srm {name}", initial=start, total=cfg.iterations)
-    base_lrs = {name: [group["lr"] for group in optim.param_groups] for name, optim in optims.items()}
+    base_lrs = [(group, group["lr"]) for optim in optims.values() for group in optim.param_groups]
     for step in steps:
-        for name, optim in optims.items():
-            for group, base in zip(optim.param_groups, base_lrs[name]):
-                group["lr"] = base * lr_factor(cfg, step)
+        for group, base in base_lrs:
+            group["lr"] = base * lr_factor(cfg, step)
         batch = pairs.take(batch_indices(step, len(pairs), cfg.batch_size, seed))
         terms = {}
         adversarial = cfg.lambda_gan > 0 and step >= cfg.gan_start
