@@ -73,7 +73,6 @@ class OptimizeConfig:
 
 class OptimizationResult(NamedTuple):
     grasps: Grasps  # the optimised samples (same order as the input)
-    loss_curve: np.ndarray  # [iterations] mean total loss per sample
     terms: dict[str, np.ndarray]  # per term ("contact", "hand_centric", "penetration", "hand_hand"): [iterations]
 
 
@@ -130,22 +129,20 @@ def optimize_grasps(init: Grasps, hands: dict[str, HandModel], obj: ArticulatedO
         spread = torch.as_tensor(farthest_points(hands[side].v_template.double().numpy(), cfg.hand_vertices))
         subsets[side] = torch.unique(torch.cat([spread, prior]))
         priors[side] = torch.nonzero(torch.isin(subsets[side], prior))[:, 0]
-    parts, curves, terms = [], [], []
+    parts, terms = [], []
     for start in tqdm(range(0, len(init), cfg.batch_size), desc=f"pom {obj.name}", leave=False):
         batch = init.take(np.arange(start, min(start + cfg.batch_size, len(init))))
-        grasps, curve, term = _optimize_batch(batch, hands, surface, dense, occupancy, net, hand_subset, subsets,
+        grasps, term = _optimize_batch(batch, hands, surface, dense, occupancy, net, hand_subset, subsets,
                                               priors, cfg)
         parts.append(grasps)
-        curves.append(curve * len(batch))
         terms.append({k: v * len(batch) for k, v in term.items()})
     total = len(init)
-    return OptimizationResult(Grasps.concatenate(parts), np.sum(curves, axis=0) / total,
-                              {k: np.sum([t[k] for t in terms], axis=0) / total for k in terms[0]})
+    return OptimizationResult(Grasps.concatenate(parts), {k: np.sum([t[k] for t in terms], axis=0) / total for k in terms[0]})
 
 
 def _optimize_batch(batch: Grasps, hands: dict[str, HandModel], surface: SurfaceSamples, dense: SurfaceSamples,
                     occupancy: ObjectOccupancy, net: ContactNet, hand_subset: Tensor, subsets: dict[str, Tensor],
-                    priors: dict[str, Tensor], cfg: OptimizeConfig) -> tuple[Grasps, np.ndarray, dict[str, np.ndarray]]:
+                    priors: dict[str, Tensor], cfg: OptimizeConfig) -> tuple[Grasps, dict[str, np.ndarray]]:
     """One batch: ContactNet's targets at the initial pose, then ``cfg.iterations`` Adam steps."""
     f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
@@ -167,7 +164,6 @@ def _optimize_batch(batch: Grasps, hands: dict[str, HandModel], surface: Surface
         {"params": [params[s].trans for s in SIDES], "lr": cfg.lr_transl},
         {"params": [params[s].betas for s in SIDES], "lr": cfg.lr_shape},
     ])
-    curve = np.zeros(cfg.iterations)
     term_curves = {k: np.zeros(cfg.iterations) for k in ("contact", "hand_centric", "penetration", "hand_hand")}
     for step in range(cfg.iterations):
         losses = grasp_losses(params, hands, points, solid, targets, subsets, priors, cfg)
@@ -176,13 +172,12 @@ def _optimize_batch(batch: Grasps, hands: dict[str, HandModel], surface: Surface
         optimizer.zero_grad()
         total.sum().backward()
         optimizer.step()
-        curve[step] = float(total.detach().mean())
         for key, value in losses.items():
             term_curves[key][step] = float(value.detach().mean())
     out = {side: {k: getattr(params[side], k).detach().double().numpy() for k in ("rot", "pose", "betas", "trans")}
            for side in SIDES}
     return Grasps(out, batch.articulation, batch.obj_rot, batch.obj_trans, batch.object_name, batch.group,
-                  batch.source), curve, term_curves
+                  batch.source), term_curves
 
 
 def _depth_in_object(verts: Tensor, solid: ObjectSolid) -> Tensor:  # [B,V,3] -> [B,V] m

@@ -83,22 +83,25 @@ def plausibility_records(grasps: Grasps, hands: dict[str, HandModel], obj: Artic
     return record
 
 
-def passes(record: dict[str, np.ndarray], cfg: PlausibilityConfig) -> np.ndarray:
-    """[S] bool: the filter of the module doc applied to a record."""
-    ok = record["hand_hand_volume_cm3"] <= cfg.max_hand_hand_volume * M3_TO_CM3
+def failures(record: dict[str, np.ndarray], cfg: PlausibilityConfig) -> dict[str, np.ndarray]:
+    """Per criterion of the filter (module doc), [S] bool: the samples that fail it."""
+    failed = {}
     for side in SIDES:
-        ok = ok & (record[f"{side}_volume_cm3"] < cfg.max_volume * M3_TO_CM3) & record[f"{side}_contact"]
-    return ok
+        failed[f"{side}_volume"] = record[f"{side}_volume_cm3"] >= cfg.max_volume * M3_TO_CM3
+        failed[f"{side}_no_contact"] = ~record[f"{side}_contact"]
+    failed["hand_hand_volume"] = record["hand_hand_volume_cm3"] > cfg.max_hand_hand_volume * M3_TO_CM3
+    return failed
+
+
+def passes(record: dict[str, np.ndarray], cfg: PlausibilityConfig) -> np.ndarray:
+    """[S] bool: the samples that fail no criterion of the filter."""
+    return ~np.any(list(failures(record, cfg).values()), axis=0)
 
 
 def failure_counts(record: dict[str, np.ndarray], cfg: PlausibilityConfig) -> dict[str, int]:
     """How many samples fail each criterion (a sample may fail several) and in all."""
     counts = {"total": int(len(record["passes"])), "failed": int((~record["passes"]).sum())}
-    for side in SIDES:
-        counts[f"{side}_volume"] = int((record[f"{side}_volume_cm3"] >= cfg.max_volume * M3_TO_CM3).sum())
-        counts[f"{side}_no_contact"] = int((~record[f"{side}_contact"]).sum())
-    counts["hand_hand_volume"] = int((record["hand_hand_volume_cm3"] > cfg.max_hand_hand_volume * M3_TO_CM3).sum())
-    return counts
+    return counts | {name: int(failed.sum()) for name, failed in failures(record, cfg).items()}
 
 
 def filter_grasps(grasps: Grasps, record: dict[str, np.ndarray]) -> tuple[Grasps, int]:
