@@ -13,15 +13,19 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hogsa-installed
+LOCK := requirements.lock
+# torch stays outside the lock: its CPU build (here) and CUDA build (a GPU machine) are different
+# files of one version; it is installed first, pinned, and the lock is installed without resolving
+TORCH := torch==2.13.0
 
-.PHONY: setup repro smoke test bench lab clean-venv
+.PHONY: setup repro smoke test bench lab lock gpu-check gpu-wheels clean-venv
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# torch first and pinned: the CPU build; an unpinned torch would pull a multi-GB CUDA build
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[study,dev]'
+$(STAMP): pyproject.toml $(LOCK)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	$(PY) -m ipykernel install --user --name hogsa --display-name "Python (hogsa)" > /dev/null
 	touch $@
 
@@ -41,7 +45,15 @@ bench: setup
 	for f in bench/*.py; do $(PY) $$f; done
 
 lab: setup
-	$(VENV)/bin/python -m pip install --quiet jupyterlab && $(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/
+
+# regenerate the lock from pyproject.toml, then environment.yml from the lock
+# `make lock` keeps the pins that still satisfy pyproject.toml; `make lock LOCK_FLAGS=--upgrade` takes the newest
+lock: setup
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --extra study --extra dev --unsafe-package torch \
+	  --build-deps-for wheel --build-deps-for editable --strip-extras --no-emit-index-url \
+	  --no-emit-find-links $(LOCK_FLAGS) -o $(LOCK) pyproject.toml
+	$(PY) -m hogsa.environment $(LOCK) environment.yml
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,76 @@
+"""Atomic writes: a stage output is either absent, its old content, or complete, never half-written.
+
+Each writer fills a temporary sibling (``.<name>.<pid>.tmp``, in the same folder so that the rename
+stays on one file system) and renames it onto the target with ``os.replace``; a writer killed midway
+leaves at most that temporary file, which the next write of the same target removes first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+
+
+def temporary_sibling(path: Path) -> Path:
+    """The temporary name ``path`` is written under before its rename."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporaries of ``path`` left by writers that were killed (any process id)."""
+    for stale in path.parent.glob(f".{path.name}.*{TMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write ``path``'s content to; it replaces ``path`` on success.
+
+    The temporary name keeps ``path``'s suffix last-but-one, so writers that pick a format from the
+    suffix (matplotlib, imageio) still see it: ``fig.png`` is written as ``.fig.png.<pid>.tmp`` and
+    such writers must be told the format; use the helpers below, which do.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | Path, value: object) -> None:
+    """``value`` as indented JSON with sorted keys and a final newline (byte-stable for equal values)."""
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def save_figure(figure, path: str | Path, **kwargs) -> None:
+    """A matplotlib figure as PNG, with no timestamp or software metadata (same figure, same bytes)."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", metadata={"Software": None}, **kwargs)
+
+
+def save_image(path: str | Path, image, **kwargs) -> None:
+    """A uint8 [H,W] or [H,W,3] array through Pillow, in the format of ``path``'s suffix."""
+    from PIL import Image
+
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}[Path(path).suffix.lower()]
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format=fmt, **kwargs)
