@@ -85,7 +85,7 @@ def test_cameras_are_expressed_in_the_annotated_cameras_frame(tmp_path):
     seq = h2o.read_sequence(write_h2o_fixture(tmp_path, "hand_pose_MANO", "obj_pose_RT"), cam=0)
     assert seq.views == [0, 1, 2]  # cam4 → view 0, cam0 → 1, cam1 → 2
     cam0 = seq.cameras[1]
-    np.testing.assert_allclose(cam0.world2cam, np.eye(4))
+    np.testing.assert_allclose(cam0.world2cam, np.eye(4))  # set to the identity, not computed: zeros compare exactly
     np.testing.assert_allclose(cam0.K, [[636, 0, 635.5], [0, 637, 365.5], [0, 0, 1]])  # OpenCV → hogsa centres
     assert (cam0.width, cam0.height) == (1280, 720)
     point = np.array([0.1, -0.2, 0.7, 1.0])  # in cam0's frame = the sequence's world
@@ -101,7 +101,7 @@ def test_cameras_are_expressed_in_the_annotated_cameras_frame(tmp_path):
 def test_egocentric_annotations_keep_the_moving_frame(tmp_path):
     seq = h2o.read_sequence(write_h2o_fixture(tmp_path, "hand_pose_MANO", "obj_pose_RT"), cam=4)
     assert seq.views == [0]
-    np.testing.assert_allclose(seq.ego_world2cam, np.tile(np.eye(4), (FRAMES, 1, 1)))
+    np.testing.assert_allclose(seq.ego_world2cam, np.tile(np.eye(4), (FRAMES, 1, 1)))  # set, not computed
     np.testing.assert_allclose(seq.cameras[0].K[0, 0], 640.0)
 
 

@@ -224,12 +224,13 @@ def plain_lighting() -> torch.Tensor:
 
 def test_regularizer_is_mean_vertex_distance_to_template(hands, cube):
     model = _hogs(hands, cube)
-    assert model.regularizer().item() == 0.0
+    assert model.regularizer().item() == 0.0  # exact: the offsets start at exactly 0, and so does their norm
     with torch.no_grad():
         model.deltas["right"][5] = torch.tensor([0.003, 0.004, 0.0])  # 5 mm
         model.deltas["object"][0] = torch.tensor([0.0, 0.0, -0.002])  # 2 mm
     total = sum(model.template(part).shape[0] for part in PARTS)
     assert model.regularizer().item() == pytest.approx(0.007 / total, rel=1e-5)
+    # exact: canonical() is template + deltas, the very float32 sum computed here
     assert torch.equal(model.canonical("right")[5], model.template("right")[5] + torch.tensor([0.003, 0.004, 0.0]))
 
 
@@ -244,7 +245,7 @@ def test_posing_carries_gaussians_with_the_mesh(hands, cube):
                                       dataclasses.replace(obj, transl=obj.transl + shift))
         assert torch.allclose(moved["right"].means, before["right"].means + shift, atol=1e-6)
         assert torch.allclose(moved["object"].means, before["object"].means + shift, atol=1e-6)
-        assert torch.equal(moved["left"].means, before["left"].means)
+        assert torch.equal(moved["left"].means, before["left"].means)  # exact: same inputs, same computation
         # the right hand's Gaussians sit at their barycentric points on the skinned TRAINED canonical mesh
         skinned = pose_hand(hands["right"], right, model.canonical("right"))
         surface = model.surfaces["right"]
@@ -360,7 +361,7 @@ def test_snapshot_rasterizes_to_the_render(hands, cube, shading, tmp_path):
     sample = Sample(expected.permute(2, 0, 1), None, camera, *poses, "s00/cube_grab_01", 1, 0)
     hogs_train.export_scene(trained, sample, tmp_path / "scene.safetensors")
     stored = load_file(str(tmp_path / "scene.safetensors"))
-    assert set(stored) == set(scene) and all(torch.equal(stored[k], scene[k]) for k in scene)
+    assert set(stored) == set(scene) and all(torch.equal(stored[k], scene[k]) for k in scene)  # a file copy: exact
 
 
 # --------------------------------------------------------------------------- #
@@ -406,6 +407,7 @@ def test_adam_leaves_the_frames_absent_from_a_batch_untouched():
         loss.backward()
         optimizer.step()
     assert corrections.angles["s00|cube_grab_01|0"].abs().sum() > 0
+    # exact: a frame outside the batch gets no gradient, so Adam must leave its zeros untouched, not merely small
     assert corrections.angles["s00|cube_grab_01|1"].abs().sum() == 0
     assert corrections.offsets["s00|cube_grab_01|1"].abs().sum() == 0
 
@@ -432,7 +434,7 @@ def test_fitting_recovers_a_misannotated_object_pose_with_the_model_frozen(hands
                     {"angles": 1e-3, "offsets": 1e-3}, iterations=40, batch=2, seed=0)
     fitted = corrections.apply(FRAME, right, left, annotated)[2]
     assert (fitted.transl - obj.transl).norm() < 0.004  # from 12 mm off to under 4 mm
-    assert all(torch.equal(p, before[name]) for name, p in truth.trainable_parameters().items())
+    assert all(torch.equal(p, before[name]) for name, p in truth.trainable_parameters().items())  # frozen: untouched
     assert all(p.requires_grad for p in truth.trainable_parameters().values())
 
 
@@ -457,6 +459,7 @@ def test_held_out_evaluation_reports_each_non_empty_subset(scene):
     scores = evaluate_held_out(model, scene, cfg)
     assert set(scores) == {"held_out", "novel_views", "novel_poses"}
     assert scores["novel_views"]["images"] == 1 and scores["novel_poses"]["images"] == 1
+    # exact: the same crops rendered by the same model and averaged in the same order give the same numbers
     assert scores["held_out"] == evaluate(model, scene.held_out)
     means = (scores["novel_views"]["psnr"] + scores["novel_poses"]["psnr"]) / 2
     assert scores["held_out"]["psnr"] == pytest.approx(means)
@@ -475,7 +478,7 @@ def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
     straight = checkpoint_parameters(*train_hogs(cfg, scene, "hogs", tmp_path / "straight", seed=0))
     metadata = checkpoint_metadata(tmp_path / "straight" / CHECKPOINT)
     assert metadata["iteration"] == "4" and metadata["kind"] == "hogs" and metadata["group"] == "s00/cube"
-    assert json.loads(metadata["config"])["lr_hogs"]["vertices"] == cfg.lr_hogs.vertices
+    assert json.loads(metadata["config"])["lr_hogs"]["vertices"] == cfg.lr_hogs.vertices  # JSON round trip: exact
 
     assert metadata["held_out_poses_fitted"] == "true"
     assert any(name.startswith("poses.") for name in straight)
@@ -483,7 +486,7 @@ def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
     loaded = checkpoint_parameters(build_model("hogs", cfg, scene, seed=1), PoseCorrections(frame_keys(scene.train)))
     assert load_checkpoint(tmp_path / "straight" / CHECKPOINT, loaded)[ITERATION] == "4"
     for name, param in straight.items():
-        assert torch.equal(param, loaded[name]), name
+        assert torch.equal(param, loaded[name]), name  # a file copy: exact
 
     # a run that stops after its step-2 checkpoint, then resumes: same result as the straight run
     real_batch = hogs_train.batch_indices
@@ -500,7 +503,7 @@ def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
     monkeypatch.setattr(hogs_train, "batch_indices", real_batch)
     resumed = checkpoint_parameters(*train_hogs(cfg, scene, "hogs", tmp_path / "resumed", seed=0))
     for name, param in straight.items():
-        assert torch.equal(param, resumed[name]), name
+        assert torch.equal(param, resumed[name]), name  # resuming is deterministic: the same bytes
 
     # another configuration does not resume: it trains afresh (and overwrites the checkpoint)
     train_hogs(dataclasses.replace(cfg, iterations=3), scene, "hogs", tmp_path / "resumed", seed=0)
@@ -512,7 +515,7 @@ def test_load_trained_returns_the_finished_model_and_refuses_others(scene, tmp_p
     trained = train_hogs(cfg, scene, "hogs", tmp_path / "done", seed=0)
     loaded = hogs_train.load_trained(cfg, scene, "hogs", tmp_path / "done" / CHECKPOINT, seed=0)
     expected, got = checkpoint_parameters(*trained), checkpoint_parameters(*loaded)
-    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    assert all(torch.equal(expected[name], got[name]) for name in expected)  # loaded from the file: exact
     with pytest.raises(ValueError, match="config"):
         hogs_train.load_trained(dataclasses.replace(cfg, lambda_r=0.1), scene, "hogs", tmp_path / "done" / CHECKPOINT,
                                 seed=0)
@@ -536,7 +539,7 @@ def test_training_is_deterministic(scene, tmp_path):
     cfg = _config(iterations=2, batch_views=1)
     first = checkpoint_parameters(*train_hogs(cfg, scene, "hogs", tmp_path / "a", seed=0))
     second = checkpoint_parameters(*train_hogs(cfg, scene, "hogs", tmp_path / "b", seed=0))
-    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert all(torch.equal(first[name], second[name]) for name in first)  # same seed: the same bytes
     assert not torch.are_deterministic_algorithms_enabled()  # the setting is scoped to training
 
 

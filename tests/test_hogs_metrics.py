@@ -19,6 +19,7 @@ def test_psnr_of_a_known_mse():
     assert torch.allclose(psnr(pred, target), torch.tensor([20.0, 20.0]), atol=1e-4)
     pred = target.clone()
     pred[1] += 0.01 * torch.tensor([1.0, -1.0, 1.0])[:, None, None]  # MSE 1e-4 → 40 dB; image 0 exact
+    # exact: image 0 is a copy, so its MSE is exactly 0 and its PSNR exactly inf
     assert psnr(pred, target)[0] == math.inf and psnr(pred, target)[1] == pytest.approx(40.0, abs=1e-3)
 
 
@@ -69,7 +70,7 @@ def test_lpips_loads_its_weights_file_and_measures_distance(tmp_path):
         tensors[f"lin{k}.model.1.weight"] = torch.rand(1, channels, 1, 1, generator=generator)
     save_file(tensors, tmp_path / "alex.safetensors")
     model = LPIPS.from_file(tmp_path / "alex.safetensors")
-    assert torch.equal(model.features[8].weight, tensors["features.8.weight"])
+    assert torch.equal(model.features[8].weight, tensors["features.8.weight"])  # loaded from the file: exact
     images = _images(height=64, width=64)
     assert torch.allclose(model(images, images), torch.zeros(2))
     assert (model(images, images.flip(-1)) > 0).all()

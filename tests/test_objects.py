@@ -152,6 +152,8 @@ def test_articulation_rotates_only_the_top_part_about_z() -> None:
     theta = 0.7
     posed = _pose(obj, [theta], np.zeros((1, 3)), np.zeros((1, 3)))[0]
     np.testing.assert_allclose(posed, _articulation_reference(v, top, theta), atol=1e-12)
+    # exact: a zero rotation vector gives exactly the identity (its skew matrix is 0) and the hinge's z row is
+    # exactly (0, 0, 1), so products with exact zeros and ones leave these coordinates untouched
     np.testing.assert_array_equal(posed[~top], v[~top])
     np.testing.assert_allclose(np.linalg.norm(posed[top, :2], axis=1), np.linalg.norm(v[top, :2], axis=1), atol=1e-12)
     np.testing.assert_array_equal(posed[:, 2], v[:, 2])
@@ -176,10 +178,12 @@ def test_pose_is_batched() -> None:
     theta, rot, transl = rng.uniform(0, 1, 3), rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
     batched = _pose(obj, theta, rot, transl)
     assert batched.shape == (3, len(obj.vertices), 3)
+    # batched and single products may round differently (~1e-16 m); atol for coordinates near 0, 1e-12 m
     for b in range(3):
-        np.testing.assert_allclose(batched[b], _pose(obj, theta[b : b + 1], rot[b : b + 1], transl[b : b + 1])[0])
+        np.testing.assert_allclose(batched[b], _pose(obj, theta[b : b + 1], rot[b : b + 1], transl[b : b + 1])[0],
+                                   atol=1e-12)
     arctic_shaped = _pose(obj, theta[:, None], rot, transl)  # ARCTIC passes angles as [B,1]
-    np.testing.assert_allclose(arctic_shaped, batched)
+    np.testing.assert_allclose(arctic_shaped, batched, atol=1e-12)
 
 
 def test_pose_float32_default_and_shape_errors() -> None:
@@ -217,7 +221,7 @@ def test_bottom_centroid_and_to() -> None:
     obj = _tiny_object()
     torch.testing.assert_close(obj.bottom_centroid, torch.tensor([-0.05, -0.1, 0.05]))
     moved = obj.to("cpu")
-    assert moved.name == obj.name and torch.equal(moved.vertices, obj.vertices)
+    assert moved.name == obj.name and torch.equal(moved.vertices, obj.vertices)  # a copy: exact
 
 
 # --------------------------------------------------------------------------- open objects
@@ -287,7 +291,7 @@ def test_opening_moves_only_the_top_part(open_objects, name: str) -> None:
     closed = obj.vertices.numpy()
     opened = obj.pose(torch.tensor([0.5]), torch.zeros(1, 3), torch.zeros(1, 3))[0].numpy()
     top = obj.top_mask.numpy()
-    np.testing.assert_array_equal(opened[~top], closed[~top])
+    np.testing.assert_array_equal(opened[~top], closed[~top])  # exact: the zero rotation is exactly the identity
     if obj.articulated:
         off_axis = np.linalg.norm(closed[:, :2], axis=1) > 1e-4
         moved = np.linalg.norm(opened - closed, axis=1) > 1e-5
@@ -298,7 +302,7 @@ def test_opening_moves_only_the_top_part(open_objects, name: str) -> None:
 
 def test_open_objects_are_deterministic() -> None:
     a, b = open_object("book"), open_object("book")
-    assert torch.equal(a.vertices, b.vertices) and torch.equal(a.texture, b.texture)
+    assert torch.equal(a.vertices, b.vertices) and torch.equal(a.texture, b.texture)  # deterministic: the same bytes
     assert torch.equal(a.face_uvs, b.face_uvs)
 
 
@@ -312,7 +316,7 @@ def test_articulated_objects_open_upwards() -> None:
     opened = scissors.pose(torch.tensor([0.5]), torch.zeros(1, 3), torch.zeros(1, 3))[0]
     tip = torch.where(scissors.top_mask, -1.0, scissors.vertices[:, 0]).argmax()  # lower blade tip stays
     top_tip = torch.where(scissors.top_mask, scissors.vertices[:, 0], -1.0).argmax()
-    assert torch.equal(opened[tip], scissors.vertices[tip])
+    assert torch.equal(opened[tip], scissors.vertices[tip])  # exact: bottom part, zero rotation exactly the identity
     assert (opened[top_tip] - opened[tip]).norm() > 0.04
 
 

@@ -63,7 +63,7 @@ def test_object_point_1cm_inside_a_hand_mesh_via_vertex_normals():
     point = torch.tensor([[[SIDE / 2 - 0.01, 0.0, 0.0], [SIDE / 2 + 0.01, 0.0, 0.0], [0.0, 0.0, 0.0]]])
     depth = inside_depth(point, verts, normals, max_distance=0.02)
     assert depth[0, :2].tolist() == pytest.approx([0.01, 0.0], abs=1e-6)
-    assert depth[0, 2] == 0.0  # the cube's centre is 5 cm from every vertex: outside the 2 cm shell
+    assert depth[0, 2] == 0.0  # the cube's centre is 5 cm from every vertex: outside the 2 cm shell, set to 0
 
 
 def test_nearest_matches_brute_force_value_and_gradient():
@@ -72,7 +72,7 @@ def test_nearest_matches_brute_force_value_and_gradient():
     targets = torch.randn(2, 50, 3, generator=g, dtype=torch.float64, requires_grad=True)
     distance, index = nearest(points, targets)
     reference = torch.cdist(points, targets).min(dim=-1)
-    assert torch.equal(index, reference.indices)
+    assert torch.equal(index, reference.indices)  # indices: exact (no near ties among these random points)
     assert torch.allclose(distance, reference.values)
     weights = torch.randn(2, 30, generator=g, dtype=torch.float64)
     grads = torch.autograd.grad((distance * weights).sum(), (points, targets))
@@ -87,6 +87,7 @@ def test_intersection_volume_of_two_cubes_is_their_overlap():
     volume = intersection_volume(Solid(a.vertices, a.faces), Solid(b.vertices, b.faces), voxel=0.005)
     assert volume == pytest.approx(SIDE * SIDE * 0.05, rel=1e-9)
     far = trimesh.creation.box(extents=[SIDE] * 3, transform=trimesh.transformations.translation_matrix([0.2, 0, 0]))
+    # exact: disjoint bounding boxes return 0.0 before any arithmetic
     assert intersection_volume(Solid(a.vertices, a.faces), Solid(far.vertices, far.faces), voxel=0.005) == 0.0
 
 

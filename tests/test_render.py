@@ -207,9 +207,9 @@ def test_empty_view_renders_background_and_backpropagates():
     image, alpha, meta = rasterize(*scene_args(scene), backgrounds=background)
     assert (meta["radii"] == 0).all()
     torch.testing.assert_close(image, background[:, None, None, :].expand_as(image))
-    assert (alpha == 0).all()
+    assert (alpha == 0).all()  # exact: every Gaussian is culled, nothing is blended
     image.sum().backward()
-    assert (means.grad == 0).all()
+    assert (means.grad == 0).all()  # exact: culled Gaussians are not in the graph, their gradient is 0, not small
 
 
 # --------------------------------------------------------------------------------- gradients
@@ -271,7 +271,7 @@ def test_means2d_gradient_is_retained():
     visible = (meta["radii"] > 0).all(-1)
     assert meta["means2d"].grad.shape == meta["means2d"].shape
     assert meta["means2d"].grad[visible].abs().sum() > 0
-    assert (meta["means2d"].grad[~visible] == 0).all()
+    assert (meta["means2d"].grad[~visible] == 0).all()  # exact: culled Gaussians take no part in the image
 
 
 def test_compiled_matches_eager(monkeypatch):
@@ -417,6 +417,8 @@ def test_projection_matches_gsplat_torch_impl(antialiased):
     )
     valid = (radii > 0).all(-1)
     assert 0 < valid.sum() < valid.numel()
+    # integer radii, the ceil of the 3σ extents: this seeded scene's nearest extent is 2e-4 px from an integer,
+    # far above float64 rounding, so both implementations round it the same way
     assert torch.equal(ours.radii, radii.int())
     torch.testing.assert_close(ours.means2d[valid], means2d[valid])
     torch.testing.assert_close(ours.depths, depths)

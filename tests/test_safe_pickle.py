@@ -17,7 +17,7 @@ def test_numpy_dict_in_npy_round_trips(tmp_path):
     value = {"right": {"rot": np.arange(6.0).reshape(2, 3), "n": np.int64(3)}, "names": ["a", "b"]}
     np.save(path, value, allow_pickle=True)
     loaded = safe_pickle.load(path)
-    np.testing.assert_array_equal(loaded["right"]["rot"], value["right"]["rot"])
+    np.testing.assert_array_equal(loaded["right"]["rot"], value["right"]["rot"])  # a pickled copy: exact
     assert loaded["right"]["n"] == 3 and loaded["names"] == ["a", "b"]
 
 
@@ -35,4 +35,4 @@ def test_sparse_only_when_admitted(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match="csc_matrix"):
         safe_pickle.load(path)
     loaded = safe_pickle.load(path, allow_sparse=True)["J"]
-    np.testing.assert_array_equal(loaded.toarray(), matrix.toarray())
+    np.testing.assert_array_equal(loaded.toarray(), matrix.toarray())  # a pickled copy: exact

@@ -88,7 +88,9 @@ def test_styleunet_starts_at_identity_then_learns_a_residual():
     torch.manual_seed(0)
     net = StyleUNet(TINY_G)
     rgb, alpha = torch.rand(2, 3, 16, 24), torch.rand(2, 1, 16, 24)
-    assert torch.equal(net(rgb, alpha), rgb)  # zero "to RGB" layers: the input comes through unchanged
+    # zero "to RGB" layers: the input comes through unchanged. Exact: every "to RGB" convolution has zero weights
+    # and bias, so the residual is exactly 0 and rgb + 0 is rgb
+    assert torch.equal(net(rgb, alpha), rgb)
     with pytest.raises(ValueError, match="multiples of 8"):
         net(torch.rand(1, 3, 12, 16), torch.rand(1, 1, 12, 16))
     with torch.no_grad():
@@ -174,6 +176,7 @@ def test_vgg_perceptual_reads_torchvision_keys_from_safetensors(tmp_path):
         [0.229, 0.224, 0.225])[:, None, None]
     relu1_1 = F.relu(F.conv2d(normalised, tensors["features.0.weight"], tensors["features.0.bias"], padding=1))
     assert torch.allclose(features[0], relu1_1, atol=1e-5)
+    # exact: the same image through the same network twice gives the same features, so their difference is 0
     assert float(vgg(image, image)) == 0.0 and float(vgg(image, other)) > 0.0
     del tensors["features.28.bias"]
     save_file(tensors, str(path))
@@ -218,7 +221,7 @@ def test_resumed_training_equals_uninterrupted_and_refuses_other_data(tmp_path, 
     resumed = train_srm(cfg, pairs, tmp_path / "resumed", seed=0, name="test")
     for a, b in zip([*straight.generator.parameters(), *straight.discriminator.parameters()],
                     [*resumed.generator.parameters(), *resumed.discriminator.parameters()]):
-        assert torch.equal(a, b)
+        assert torch.equal(a, b)  # resuming is deterministic: the same bytes
 
     # other training pairs: the checkpoint is not resumed, training restarts (and rewrites it)
     other = train_srm(cfg, _pairs(seed=5), tmp_path / "resumed", seed=0, name="test")
@@ -229,10 +232,10 @@ def test_resumed_training_equals_uninterrupted_and_refuses_other_data(tmp_path, 
 def test_cosine_schedule_halves_at_the_middle_and_ends_near_zero():
     cfg = _config(iterations=8, lr_schedule="cosine")
     factors = [lr_factor(cfg, step) for step in range(8)]
-    assert factors[0] == 1.0 and factors[4] == pytest.approx(0.5)
+    assert factors[0] == pytest.approx(1.0, abs=1e-12) and factors[4] == pytest.approx(0.5)  # (1 + cos 0) / 2
     assert factors[7] == pytest.approx((1 + math.cos(math.pi * 7 / 8)) / 2) and factors[7] < 0.04
     assert all(a > b for a, b in zip(factors, factors[1:]))
-    assert lr_factor(_config(), 5) == 1.0
+    assert lr_factor(_config(), 5) == 1.0  # exact: the constant schedule returns 1.0 itself
     with pytest.raises(ValueError, match="srm.lr_schedule must be one of"):
         lr_factor(_config(lr_schedule="step"), 0)
 
@@ -242,7 +245,7 @@ def test_build_is_seeded_and_leaves_the_global_rng_alone():
     state = torch.get_rng_state()
     a, b = build_srm(_config(), 16, seed=3), build_srm(_config(), 16, seed=3)
     assert torch.equal(torch.get_rng_state(), state)
-    assert torch.equal(a.generator.encoder[0].conv.weight, b.generator.encoder[0].conv.weight)
+    assert torch.equal(a.generator.encoder[0].conv.weight, b.generator.encoder[0].conv.weight)  # same seed: same bytes
     assert not torch.equal(a.generator.encoder[0].conv.weight, build_srm(_config(), 16, 4).generator.encoder[0].conv.weight)
 
 
@@ -265,6 +268,7 @@ def test_scores_summaries_and_sharpness():
 def test_pairs_helpers(tmp_path):
     pairs = _pairs(6)
     taken = pairs.take([4, 1])
+    # take and cat copy images: exact
     assert torch.equal(taken.rgb[0], pairs.rgb[4]) and taken.groups == (pairs.groups[4], pairs.groups[1])
     joined = RenderPairs.cat([pairs, taken])
     assert len(joined) == 8 and torch.equal(joined.target[7], pairs.target[1])
