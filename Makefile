@@ -57,3 +57,43 @@ lock: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# ----------------------------------------------------------------------------------------------------
+# The GPU check (README, "On a GPU"). A CUDA machine may run Python 3.12 with its own CUDA build of
+# torch and reach no package registry: these targets need neither .venv nor a registry there.
+GPU_PYTHON ?= python3
+GPU_WHEELS := .gpu-wheels
+GPU_SITE ?= /tmp/hogsa-gpu-site
+GPU_LOCK ?= requirements.lock
+# what bench/gpu_check.py imports that such a machine's image lacks (its list: numpy, scipy, torch,
+# scikit-image, safetensors, rich, jaxtyping, tqdm, pyyaml, pillow, psutil, requests, colorama... are there)
+GPU_WHEEL_NAMES := gsplat smplx trimesh embreex kornia kornia-rs dvclive dvc dvc-render dvc-studio-client \
+                   funcy flatten-dict ruamel-yaml voluptuous
+GPU_IMPORTS := gsplat,smplx,trimesh,embreex,kornia,kornia_rs,dvclive,dvc,dvc_render,dvc_studio_client,funcy,flatten_dict,ruamel.yaml,voluptuous
+
+.PHONY: gpu-wheels gpu-check
+
+# gpu-wheels: here, with a registry, download the wheels of GPU_WHEEL_NAMES at the versions
+# $(GPU_LOCK) pins, built for CPython 3.12 on x86-64 Linux, into .gpu-wheels/ (git-ignored; emptied first,
+# since two versions of one package stop an install)
+gpu-wheels:
+	@set -e; [ -f $(GPU_LOCK) ] || { echo "gpu-wheels: no $(GPU_LOCK) (the pinned lock; GPU_LOCK=path names another)" >&2; exit 1; }; \
+	pins=""; for name in $(GPU_WHEEL_NAMES); do \
+	  pin=$$(grep -m1 -E "^$$name==" $(GPU_LOCK) | cut -d' ' -f1); \
+	  if [ -z "$$pin" ]; then echo "$(GPU_LOCK) pins no $$name" >&2; exit 1; fi; pins="$$pins $$pin"; done; \
+	rm -rf $(GPU_WHEELS); echo "downloading into $(GPU_WHEELS):$$pins"; \
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d $(GPU_WHEELS) $$pins; \
+	ls $(GPU_WHEELS); du -sh $(GPU_WHEELS)
+
+# gpu-check: on the CUDA machine, install .gpu-wheels/ offline into GPU_SITE when GPU_PYTHON cannot import
+# them yet, then run bench/gpu_check.py with hogsa from this source tree (it is not installed there);
+# writes reports/gpu/gpu_check.json; without CUDA it says so and exits 0. GPU_CHECK_ARGS: its options
+gpu-check:
+	@if [ -d $(GPU_WHEELS) ] && ! PYTHONPATH=$(GPU_SITE) $(GPU_PYTHON) -c "import $(GPU_IMPORTS)" 2>/dev/null; then \
+	  echo "installing $(GPU_WHEELS)/*.whl into $(GPU_SITE) (offline)"; \
+	  $(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --no-compile --upgrade --target $(GPU_SITE) \
+	    $(GPU_WHEELS)/*.whl; \
+	fi
+	PYTHONPATH=$(CURDIR):$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) bench/gpu_check.py $(GPU_CHECK_ARGS)
