@@ -13,6 +13,7 @@ import json
 import shlex
 import subprocess
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,29 +41,57 @@ def load_params(path: str | Path = "params.yaml", overrides: str | Path | None =
 
 
 def section(params: dict[str, Any], name: str, cls: type[T]) -> T:
-    """Build dataclass ``cls`` from ``params[name]``; missing or unknown keys raise naming them."""
+    """Build dataclass ``cls`` from ``params[name]``; missing or unknown keys and wrong types raise naming them."""
     if name not in params:
         raise KeyError(f"params.yaml: section '{name}' is missing")
     return from_dict(cls, params[name], where=f"params.yaml: {name}")
 
 
 def from_dict(cls: type[T], values: dict[str, Any], where: str) -> T:
-    """Frozen dataclass from a mapping, recursing into dataclass-typed fields."""
+    """Frozen dataclass from a mapping, recursing into dataclass-typed fields and checking the others'
+    values against their annotations (an int passes where a float is declared, a bool never as a number)."""
     if not isinstance(values, dict):
         raise TypeError(f"{where}: expected a mapping, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(fields))
     missing = sorted(set(fields) - set(values))
-    if unknown or missing:
-        raise KeyError(f"{where}: unknown keys {unknown}, missing keys {missing}")
+    problems = [f"{kind} keys {keys}" for kind, keys in (("unknown", unknown), ("missing", missing)) if keys]
+    if problems:
+        raise KeyError(f"{where}: {', '.join(problems)}; expected the keys {fields}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             value = from_dict(hint, value, f"{where}.{key}")
+        elif not _has_type(value, hint):
+            raise TypeError(f"{where}.{key}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}")
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a parameter value (as YAML gives it) fits the annotation ``hint``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return any(type(value) is type(arg) and value == arg for arg in args)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_has_type(k, args[0]) and _has_type(v, args[1]) for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(hint))
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 def override_flags(overrides: str | Path) -> list[str]:

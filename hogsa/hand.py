@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -73,11 +74,13 @@ def load_mano_file(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: MANO model file not found. {MANO_DOWNLOAD_HINT}")
     try:
         data = safe_pickle.load(path, allow_sparse=True, allow_chumpy=True)
-    except Exception as err:  # a truncated or foreign file: say which and why
-        raise ValueError(f"{path}: not a readable MANO pkl ({err}). {MANO_DOWNLOAD_HINT}") from err
+    except pickle.UnpicklingError as err:  # truncated, foreign or refused; its message starts with the path
+        reason = str(err).removeprefix(f"{path}: ")
+        raise ValueError(f"{path}: not a readable MANO pkl ({reason}). {MANO_DOWNLOAD_HINT}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a dict of MANO fields, found {type(data).__name__}")
-    n_verts = np.shape(data.get("v_template", ()))[0] if "v_template" in data else None
+    template_shape = np.shape(data.get("v_template"))
+    n_verts = template_shape[0] if len(template_shape) == 2 else None  # else the check below reports it
     for field, dims in _REQUIRED_FIELDS.items():
         if field not in data:
             raise ValueError(f"{path}: field '{field}' is missing. {MANO_DOWNLOAD_HINT}")
@@ -85,11 +88,11 @@ def load_mano_file(path: str | Path) -> dict[str, Any]:
         shape = value.shape if hasattr(value, "shape") else np.shape(value)
         expected = tuple(n_verts if d == "V" else d for d in dims)
         if len(shape) != len(expected) or any(e is not None and s != e for s, e in zip(shape, expected)):
-            shown = tuple("*" if e is None else e for e in expected)
-            raise ValueError(f"{path}: field '{field}' has shape {tuple(shape)}, expected {shown}")
+            shown = ", ".join("*" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "")
+            raise ValueError(f"{path}: field '{field}' has shape {tuple(shape)}, expected ({shown})")
         if not scipy.sparse.issparse(value) and np.asarray(value).dtype.kind == "f":
             if not np.isfinite(value).all():
-                raise ValueError(f"{path}: field '{field}' contains NaN or infinite values")
+                raise ValueError(f"{path}: field '{field}' contains NaN or infinite values; expected finite numbers")
     data["J_regressor"] = scipy.sparse.csr_matrix(data["J_regressor"])
     data.setdefault("tip_ids", np.asarray(MANO_TIP_IDS))
     return data

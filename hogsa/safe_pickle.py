@@ -4,7 +4,7 @@ Official MANO files and ARCTIC's ``.mano.npy`` / ``.egocam.dist.npy`` are Python
 ``pickle.load`` executes whatever the file names, so hogsa reads them with an unpickler that admits
 only the classes such files hold: numpy arrays, dtypes and scalars, scipy.sparse matrices, and
 chumpy's ``Ch`` (mapped to a numpy array, so chumpy need not be installed). Anything else raises
-``UnpicklingError`` naming the file and the refused class.
+``UnpicklingError`` naming the file and the refused class; so does a truncated or corrupt file.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
+
+
+class _Rejected(pickle.UnpicklingError):
+    """A refusal raised while unpickling; ``load`` adds the file's name."""
 
 
 class _SparseState:
@@ -49,7 +53,7 @@ class _ChumpyState:
 
     def to_numpy(self) -> np.ndarray:
         if "x" not in self.state:
-            raise pickle.UnpicklingError("chumpy object without an 'x' array (only plain Ch is supported)")
+            raise _Rejected("chumpy object without an 'x' array (only plain Ch is supported)")
         return np.asarray(self.state["x"])
 
 
@@ -73,25 +77,24 @@ _BUILTINS = {"object": object, "set": set, "frozenset": frozenset}  # chumpy's s
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     """``_codecs.encode`` as protocol-2 pickles use it for bytes (latin1 only)."""
     if encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError(f"refused codec {encoding!r}")
+        raise _Rejected(f"refused codec {encoding!r}")
     return text.encode("latin1")
 
 
 def _reconstructor(cls, base, state):
     """``copyreg._reconstructor`` for admitted classes only (base must be ``object``)."""
     if base is not object:
-        raise pickle.UnpicklingError(f"refused reconstruction of {cls!r} on base {base!r}")
+        raise _Rejected(f"refused reconstruction of {cls!r} on base {base!r}")
     return object.__new__(cls)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler admitting numpy (and, optionally, scipy.sparse and chumpy stand-ins) only."""
 
-    def __init__(self, file, allow_sparse: bool, allow_chumpy: bool, source: str):
+    def __init__(self, file, allow_sparse: bool, allow_chumpy: bool):
         super().__init__(file, encoding="latin1")
         self.allow_sparse = allow_sparse
         self.allow_chumpy = allow_chumpy
-        self.source = source
 
     def find_class(self, module: str, name: str):
         if (module, name) in _NUMPY_CLASSES:
@@ -108,8 +111,8 @@ class RestrictedUnpickler(pickle.Unpickler):
                 return _SPARSE[fmt]
         if self.allow_chumpy and module.startswith("chumpy") and name == "Ch":
             return _ChumpyState
-        raise pickle.UnpicklingError(
-            f"{self.source}: refused to load class {module}.{name}; only numpy"
+        raise _Rejected(
+            f"refused to load class {module}.{name}; only numpy"
             + (", scipy.sparse" if self.allow_sparse else "")
             + (" and chumpy.Ch" if self.allow_chumpy else "")
             + " objects are admitted in this file"
@@ -133,26 +136,32 @@ def load(path: str | Path, allow_sparse: bool = False, allow_chumpy: bool = Fals
     """Load a pickle (or a pickled ``.npy``) admitting only numpy-family classes.
 
     A ``.npy`` file holding a pickled object (``np.save`` of a dict) is read from its header on.
-    Raises ``pickle.UnpicklingError`` naming the file for any other class.
+    Raises ``pickle.UnpicklingError`` naming the file for any other class and for a truncated or
+    corrupt file.
     """
     path = Path(path)
     raw = path.read_bytes()
-    if raw[:6] == b"\x93NUMPY":
-        raw = _npy_object_payload(raw, path)
-    unpickler = RestrictedUnpickler(io.BytesIO(raw), allow_sparse, allow_chumpy, str(path))
-    value = unpickler.load()
-    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:
-        value = value.item()  # np.save of a dict stores it in a 0-d object array
-    return _convert(value)
+    try:
+        if raw[:6] == b"\x93NUMPY":
+            raw = _npy_object_payload(raw)
+        value = RestrictedUnpickler(io.BytesIO(raw), allow_sparse, allow_chumpy).load()
+        if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:
+            value = value.item()  # np.save of a dict stores it in a 0-d object array
+        return _convert(value)
+    except _Rejected as err:
+        raise pickle.UnpicklingError(f"{path}: {err}") from None
+    except Exception as err:  # whatever a truncated or foreign byte stream makes the unpickler raise
+        raise pickle.UnpicklingError(f"{path}: truncated or corrupt ({type(err).__name__}: {err}); "
+                                     "expected a complete pickle") from err
 
 
-def _npy_object_payload(raw: bytes, path: Path) -> bytes:
+def _npy_object_payload(raw: bytes) -> bytes:
     """The pickle stream of an object ``.npy`` file (after its header)."""
     buffer = io.BytesIO(raw)
     version = np.lib.format.read_magic(buffer)
     read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(version, np.lib.format.read_array_header_2_0)
     header = read_header(buffer, max_header_size=100_000)
     if header[2] != np.dtype(object):
-        raise pickle.UnpicklingError(f"{path}: expected a pickled object .npy, found dtype {header[2]}")
+        raise _Rejected(f"expected a pickled object .npy, found dtype {header[2]}")
     return raw[buffer.tell():]
 

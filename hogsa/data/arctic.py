@@ -70,12 +70,18 @@ def parse_name(name: str) -> tuple[str, str, str]:
 
 
 def list_sequences(root: str | Path, split: str) -> list[str]:
-    """Sequence names ("sXX/<seq>") of ``split`` in ``root/splits_json/protocol_p1.json``."""
+    """Sequence names ("sXX/<seq>") of ``split`` in ``root/splits_json/protocol_p1.json``, each checked."""
     path = Path(root) / SPLITS_FILE
     splits = _read_json(path, 'the split lists {"train": ["sXX/<seq>", ...], "val": [...], "test": [...]}')
     if split not in splits:
         raise ValueError(f"{path}: unknown split {split!r}; valid splits are {sorted(splits)}")
-    return list(splits[split])
+    names = splits[split]
+    if not isinstance(names, list):
+        raise ValueError(f"{path}: field {split!r} is a {type(names).__name__}, expected a list of 'sXX/<seq>' names")
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or _NAME.match(name) is None:
+            raise ValueError(f"{path}: field '{split}[{index}]' is {name!r}, expected 'sXX/<object>_<action>_NN'")
+    return list(names)
 
 
 def write_splits(root: str | Path, splits: Mapping[str, list[str]]) -> Path:
@@ -95,7 +101,8 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
     ``hands_mean``: {"right": [45], "left": [45]} of the MANO model the poses were fitted with (ARCTIC
     stores pose relative to it); None means zeros. A (F,10) ``shape`` reads as its first frame's
     betas (ARCTIC fits one shape per subject). Missing files raise FileNotFoundError, malformed ones
-    ValueError, both naming the file and field.
+    ValueError, both naming the file and field; a pickled file that is truncated or names a class
+    other than numpy's raises pickle.UnpicklingError naming the file.
     """
     root = Path(root)
     subject, seq, object_name = parse_name(name)
@@ -106,7 +113,8 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
     frames = obj.shape[0]
     for side, track in hands.items():
         if track.frames != frames:
-            raise ValueError(f"{raw / f'{seq}.mano.npy'}: field {side!r} has {track.frames} frames, {obj_file} has {frames}")
+            raise ValueError(f"{raw / f'{seq}.mano.npy'}: field {side!r} has {track.frames} frames, {obj_file} has "
+                             f"{frames}; expected the same frames in both")
 
     misc_path = root / MISC_FILE
     meta = _subject_entry(misc_path, subject)
@@ -238,6 +246,8 @@ def _read_mano(path: Path, hands_mean: dict[str, np.ndarray]) -> dict[str, HandT
     hands = {}
     for side in SIDES:
         record = _field(data, side, path)
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: field {side!r} is a {type(record).__name__}, expected a dict of rot, pose, trans, shape")
         rot = checked_array(_field(record, "rot", path, f"{side}."), (None, 3), str(path), f"{side}.rot")
         frames = rot.shape[0]
         pose = checked_array(_field(record, "pose", path, f"{side}."), (frames, NUM_HAND_POSE), str(path), f"{side}.pose")
@@ -250,7 +260,8 @@ def _read_mano(path: Path, hands_mean: dict[str, np.ndarray]) -> dict[str, HandT
         hands[side] = HandTrack(rot=rot, pose=pose + hands_mean[side], trans=trans, betas=betas,
                                 valid=np.ones(frames, dtype=bool))
     if hands["right"].frames != hands["left"].frames:
-        raise ValueError(f"{path}: field 'right' has {hands['right'].frames} frames, 'left' {hands['left'].frames}")
+        raise ValueError(f"{path}: field 'right' has {hands['right'].frames} frames, 'left' {hands['left'].frames}; "
+                         "expected the same frames for both hands")
     return hands
 
 
@@ -261,7 +272,7 @@ def _read_object_poses(path: Path) -> np.ndarray:
                                 "[articulation rad, axis-angle (3), translation mm (3)]")
     try:
         array = np.load(path, allow_pickle=False)
-    except ValueError as err:
+    except (ValueError, EOFError) as err:  # a pickled object, a truncated or an empty file
         raise ValueError(f"{path}: expected a plain (F,7) float array ({err})") from err
     return checked_array(array, (None, 7), str(path), "object pose")
 
@@ -272,12 +283,15 @@ def _subject_entry(path: Path, subject: str) -> dict[str, Any]:
     if subject not in misc:
         raise ValueError(f"{path}: no entry for subject {subject!r}; subjects present: {sorted(misc)}")
     entry = misc[subject]
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: field {subject!r} is a {type(entry).__name__}, expected an object with "
+                         "world2cam, intris_mat, image_size, ioi_offset, gender")
     where = f"{path} [{subject}]"
     sizes = checked_array(_field(entry, "image_size", path, f"{subject}."), (NUM_VIEWS, 2), where, "image_size")
     if (sizes < 0).any() or (sizes != np.round(sizes)).any():
         raise ValueError(f"{where}: field 'image_size' must hold non-negative integers [W, H]")
     offset = _field(entry, "ioi_offset", path, f"{subject}.")
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise ValueError(f"{where}: field 'ioi_offset' must be a non-negative integer, got {offset!r}")
     return {
         "world2cam": checked_array(_field(entry, "world2cam", path, f"{subject}."), (NUM_VIEWS - 1, 4, 4), where, "world2cam"),

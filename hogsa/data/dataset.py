@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -64,9 +64,18 @@ class DatasetIndex:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: dataset index not found; run the data stage (dvc repro data)")
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err}); expected the dataset index (source, root, splits)") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object with keys source, root, splits; found {type(data).__name__}")
         if set(data) != {"source", "root", "splits"}:
             raise ValueError(f"{path}: expected keys source, root, splits; found {sorted(data)}")
+        if data["source"] not in get_args(Source):
+            raise ValueError(f"{path}: field 'source' is {data['source']!r}, expected one of {get_args(Source)}")
+        if not isinstance(data["splits"], dict) or not all(isinstance(v, list) for v in data["splits"].values()):
+            raise ValueError(f"{path}: field 'splits' must map each split to a list of sequence names")
         return cls(**data)
 
     def sequences(self, split: str) -> list[str]:

@@ -86,6 +86,10 @@ def read_sequence(seq_dir: str | Path, cam: int = 0) -> Sequence:
 
     obj_dir = _find_dir(cam_dir, OBJ_POSE_DIRS, "per-frame object poses (class id + 4×4 object→camera)")
     object_poses = [_read_object_pose(obj_dir / f"{stem}.txt") for stem in stems]
+    extra = sorted({path.name for path in obj_dir.glob("*.txt")} - {f"{stem}.txt" for stem in stems})
+    if extra:
+        raise ValueError(f"{hand_dir}: no file for frames {extra} that {obj_dir.name} has; "
+                         "expected the same per-frame files in both")
     classes = sorted({class_id for class_id, _ in object_poses})
     if len(classes) != 1:
         raise ValueError(f"{obj_dir}: field 'class id' takes the values {classes}; expected one object per sequence")
@@ -198,7 +202,7 @@ def _read_floats(path: Path, count: int, field: str) -> np.ndarray:
     try:
         values = np.array(path.read_text().split(), dtype=np.float64)
     except ValueError as err:
-        raise ValueError(f"{path}: field {field!r} holds non-numeric text ({err})") from err
+        raise ValueError(f"{path}: field {field!r} holds non-numeric text ({err}); expected {count} numbers") from err
     return checked_array(values, (count,), str(path), field)
 
 
@@ -241,6 +245,8 @@ def _intrinsics(cam_dir: Path) -> tuple[np.ndarray, int, int]:
     """(K in hogsa's convention, width, height) from ``cam_intrinsics.txt``."""
     path = cam_dir / "cam_intrinsics.txt"
     fx, fy, cx, cy, width, height = _read_floats(path, 6, "cam_intrinsics (fx fy cx cy width height)")
+    if min(width, height) <= 0 or width != int(width) or height != int(height):
+        raise ValueError(f"{path}: field 'width height' is {width:g} {height:g}, expected positive integers")
     return K_from_dataset([[fx, 0, cx], [0, fy, cy], [0, 0, 1]]), int(width), int(height)
 
 

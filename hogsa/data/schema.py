@@ -42,16 +42,16 @@ def checked_array(value, shape: tuple[int | None, ...], where: str, field: str) 
 
     Raises ValueError naming ``where`` (a file or a sequence), the field and the expected shape.
     """
+    expected = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
     try:
         array = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: field {field!r} is not numeric ({err})") from err
-    expected = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise ValueError(f"{where}: field {field!r} is not numeric ({err}); expected numbers of shape {expected}") from err
     if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape)):
         raise ValueError(f"{where}: field {field!r} has shape {array.shape}, expected {expected}")
     if not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise ValueError(f"{where}: field {field!r} holds NaN or infinite values (first at index {tuple(int(i) for i in bad)})")
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(f"{where}: field {field!r} holds NaN or infinite values (first at index {bad}); expected finite numbers")
     return array
 
 
@@ -202,8 +202,12 @@ class Sequence:
         path = self.image_path(view, frame)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: image of sequence {self.name}, view {view}, frame {frame} not found")
-        with Image.open(path) as img:
-            image = np.asarray(img.convert("RGB"))
+        try:
+            with Image.open(path) as img:
+                image = np.asarray(img.convert("RGB"))
+        except OSError as err:  # empty, truncated or not an image
+            raise ValueError(f"{path}: image of sequence {self.name}, view {view}, frame {frame} is unreadable "
+                             f"({err}); expected a complete JPEG or PNG") from err
         self._check_size(image.shape[:2], view, path)
         return image
 
@@ -216,10 +220,14 @@ class Sequence:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: part mask of sequence {self.name}, view {view}, frame {frame} not found")
-        with Image.open(path) as img:
-            if img.mode not in ("L", "P"):
-                raise ValueError(f"{path}: part mask must be a single-channel 8-bit PNG, found mode {img.mode}")
-            mask = np.asarray(img, dtype=np.uint8)
+        try:
+            with Image.open(path) as img:
+                if img.mode not in ("L", "P"):
+                    raise ValueError(f"{path}: part mask must be a single-channel 8-bit PNG, found mode {img.mode}")
+                mask = np.asarray(img, dtype=np.uint8)
+        except OSError as err:  # empty, truncated or not an image
+            raise ValueError(f"{path}: part mask of sequence {self.name}, view {view}, frame {frame} is unreadable "
+                             f"({err}); expected a complete single-channel 8-bit PNG") from err
         self._check_size(mask.shape, view, path)
         return mask
 
