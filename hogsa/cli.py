@@ -1,15 +1,40 @@
 """``hogsa`` command line: the same library calls the notebooks make.
 
 ``hogsa notebook IN.ipynb OUT.ipynb -p name value ...`` executes a stage notebook with papermill from
-the study's root (so paths in dvc.yaml and in the notebook agree).
+the study's root (so paths in dvc.yaml and in the notebook agree). The executed notebook is a stage
+output, so it is normalised to depend on the results alone: papermill's clocks, the kernel's
+execution timestamps and the stderr streams (progress bars, logs) are dropped and the injected
+parameters cell gets a fixed id. It is written atomically, also when a cell fails (then it shows the
+error and the command fails).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from hogsa.config import repo_root
+from hogsa.io import atomic_path
+
+RUN_DEPENDENT = ("start_time", "end_time", "duration")
+
+
+def normalise_executed(notebook: dict) -> dict:
+    """``notebook`` (nbformat 4 JSON) without what differs between two runs that compute the same."""
+    notebook["metadata"].get("papermill", {}).pop("input_path", None)
+    for key in RUN_DEPENDENT:
+        notebook["metadata"].get("papermill", {}).pop(key, None)
+    for cell in notebook["cells"]:
+        for key in RUN_DEPENDENT:
+            cell["metadata"].get("papermill", {}).pop(key, None)
+        cell["metadata"].pop("execution", None)
+        if "injected-parameters" in cell["metadata"].get("tags", []):
+            cell["id"] = "injected-parameters"
+        if "outputs" in cell:
+            cell["outputs"] = [out for out in cell["outputs"]
+                               if not (out["output_type"] == "stream" and out["name"] == "stderr")]
+    return notebook
 
 
 def run_notebook(notebook: Path, output: Path, parameters: dict[str, str]) -> None:
@@ -18,11 +43,16 @@ def run_notebook(notebook: Path, output: Path, parameters: dict[str, str]) -> No
 
     root = repo_root()
     output = (root / output).resolve()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(root / notebook), str(output), parameters=parameters, cwd=str(root),
-        kernel_name="python3", progress_bar=False, log_output=True,
-    )
+    with atomic_path(output) as tmp:
+        try:
+            papermill.execute_notebook(
+                str(root / notebook), str(tmp), parameters=parameters, cwd=str(root), language="python",
+                kernel_name="python3", progress_bar=False, log_output=True,
+            )
+        finally:
+            if tmp.is_file():
+                executed = normalise_executed(json.loads(tmp.read_text()))
+                tmp.write_text(json.dumps(executed, indent=1, ensure_ascii=False) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

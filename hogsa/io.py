@@ -1,7 +1,8 @@
 """Atomic writes: a stage output is either absent, its old content, or complete, never half-written.
 
-Each writer fills a temporary sibling (``.<name>.<pid>.tmp``, in the same folder so that the rename
-stays on one file system) and renames it onto the target with ``os.replace``; a writer killed midway
+Each writer fills a temporary sibling (``fig.png`` is written as ``.fig.<pid>.tmp.png``: in the same
+folder, so that the rename stays on one file system, and with the same suffix, for writers that pick
+a format from it) and renames it onto the target with ``os.replace``; a writer killed midway
 leaves at most that temporary file, which the next write of the same target removes first.
 """
 
@@ -18,23 +19,19 @@ TMP_SUFFIX = ".tmp"
 
 def temporary_sibling(path: Path) -> Path:
     """The temporary name ``path`` is written under before its rename."""
-    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    return path.with_name(f".{path.stem}.{os.getpid()}{TMP_SUFFIX}{path.suffix}")
 
 
 def remove_stale_temporaries(path: Path) -> None:
     """Delete temporaries of ``path`` left by writers that were killed (any process id)."""
-    for stale in path.parent.glob(f".{path.name}.*{TMP_SUFFIX}"):
+    for stale in path.parent.glob(f".{path.stem}.*{TMP_SUFFIX}{path.suffix}"):
         stale.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write ``path``'s content to; it replaces ``path`` on success.
-
-    The temporary name keeps ``path``'s suffix last-but-one, so writers that pick a format from the
-    suffix (matplotlib, imageio) still see it: ``fig.png`` is written as ``.fig.png.<pid>.tmp`` and
-    such writers must be told the format; use the helpers below, which do.
-    """
+    """Yield a temporary path to write ``path``'s content to; it replaces ``path`` on success and is
+    removed on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)

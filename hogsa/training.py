@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
+
+from hogsa.io import atomic_path
 
 ITERATION = "iteration"  # metadata key: optimisation steps done
 
@@ -44,6 +45,20 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+@contextlib.contextmanager
+def deterministic_algorithms():
+    """``torch.use_deterministic_algorithms`` inside (warning only where an op has no deterministic
+    version), the previous setting after; usable as a decorator. On CPU, the backward of indexing
+    vertices by faces (``index_put_`` with accumulation) otherwise sums in parallel in a varying order,
+    and Adam turns those last-bit differences in near-zero gradients into full steps."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
 def save_checkpoint(path: str | Path, params: dict[str, nn.Parameter], optimizers: Iterable[torch.optim.Optimizer],
                     metadata: dict[str, str]) -> None:
     """Write ``params`` and the state each holds in any of ``optimizers``, with ``metadata`` (atomic)."""
@@ -55,10 +70,8 @@ def save_checkpoint(path: str | Path, params: dict[str, nn.Parameter], optimizer
         tensors[f"param/{name}"] = param.detach().contiguous()
         for key, value in states.get(param, {}).items():
             tensors[f"adam/{name}/{key}"] = value.detach().contiguous()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def checkpoint_metadata(path: str | Path) -> dict[str, str]:

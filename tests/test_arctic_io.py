@@ -100,7 +100,7 @@ def test_write_read_round_trip_with_hands_mean_images_masks_and_ioi_offset(tmp_p
             error = np.abs(read.image(view, frame).astype(int) - image_of(view, frame)).mean()
             assert error < 4, (view, frame, error)
             np.testing.assert_array_equal(read.mask(view, frame), mask_of(view, frame))
-    assert not list(tmp_path.rglob("*.tmp")), "temporary files left behind"
+    assert not list(tmp_path.rglob("*.tmp*")), "temporary files left behind"
 
 
 def test_reading_without_hands_mean_gives_the_stored_relative_pose(tmp_path):

@@ -25,10 +25,8 @@ invalid frames rather than drop them silently.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -52,6 +50,7 @@ from hogsa.data.schema import (
     check_rigid,
     checked_array,
 )
+from hogsa.io import atomic_path
 
 SPLITS_FILE = "splits_json/protocol_p1.json"
 MISC_FILE = "meta/misc.json"
@@ -90,7 +89,7 @@ def write_splits(root: str | Path, splits: Mapping[str, list[str]]) -> Path:
         for name in names:
             parse_name(name)
     path = Path(root) / SPLITS_FILE
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps({split: list(names) for split, names in splits.items()}, indent=1))
     return path
 
@@ -338,20 +337,8 @@ def _read_ego(path: Path, frames: int, size: np.ndarray, misc_path: Path) -> tup
 # ----------------------------------------------------------------------------------------------------
 # Writing helpers
 # ----------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` to write; rename it onto ``path`` on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _save_npy(path: Path, value: Any, allow_pickle: bool) -> None:
-    with _atomic(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, value, allow_pickle=allow_pickle)
 
 
@@ -416,8 +403,8 @@ def _merge_subject_entry(path: Path, subject: str, new: dict[str, Any]) -> dict[
             merged = _merge_entries(_subject_entry(path, subject), new, f"{path} [{subject}]")
             merged = {**misc[subject], **merged}  # keep fields hogsa does not use
         misc[subject] = {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in merged.items()}
-        with _atomic(path) as tmp:
-            tmp.write_text(json.dumps(misc))
+        with atomic_path(path) as tmp:  # subjects in name order: the same file whichever wrote first
+            tmp.write_text(json.dumps(dict(sorted(misc.items()))))
     return merged
 
 
@@ -467,7 +454,7 @@ def _write_picture(path: Path, array: np.ndarray, seq: Sequence, view: int, mask
                          f"uint8 {list(shape)}, got {array.dtype} {list(array.shape)}")
     if mask and array.max(initial=0) > max(MASK_LABELS.values()):
         raise ValueError(f"{path}: mask labels must be in {MASK_LABELS}, found {int(array.max())}")
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         if mask:
             Image.fromarray(array).save(tmp, format="PNG")
         else:

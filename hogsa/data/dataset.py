@@ -7,7 +7,6 @@ same code serves the embedded synthetic dataset, a real ARCTIC download and H2O.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -17,6 +16,7 @@ import numpy as np
 from hogsa.data import arctic, h2o
 from hogsa.data.schema import Sequence
 from hogsa.data.synth import EmbeddedConfig
+from hogsa.io import atomic_write_text
 
 Source = Literal["embedded", "arctic", "h2o"]
 SPLITS = ("train", "val", "test")
@@ -53,11 +53,7 @@ class DatasetIndex:
 
     def save(self, path: str | Path) -> None:
         """Write the index as JSON (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "DatasetIndex":

@@ -14,7 +14,6 @@ re-run skips sequences already complete for the same config.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import multiprocessing
 import re
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hogsa.code_identity import code_digest
 from hogsa.data import arctic
 from hogsa.data.contact import ObjectDistance, SurfaceDistance
 from hogsa.data.grasp import HandGrasp, compose, grasp_at, hand_vertices, surface_site
@@ -341,17 +341,10 @@ def to_sequence(name: str, plan: Plan, subject: Subject, cameras: list[Camera | 
                     hands=tracks, obj_articulation=plan.articulation, obj_rot=plan.obj_rot, obj_trans=plan.obj_trans)
 
 
-GENERATOR_MODULES = ("hogsa.data.synth", "hogsa.data.grasp", "hogsa.data.contact", "hogsa.data.skin",
-                     "hogsa.data.rig", "hogsa.data.meshrender", "hogsa.data.arctic", "hogsa.objects",
-                     "hogsa.open_hand", "hogsa.hand")
-
-
 def config_digest(cfg: EmbeddedConfig, seed: int) -> str:
     """Identifies a dataset's content: the config, the seed and the source of the code that makes it
     (so a resumed run never mixes sequences made by different code)."""
-    sources = {name: hashlib.sha256(Path(importlib.import_module(name).__file__).read_bytes()).hexdigest()
-               for name in GENERATOR_MODULES}
-    text = json.dumps({"cfg": asdict(cfg), "seed": seed, "code": sources}, sort_keys=True)
+    text = json.dumps({"cfg": asdict(cfg), "seed": seed, "code": code_digest(__name__)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

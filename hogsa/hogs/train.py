@@ -18,12 +18,8 @@ generator seeded by (seed, step), so a resumed run draws the batches an uninterr
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import importlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -36,6 +32,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hogsa.code_identity import code_digest
 from hogsa.data.arctic import read_object_template
 from hogsa.data.dataset import DatasetIndex
 from hogsa.data.schema import Camera, Sequence
@@ -53,12 +50,14 @@ from hogsa.hogs.model import (
 )
 from hogsa.hogs.pointcloud import PointCloudGaussians
 from hogsa.hogs.poses import FrameKey, PoseCorrections, corrected, fit_corrections
+from hogsa.io import atomic_path
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 from hogsa.objects import ArticulatedObject
 from hogsa.training import (
     ITERATION,
     batch_indices,
     checkpoint_metadata,
+    deterministic_algorithms,
     load_checkpoint,
     resume,
     save_checkpoint,
@@ -163,20 +162,6 @@ class GroupData:
 # --------------------------------------------------------------------------- #
 # Training
 # --------------------------------------------------------------------------- #
-@contextlib.contextmanager
-def deterministic_algorithms():
-    """``torch.use_deterministic_algorithms`` inside (warning only where an op has no deterministic
-    version), the previous setting after. On CPU, the backward of indexing the vertices by the faces
-    (``index_put_`` with accumulation) otherwise sums in parallel in a varying order, and Adam turns
-    those last-bit differences in near-zero gradients into full steps."""
-    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-
-
 class TrainedScene(NamedTuple):
     model: GaussianScene
     poses: PoseCorrections  # per-frame corrections: training frames learned, held-out frames fitted
@@ -268,9 +253,8 @@ def export_scene(trained: TrainedScene, sample: Sample, path: str | Path) -> Non
     safetensors (atomically): a trained scene for bench/render.py."""
     poses = trained.poses.apply((sample.sequence, sample.frame), sample.right, sample.left, sample.obj)
     tensors = {name: t.contiguous() for name, t in trained.model.snapshot(sample.camera, *poses).items()}
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
 
 
 def frame_keys(samples: list[Sample]) -> list[FrameKey]:
@@ -382,20 +366,6 @@ def checkpoint_parameters(model: GaussianScene, poses: PoseCorrections) -> dict[
     return {**model.trainable_parameters(), **{f"poses.{name}": p for name, p in poses.named_parameters()}}
 
 
-TRAINING_MODULES = ("hogsa.hogs.train", "hogsa.hogs.model", "hogsa.hogs.binding", "hogsa.hogs.pointcloud",
-                    "hogsa.hogs.poses", "hogsa.render.rasterizer", "hogsa.render.projection", "hogsa.render.tiles",
-                    "hogsa.render.fragments", "hogsa.render.composite", "hogsa.render.alpha", "hogsa.render.sh",
-                    "hogsa.render", "hogsa.render._compile",
-                    "hogsa.metrics.image", "hogsa.hand", "hogsa.objects", "hogsa.training")
-
-
-def code_digest() -> str:
-    """Digest of the source of the modules that shape a trained model (``TRAINING_MODULES``)."""
-    sources = {name: hashlib.sha256(Path(importlib.import_module(name).__file__).read_bytes()).hexdigest()
-               for name in TRAINING_MODULES}
-    return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, params: dict[str, nn.Parameter]
                  ) -> dict[str, str]:
     """What a checkpoint must match to be resumed: the settings that shape training, the parameters and
@@ -404,7 +374,7 @@ def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, params: dic
     settings = {k: v for k, v in asdict(cfg).items() if k not in bookkeeping}
     shapes = {name: list(p.shape) for name, p in params.items()}
     return {"kind": kind, "group": group, "seed": str(seed), "config": json.dumps(settings, sort_keys=True),
-            "parameters": json.dumps(shapes, sort_keys=True), "code": code_digest()}
+            "parameters": json.dumps(shapes, sort_keys=True), "code": code_digest(__name__)}
 
 
 # --------------------------------------------------------------------------- #

@@ -18,7 +18,6 @@ initial poses are), and the contact map of the unjittered hand as the target (bi
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -26,13 +25,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from hogsa.code_identity import code_digest
 from hogsa.data.schema import SIDES
 from hogsa.geometry import axis_angle_to_matrix
 from hogsa.hand import HandModel
+from hogsa.io import atomic_path
 from hogsa.objects import ArticulatedObject
 from hogsa.pom.contact import SurfaceSamples, object_contact_map
 from hogsa.pom.grasps import Grasps
@@ -186,13 +188,11 @@ def contact_errors(predicted: Tensor, target: Tensor) -> dict[str, float]:
 
 
 def save_contactnet(net: ContactNet, hand_subset: Tensor, cfg: ContactNetConfig, path: str | Path) -> None:
-    """Weights and the hand-vertex subset in safetensors, the config in its metadata (atomic write)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Weights and the hand-vertex subset in safetensors; the config and the code digest in its metadata
+    (atomic write)."""
     tensors = {k: v.contiguous() for k, v in net.state_dict().items()} | {"hand_subset": hand_subset}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"config": json.dumps(asdict(cfg))})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"config": json.dumps(asdict(cfg)), "code": code_digest(__name__)})
 
 
 def load_contactnet(path: str | Path) -> tuple[ContactNet, Tensor]:
@@ -200,6 +200,11 @@ def load_contactnet(path: str | Path) -> tuple[ContactNet, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ContactNet weights not found; run the contactnet stage (dvc repro contactnet)")
+    with safe_open(str(path), framework="pt") as f:
+        code = (f.metadata() or {}).get("code")
+    if code != code_digest(__name__):
+        raise ValueError(f"{path}: field 'code' is {code!r}, expected {code_digest(__name__)!r}: the net was trained "
+                         "by other code; retrain it (dvc repro contactnet)")
     tensors = load_file(str(path))
     if "hand_subset" not in tensors:
         raise ValueError(f"{path}: field 'hand_subset' is missing; not a hogsa ContactNet file")

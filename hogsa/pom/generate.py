@@ -25,6 +25,8 @@ from hogsa.pom.grasps import Grasps, from_sequences
 from hogsa.pom.optimize import OptimizeConfig, optimize_grasps
 from hogsa.pom.perturb import PerturbConfig, perturb
 from hogsa.pom.plausibility import PlausibilityConfig, plausibility_records
+from hogsa.seeding import generator
+from hogsa.training import deterministic_algorithms
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,17 @@ class GeneratedPoses(NamedTuple):
     optimise_seconds: float
 
 
+@deterministic_algorithms()
 def generate_poses(train: Grasps, hands: dict[str, HandModel], objects: dict[str, ArticulatedObject], net: ContactNet,
                    hand_subset: torch.Tensor, cfg: PomConfig, seed: int) -> GeneratedPoses:
-    """Per object: ``samples_per_object`` training grasps, perturbed, optimised and measured."""
-    rng = np.random.default_rng(seed)
+    """Per object, in name order: ``samples_per_object`` training grasps, perturbed, optimised and measured.
+
+    Each object's random choices come from a generator of its own name, and the optimisation runs with
+    deterministic algorithms: the same inputs give the same poses to the bit, whatever the order of
+    ``objects`` and the number of threads."""
     initial, optimised, before, after, terms, seconds = [], [], [], [], [], 0.0
-    for name, obj in objects.items():
+    for name, obj in sorted(objects.items()):
+        rng = generator(seed, "pom", name)
         pool = np.flatnonzero(train.object_name == name)
         if not len(pool):
             continue

@@ -9,7 +9,6 @@ one .npz (no pickle).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.schema import SIDES, Sequence
 from hogsa.hand import HandModel
+from hogsa.io import atomic_path
 from hogsa.objects import ArticulatedObject
 
 _HAND_FIELDS = ("rot", "pose", "betas", "trans")
@@ -69,15 +69,12 @@ class Grasps:
 
     def save(self, path: str | Path) -> None:
         """Write as .npz (atomically): hand fields as ``<side>_<field>``, strings as unicode arrays."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"{s}_{f}": self.hands[s][f] for s in SIDES for f in _HAND_FIELDS}
         arrays.update(articulation=self.articulation, obj_rot=self.obj_rot, obj_trans=self.obj_trans,
                       object_name=self.object_name.astype(str), group=self.group.astype(str),
                       source=self.source.astype(str))
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Grasps:

@@ -29,6 +29,7 @@ from dvclive import Live
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hogsa.code_identity import code_digest
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 from hogsa.srm.discriminator import Discriminator, DiscriminatorConfig
 from hogsa.srm.losses import (
@@ -199,9 +200,10 @@ def discriminator_step(cfg: SRMConfig, srm: SRM, optimizer: torch.optim.Optimize
 # Checkpoints
 # --------------------------------------------------------------------------- #
 def run_identity(cfg: SRMConfig, seed: int, pairs: RenderPairs) -> dict[str, str]:
-    """What a checkpoint must match to be resumed: training settings, seed, and the training pairs."""
+    """What a checkpoint must match to be resumed: training settings, seed, the training pairs and the code."""
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("eval_every", "checkpoint_every")}
-    return {"config": json.dumps(settings, sort_keys=True), "seed": str(seed), "pairs": pairs.digest()}
+    return {"config": json.dumps(settings, sort_keys=True), "seed": str(seed), "pairs": pairs.digest(),
+            "code": code_digest(__name__)}
 
 
 def checkpoint_parameters(srm: SRM) -> dict[str, nn.Parameter]:

@@ -1,0 +1,68 @@
+"""The smoke study: every dvc.yaml stage run as dvc runs it, with its paths moved under a folder."""
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hogsa.cli import main
+from hogsa.config import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+ORDER = ("assets", "data", "hogs", "contactnet", "pom", "srm")
+
+
+def stage_argv(name: str, root: Path, params_file: Path) -> list[str]:
+    """``hogsa notebook`` arguments of dvc.yaml's stage ``name`` with every path put under ``root``."""
+    words = STAGES[name]["cmd"].split()
+    assert words[:2] == ["hogsa", "notebook"], f"dvc.yaml: stage {name!r} is not a notebook stage"
+    argv = ["notebook", words[2], str(root / words[3]), "-p", "params_file", str(params_file)]
+    for k in range(4, len(words), 3):
+        assert words[k] == "-p", f"dvc.yaml: stage {name!r}: expected '-p NAME PATH' at word {k}"
+        argv += ["-p", words[k + 1], str(root / words[k + 2])]
+    return argv
+
+
+def stage_outputs(name: str, root: Path) -> list[Path]:
+    """The outs and metrics dvc.yaml declares for stage ``name``, under ``root``."""
+    stage = STAGES[name]
+    paths = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
+    return [root / p for p in paths]
+
+
+def run_stage(name: str, root: Path, params_file: Path) -> None:
+    main(stage_argv(name, root, params_file))
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """{path relative to ``folder``: sha256} of every file below ``folder``."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def smoke_params(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(yaml.safe_dump(load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml")))
+    return path
+
+
+@pytest.fixture(scope="session")
+def smoke_study(smoke_params, tmp_path_factory) -> Path:
+    """A folder holding every stage's outputs on the smoke set, at dvc.yaml's paths, made once."""
+    root = tmp_path_factory.mktemp("study")
+    previous = os.environ.get("HOGSA_NO_COMPILE")
+    os.environ["HOGSA_NO_COMPILE"] = "1"  # smoke-sized crops: compiling would cost more than it saves
+    try:
+        for name in ORDER:
+            run_stage(name, root, smoke_params)
+    finally:
+        if previous is None:
+            del os.environ["HOGSA_NO_COMPILE"]
+        else:
+            os.environ["HOGSA_NO_COMPILE"] = previous
+    return root
