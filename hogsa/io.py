@@ -71,3 +71,24 @@ def save_image(path: str | Path, image, **kwargs) -> None:
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}[Path(path).suffix.lower()]
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format=fmt, **kwargs)
+
+
+def save_safetensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """``tensors`` (name → torch tensor) as safetensors, with the header's keys in sorted order.
+
+    safetensors writes its metadata from a hash map whose order changes from process to process; the
+    header is rewritten here, to the same length, with sorted keys, so the same tensors and metadata
+    give the same bytes.
+    """
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+        with open(tmp, "r+b") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+            canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            if len(canonical) > size:
+                raise ValueError(f"{path}: canonical safetensors header is longer than the written one")
+            f.seek(8)
+            f.write(canonical.ljust(size, b" "))

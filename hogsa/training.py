@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from hogsa.io import atomic_path
+from hogsa.io import save_safetensors
 
 ITERATION = "iteration"  # metadata key: optimisation steps done
 
@@ -70,8 +69,7 @@ def save_checkpoint(path: str | Path, params: dict[str, nn.Parameter], optimizer
         tensors[f"param/{name}"] = param.detach().contiguous()
         for key, value in states.get(param, {}).items():
             tensors[f"adam/{name}/{key}"] = value.detach().contiguous()
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    save_safetensors(tensors, path, metadata)
 
 
 def checkpoint_metadata(path: str | Path) -> dict[str, str]:

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from dvclive import Live
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -50,7 +49,7 @@ from hogsa.hogs.model import (
 )
 from hogsa.hogs.pointcloud import PointCloudGaussians
 from hogsa.hogs.poses import FrameKey, PoseCorrections, corrected, fit_corrections
-from hogsa.io import atomic_path
+from hogsa.io import save_safetensors
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 from hogsa.objects import ArticulatedObject
 from hogsa.training import (
@@ -253,8 +252,7 @@ def export_scene(trained: TrainedScene, sample: Sample, path: str | Path) -> Non
     safetensors (atomically): a trained scene for bench/render.py."""
     poses = trained.poses.apply((sample.sequence, sample.frame), sample.right, sample.left, sample.obj)
     tensors = {name: t.contiguous() for name, t in trained.model.snapshot(sample.camera, *poses).items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp))
+    save_safetensors(tensors, path)
 
 
 def frame_keys(samples: list[Sample]) -> list[FrameKey]:

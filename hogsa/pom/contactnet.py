@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -34,7 +34,7 @@ from hogsa.code_identity import code_digest
 from hogsa.data.schema import SIDES
 from hogsa.geometry import axis_angle_to_matrix
 from hogsa.hand import HandModel
-from hogsa.io import atomic_path
+from hogsa.io import save_safetensors
 from hogsa.objects import ArticulatedObject
 from hogsa.pom.contact import SurfaceSamples, object_contact_map
 from hogsa.pom.grasps import Grasps
@@ -191,8 +191,7 @@ def save_contactnet(net: ContactNet, hand_subset: Tensor, cfg: ContactNetConfig,
     """Weights and the hand-vertex subset in safetensors; the config and the code digest in its metadata
     (atomic write)."""
     tensors = {k: v.contiguous() for k, v in net.state_dict().items()} | {"hand_subset": hand_subset}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"config": json.dumps(asdict(cfg)), "code": code_digest(__name__)})
+    save_safetensors(tensors, path, {"config": json.dumps(asdict(cfg)), "code": code_digest(__name__)})
 
 
 def load_contactnet(path: str | Path) -> tuple[ContactNet, Tensor]:

@@ -1,0 +1,56 @@
+"""Atomic writes leave no partial file, and safetensors files are byte-stable."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from hogsa.io import atomic_path, save_safetensors, write_json
+
+
+def test_a_failed_write_keeps_the_old_content_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "metrics.json"
+    write_json(target, {"psnr": 1.0})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text('{"psnr": ')
+        raise RuntimeError("killed midway")
+    assert json.loads(target.read_text()) == {"psnr": 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_the_next_write_removes_temporaries_of_a_killed_writer(tmp_path):
+    target = tmp_path / "fig.png"
+    stale = tmp_path / ".fig.99999.tmp.png"
+    stale.write_bytes(b"half")
+    with atomic_path(target) as tmp:
+        assert tmp.suffix == ".png"
+        tmp.write_bytes(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]
+
+
+def _save_in_new_process(path, metadata):
+    code = ("import sys, json, torch; from hogsa.io import save_safetensors; "
+            "save_safetensors({'b': torch.arange(3.0), 'a': torch.ones(2, 2)}, sys.argv[1], json.loads(sys.argv[2]))")
+    subprocess.run([sys.executable, "-c", code, str(path), json.dumps(metadata)], check=True)
+
+
+def test_safetensors_bytes_do_not_depend_on_the_process(tmp_path):
+    """safetensors orders its metadata by a per-process hash; the saved header is sorted instead."""
+    metadata = {f"key{k}": f"value {k}" for k in range(12)}
+    paths = [tmp_path / f"{k}.safetensors" for k in range(3)]
+    for path in paths:
+        _save_in_new_process(path, metadata)
+    assert len({p.read_bytes() for p in paths}) == 1
+    with safe_open(str(paths[0]), framework="pt") as f:
+        assert f.metadata() == metadata
+        assert torch.equal(f.get_tensor("b"), torch.arange(3.0))  # exact: a stored copy
+
+
+def test_safetensors_round_trip_in_process(tmp_path):
+    tensors = {"x": torch.randn(4, 3), "y": torch.arange(5)}
+    save_safetensors(tensors, tmp_path / "t.safetensors", {"config": json.dumps({"a": 1})})
+    with safe_open(str(tmp_path / "t.safetensors"), framework="pt") as f:
+        assert all(torch.equal(f.get_tensor(k), v) for k, v in tensors.items())  # exact: a stored copy
