@@ -4,7 +4,8 @@
 the study's root (so paths in dvc.yaml and in the notebook agree). The executed notebook is a stage
 output, so it is normalised to depend on the results alone: papermill's clocks, the kernel's
 execution timestamps and the stderr streams (progress bars, logs) are dropped and the injected
-parameters cell gets a fixed id. It is written atomically, also when a cell fails (then it shows the
+parameters cell gets a fixed id, and its input and output paths are the ones given (relative to the
+study's root, as dvc.yaml gives them). It is written atomically, also when a cell fails (then it shows the
 error and the command fails).
 """
 
@@ -20,11 +21,12 @@ from hogsa.io import atomic_path
 RUN_DEPENDENT = ("start_time", "end_time", "duration")
 
 
-def normalise_executed(notebook: dict) -> dict:
+def normalise_executed(notebook: dict, input_path: str, output_path: str) -> dict:
     """``notebook`` (nbformat 4 JSON) without what differs between two runs that compute the same."""
-    notebook["metadata"].get("papermill", {}).pop("input_path", None)
+    papermill = notebook["metadata"].get("papermill", {})
+    papermill.update(input_path=input_path, output_path=output_path)
     for key in RUN_DEPENDENT:
-        notebook["metadata"].get("papermill", {}).pop(key, None)
+        papermill.pop(key, None)
     for cell in notebook["cells"]:
         for key in RUN_DEPENDENT:
             cell["metadata"].get("papermill", {}).pop(key, None)
@@ -42,8 +44,7 @@ def run_notebook(notebook: Path, output: Path, parameters: dict[str, str]) -> No
     import papermill
 
     root = repo_root()
-    output = (root / output).resolve()
-    with atomic_path(output) as tmp:
+    with atomic_path(root / output) as tmp:
         try:
             papermill.execute_notebook(
                 str(root / notebook), str(tmp), parameters=parameters, cwd=str(root), language="python",
@@ -51,7 +52,7 @@ def run_notebook(notebook: Path, output: Path, parameters: dict[str, str]) -> No
             )
         finally:
             if tmp.is_file():
-                executed = normalise_executed(json.loads(tmp.read_text()))
+                executed = normalise_executed(json.loads(tmp.read_text()), str(notebook), str(output))
                 tmp.write_text(json.dumps(executed, indent=1, ensure_ascii=False) + "\n")
 
 

@@ -406,10 +406,13 @@ def write_arctic_template(obj: ArticulatedObject, object_dir: Path) -> Path:
     Writes ``mesh.obj`` (+ ``mesh.mtl`` and ``texture.png``), ``top.obj``,
     ``bottom.obj``, ``parts.json`` (0 = top, 1 = bottom) and ``object_params.json``
     (``name``, ``articulated``, ``diameter`` in metres). The folder is written to a
-    temporary sibling and renamed into place, replacing any existing folder.
+    temporary sibling and renamed into place, replacing any existing folder; temporary siblings left
+    by a writer that was killed are removed first.
     """
     object_dir = Path(object_dir)
     object_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in object_dir.parent.glob(f".{object_dir.name}.*"):
+        shutil.rmtree(stale, ignore_errors=True)
     vertices_mm = obj.vertices.detach().cpu().double().numpy() * _MM_PER_M
     faces = obj.faces.cpu().numpy()
     top = obj.top_mask.cpu().numpy()

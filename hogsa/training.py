@@ -12,15 +12,17 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
+from dvclive import Live
 from torch import nn
 from tqdm.auto import tqdm
 
-from hogsa.io import save_safetensors
+from hogsa.io import atomic_write_text, save_safetensors
 
 ITERATION = "iteration"  # metadata key: optimisation steps done
 
@@ -56,6 +58,26 @@ def deterministic_algorithms():
         yield
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def open_live(folder: str | Path, start: int) -> Live:
+    """dvclive curves of a run that starts (or resumes) at step ``start``.
+
+    A fresh run (``start`` 0) clears ``folder``; a resumed one drops the rows at and after ``start``,
+    which the killed run logged after its last checkpoint and the resumed run logs again, so the
+    curves end up as an uninterrupted run writes them."""
+    folder = Path(folder)
+    if start == 0:
+        shutil.rmtree(folder, ignore_errors=True)
+    for tsv in sorted(folder.rglob("*.tsv")):
+        header, *rows = tsv.read_text().splitlines(keepends=True)
+        width = header.count("\t")
+        kept = [row for row in rows if row.endswith("\n") and row.count("\t") == width
+                and int(row.split("\t", 1)[0]) < start]
+        atomic_write_text(tsv, header + "".join(kept))
+    live = Live(str(folder), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
+    live.step = start
+    return live
 
 
 def save_checkpoint(path: str | Path, params: dict[str, nn.Parameter], optimizers: Iterable[torch.optim.Optimizer],

@@ -35,6 +35,7 @@ from hogsa.data.schema import NUM_VIEWS, Camera, HandTrack, Sequence
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hogsa.hand import HandModel, load_mano_file
+from hogsa.io import atomic_write_text
 from hogsa.objects import OPEN_OBJECTS, ArticulatedObject, open_object, upright_rotation, write_arctic_template
 from hogsa.open_hand import open_hand_file
 
@@ -364,7 +365,7 @@ def generate(root: str | Path, cfg: EmbeddedConfig, seed: int) -> list[str]:
         if json.loads(marker.read_text()).get("digest") != digest:
             shutil.rmtree(root)
     (root / ".done").mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"digest": digest}) + "\n")
+    atomic_write_text(marker, json.dumps({"digest": digest}) + "\n")
     for name in cfg.objects:
         folder = root / "meta" / "object_vtemplates" / name
         if not (folder / "parts.json").is_file():
@@ -435,4 +436,4 @@ def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
     sequence = to_sequence(name, annotated, subject, cameras, obj.name)
     arctic.write_sequence(root, sequence, images=images, masks=masks, subject_meta={"ioi_offset": 0, "gender": "neutral"},
                           jpeg_quality=cfg.jpeg_quality)
-    _done_file(root, name).write_text(json.dumps({"frames": cfg.frames}) + "\n")
+    atomic_write_text(_done_file(root, name), json.dumps({"frames": cfg.frames}) + "\n")

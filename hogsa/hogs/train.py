@@ -27,7 +27,6 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dvclive import Live
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -58,6 +57,7 @@ from hogsa.training import (
     checkpoint_metadata,
     deterministic_algorithms,
     load_checkpoint,
+    open_live,
     resume,
     save_checkpoint,
 )
@@ -191,7 +191,7 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
     if start == 0:
         init_colors(model, data.train, cfg.color_init_views, torch.Generator().manual_seed(seed))
 
-    live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
+    live = open_live(out_dir / "live", start)
     steps = tqdm(range(start, cfg.iterations), desc=f"{kind} {data.name}", initial=start, total=cfg.iterations)
     for step in steps:
         batch = [data.train[i] for i in batch_indices(step, len(data.train), cfg.batch_views, seed)]

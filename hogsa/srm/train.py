@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from dvclive import Live
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -42,7 +41,7 @@ from hogsa.srm.losses import (
 )
 from hogsa.srm.pairs import RenderPairs
 from hogsa.srm.styleunet import StyleUNet, StyleUNetConfig
-from hogsa.training import ITERATION, batch_indices, frozen, resume, save_checkpoint
+from hogsa.training import ITERATION, batch_indices, frozen, open_live, resume, save_checkpoint
 
 CHECKPOINT = "srm.safetensors"
 
@@ -133,7 +132,7 @@ def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int
     params = checkpoint_parameters(srm)
     start = int(resume(out_dir / CHECKPOINT, params, optims.values(), identity).get(ITERATION, 0))
 
-    live = Live(str(out_dir / "live"), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
+    live = open_live(out_dir / "live", start)
     steps = tqdm(range(start, cfg.iterations), desc=f"srm {name}", initial=start, total=cfg.iterations)
     base_lrs = [(group, group["lr"]) for optim in optims.values() for group in optim.param_groups]
     for step in steps:

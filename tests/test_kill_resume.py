@@ -1,0 +1,92 @@
+"""Kill-safe resume: a stage SIGKILLed at random moments, then rerun, ends as an uninterrupted run ends.
+
+Each long stage (dataset generation, HOGS training, SRM training) runs as dvc runs it, in a process of
+its own (papermill, which starts a Jupyter kernel in a session of its own). It is run once without
+interruption, its outputs are removed, then it is killed three times (kernel and papermill, SIGKILL)
+at moments drawn from a seeded generator inside the uninterrupted run's duration, rerun to the end,
+and its outputs are compared byte for byte with the uninterrupted run's. No temporary file may be left.
+"""
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from conftest import ROOT, file_digests, stage_argv, stage_outputs
+
+KILLS = 3
+
+
+def start(argv: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "HOGSA_NO_COMPILE": "1", "PYTHONHASHSEED": "0"}
+    return subprocess.Popen([sys.executable, "-m", "hogsa.cli", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def run_to_end(argv: list[str]) -> float:
+    """Seconds an uninterrupted run of the stage takes."""
+    tic = time.perf_counter()
+    process = start(argv)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    return time.perf_counter() - tic
+
+
+def kill_after(argv: list[str], seconds: float) -> bool:
+    """Run the stage and SIGKILL it and its kernel after ``seconds``; False when it ended before."""
+    process = start(argv)
+    try:
+        process.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        pass
+    family = psutil.Process(process.pid).children(recursive=True)
+    for child in family:  # the kernel first: it is the one writing
+        child.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    psutil.wait_procs(family, timeout=10)
+    return True
+
+
+def outputs_digests(stage: str, root) -> dict[str, str]:
+    digests = {}
+    for path in stage_outputs(stage, root):
+        if path.is_dir():
+            digests.update({f"{path.relative_to(root)}/{k}": v for k, v in file_digests(path).items()})
+        elif path.exists():
+            digests[str(path.relative_to(root))] = file_digests(path.parent)[path.name]
+    return digests
+
+
+def remove_outputs(stage: str, root) -> None:
+    for path in stage_outputs(stage, root):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["data", "hogs", "srm"])
+def test_a_stage_killed_three_times_resumes_to_the_same_bytes(smoke_study, smoke_params, stage):
+    argv = stage_argv(stage, smoke_study, smoke_params)
+    remove_outputs(stage, smoke_study)
+    duration = run_to_end(argv)
+    expected = outputs_digests(stage, smoke_study)
+    assert len(expected) >= 5
+
+    remove_outputs(stage, smoke_study)
+    moments = sorted(random.Random(f"kill {stage}").uniform(0.25, 0.9) * duration for _ in range(KILLS))
+    killed = [kill_after(argv, moment) for moment in moments]
+    assert sum(killed) >= 2, f"the {stage} stage ended before the kill moments {moments}: {killed}"
+    run_to_end(argv)
+
+    assert outputs_digests(stage, smoke_study) == expected
+    leftovers = [p for p in smoke_study.rglob("*") if ".tmp" in p.name]
+    assert not leftovers, f"temporary files left: {leftovers}"
