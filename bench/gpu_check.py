@@ -63,6 +63,7 @@ for _folder in (ROOT / "bench", ROOT):
 
 from render import ellipsoid_mesh, forward_and_backward, mesh_gaussians, timed  # noqa: E402  (bench/render.py)
 
+from hogsa.io import write_json  # noqa: E402
 from hogsa.render import rasterize  # noqa: E402
 
 REPORT = ROOT / "reports" / "gpu" / "gpu_check.json"
@@ -548,14 +549,6 @@ def _round(x: float | Tensor, digits: int = 4) -> float:
 
 def _ms(seconds: float) -> float:
     return round(1000 * seconds, 2)
-
-
-def write_json(path: Path, result: dict[str, Any]) -> None:
-    """Write ``result`` as indented JSON to ``path`` atomically (a temporary sibling, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager

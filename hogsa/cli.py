@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from hogsa.config import repo_root
@@ -40,9 +41,11 @@ def normalise_executed(notebook: dict, input_path: str, output_path: str) -> dic
 
 
 def run_notebook(notebook: Path, output: Path, parameters: dict[str, str]) -> None:
-    """Execute ``notebook`` into ``output`` with papermill, cwd = study root, the venv's kernel."""
+    """Execute ``notebook`` into ``output`` with papermill, cwd = study root, the venv's kernel (with
+    string hashing fixed, so that no set's order can change a result, however dvc was started)."""
     import papermill
 
+    os.environ["PYTHONHASHSEED"] = "0"  # inherited by the kernel papermill starts
     root = repo_root()
     with atomic_path(root / output) as tmp:
         try:
