@@ -415,13 +415,12 @@ def training_speed(cfg, data, seed: int, device: str, warm_up: int, steps: int) 
         build_model,
         check_finite_gradients,
         checkpoint_parameters,
-        deterministic_algorithms,
         hogs_loss,
         init_colors,
         learning_rates,
         pose_corrections,
     )
-    from hogsa.training import batch_indices
+    from hogsa.training import batch_indices, deterministic_algorithms
 
     model = build_model("hogs", cfg, data, seed)
     init_colors(model, data.train, cfg.color_init_views, torch.Generator().manual_seed(seed))
