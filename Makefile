@@ -18,7 +18,7 @@ LOCK := requirements.lock
 # files of one version; it is installed first, pinned, and the lock is installed without resolving
 TORCH := torch==2.13.0
 
-.PHONY: setup repro smoke test bench lab lock gpu-check gpu-wheels clean-venv
+.PHONY: setup repro smoke test bench lab lock clean-venv
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,9 @@ smoke: setup
 test: setup
 	$(PY) -m pytest -q
 
+# the CPU speed benchmarks (the GPU check has its own target)
 bench: setup
-	for f in bench/*.py; do $(PY) $$f; done
+	for f in $(filter-out bench/gpu_check.py,$(wildcard bench/*.py)); do $(PY) $$f; done
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
