@@ -83,9 +83,15 @@ def test_a_stage_killed_three_times_resumes_to_the_same_bytes(smoke_study, smoke
     assert len(expected) >= 5
 
     rng = random.Random(f"kill {stage}")
-    for moment in sorted(rng.uniform(0.2, 0.9) * duration for _ in range(KILLS)):
+    for moment in sorted(rng.uniform(0.15, 0.8) * duration for _ in range(KILLS)):
         remove_outputs(stage, smoke_study)
-        assert kill_after(argv, moment), f"the {stage} stage ended before {moment:.1f} s"
+        for _ in range(4):  # on a busy machine a run can be faster than the timed one: kill earlier
+            if kill_after(argv, moment):
+                break
+            remove_outputs(stage, smoke_study)
+            moment /= 2
+        else:
+            pytest.fail(f"the {stage} stage ended before every kill moment down to {moment:.1f} s")
         run_to_end(argv)
         assert outputs_digests(stage, smoke_study) == expected, f"killed at {moment:.1f} s of {duration:.1f} s"
         leftovers = [p for p in smoke_study.rglob("*") if ".tmp" in p.name]
