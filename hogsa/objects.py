@@ -157,6 +157,50 @@ class ArticulatedObject:
         return self.texture[row, col].float() / 255.0
 
 
+@dataclass(frozen=True, eq=False)
+class ObjectPose:
+    """An articulated object's state for B poses: numpy arrays or torch tensors (all alike).
+
+    Iterating yields the fields in ``ArticulatedObject.pose``'s argument order: ``obj.pose(*pose)``.
+    """
+
+    articulation: np.ndarray | Tensor  # [B] radians about the canonical hinge
+    rot: np.ndarray | Tensor  # [B, 3] axis-angle of the global orientation, radians
+    transl: np.ndarray | Tensor  # [B, 3] metres
+
+    def __post_init__(self) -> None:
+        batch = self.articulation.shape[0] if self.articulation.ndim == 1 else None
+        for name, shape in (("articulation", (batch,)), ("rot", (batch, 3)), ("transl", (batch, 3))):
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(f"ObjectPose: field {name!r} has shape {tuple(getattr(self, name).shape)}, "
+                                 f"expected ({', '.join(str(d or 'B') for d in shape)}{',' if len(shape) == 1 else ''})")
+
+    def __len__(self) -> int:
+        return self.articulation.shape[0]
+
+    def __iter__(self):
+        return iter((self.articulation, self.rot, self.transl))
+
+    def take(self, index) -> ObjectPose:
+        """The poses at ``index`` (a slice, an int array or a bool mask; an int keeps the batch axis)."""
+        index = [index] if isinstance(index, (int, np.integer)) else index
+        return ObjectPose(*(field[index] for field in self))
+
+    def torch(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> ObjectPose:
+        """The same poses as tensors (a copy from numpy; a cast otherwise)."""
+        return ObjectPose(*(torch.as_tensor(field, dtype=dtype, device=device) for field in self))
+
+    def numpy(self) -> ObjectPose:
+        """The same poses as float64 numpy arrays (detached from any graph)."""
+        return ObjectPose(*(np.asarray(f.detach().cpu().double().numpy() if isinstance(f, Tensor) else f,
+                                       dtype=np.float64) for f in self))
+
+    @staticmethod
+    def concatenate(poses: list[ObjectPose]) -> ObjectPose:
+        """One pose batch of every pose in ``poses``, in order (numpy)."""
+        return ObjectPose(*(np.concatenate([np.asarray(field) for field in fields]) for fields in zip(*poses)))
+
+
 def upright_rotation(obj: ArticulatedObject) -> np.ndarray:
     """[3,3] rotation taking ``obj``'s canonical up axis to +z (a world with z up), float64."""
     rotations = {0: [[0, 0, -1], [0, 1, 0], [1, 0, 0]], 1: [[1, 0, 0], [0, 0, -1], [0, 1, 0]], 2: np.eye(3)}
