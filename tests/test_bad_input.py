@@ -427,18 +427,21 @@ def _(root):
 # ----------------------------------------------------------------------------------------------------
 def index_case(root: Path, edit) -> Callable[[], object]:
     path = root / "index.json"
-    DatasetIndex("embedded", "data/embedded", {"train": [NAME], "val": [], "test": []}).save(path)
+    DatasetIndex("embedded", "data/embedded", {"train": [NAME], "val": [], "test": []}, "relative", None,
+                 "data/embedded").save(path)
     edit(path)
-    return lambda: DatasetIndex.load(path)
+    return lambda: DatasetIndex.load(path, hands_mean={"right": np.zeros(45), "left": np.zeros(45)})
 
 
 @case("index-invalid-json", ValueError,
-      "index.json: not valid JSON", "expected the dataset index (source, root, splits)")
+      "index.json: not valid JSON",
+      "expected the dataset index (source, root, splits, pose_convention, h2o_cam, object_root)")
 def _(root):
     return index_case(root, lambda path: truncate(path))
 
 
-@case("index-key-missing", ValueError, "index.json: expected keys source, root, splits; found ['root', 'splits']")
+@case("index-key-missing", ValueError, "index.json: expected keys source, root, splits, pose_convention, h2o_cam, "
+      "object_root; found ['h2o_cam', 'object_root', 'pose_convention', 'root', 'splits']")
 def _(root):
     return index_case(root, lambda path: edit_json(path, lambda data: data.pop("source")))
 
@@ -453,6 +456,25 @@ def _(root):
       "index.json: field 'splits' must map each split to a list of sequence names")
 def _(root):
     return index_case(root, lambda path: edit_json(path, lambda data: data["splits"].update(train=NAME)))
+
+
+@case("index-unknown-pose-convention", ValueError,
+      "index.json: field 'pose_convention' is 'pca', expected one of ('relative', 'absolute')")
+def _(root):
+    return index_case(root, lambda path: edit_json(path, lambda data: data.update(pose_convention="pca")))
+
+
+@case("index-h2o-without-camera", ValueError,
+      "index.json: field 'h2o_cam' is None; expected an H2O camera number for an H2O dataset and null otherwise")
+def _(root):
+    return index_case(root, lambda path: edit_json(path, lambda data: data.update(source="h2o")))
+
+
+@case("index-relative-poses-without-hands-mean", ValueError,
+      "index.json: this dataset stores finger poses relative to MANO's mean pose; load its index with the hand models'")
+def _(root):
+    index_case(root, lambda path: None)
+    return lambda: DatasetIndex.load(root / "index.json")
 
 
 # ----------------------------------------------------------------------------------------------------

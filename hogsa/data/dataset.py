@@ -1,13 +1,16 @@
-"""The study's dataset: which source (embedded, ARCTIC, H2O), where, and its splits, as one index.
+"""The study's dataset: one door to the embedded dataset, an ARCTIC download or H2O.
 
-The ``data`` stage writes ``data/index.json``; every later stage reads sequences through it, so the
-same code serves the embedded synthetic dataset, a real ARCTIC download and H2O.
+The ``data`` stage writes ``data/index.json``: the source, its folder, the splits, the pose
+convention of its files and (H2O) the camera whose frame holds the annotations. Every later stage
+opens the dataset through ``DatasetIndex.load`` and reads only through it: ``groups`` (the
+(subject, object) pairs a HOGS model is trained for), ``read`` (one sequence, parsed once per
+process) and ``object`` (an ARCTIC object template or an H2O object mesh).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -19,7 +22,10 @@ from hogsa.data.synth import EmbeddedConfig
 from hogsa.io import atomic_write_text
 
 Source = Literal["embedded", "arctic", "h2o"]
+PoseConvention = Literal["relative", "absolute"]  # finger pose relative to MANO's hands_mean, or absolute
 SPLITS = ("train", "val", "test")
+POSE_CONVENTIONS = {"embedded": "relative", "arctic": "relative", "h2o": "absolute"}  # ARCTIC's files: relative
+INDEX_FIELDS = ("source", "root", "splits", "pose_convention", "h2o_cam", "object_root")
 
 
 @dataclass(frozen=True)
@@ -38,77 +44,146 @@ class DataConfig:
     real_root: str | None  # dataset folder for arctic / h2o
     h2o_splits: dict[str, list[str]]  # H2O split → subject folders (H2O has no split file here)
     h2o_cam: int  # H2O camera whose frame holds the annotations (see hogsa.data.h2o)
+    h2o_object_root: str | None  # folder of H2O's object meshes (<name>/<name>.obj); None: <real_root>/object
     embedded: EmbeddedConfig
     report: DataReportConfig
 
 
-
 @dataclass(frozen=True)
 class DatasetIndex:
-    """Where a dataset lives and which sequences each split holds."""
+    """Where a dataset lives, which sequences each split holds, and how to read them.
+
+    ``hands_mean`` ({"right": [45], "left": [45]}, the hand model's) converts finger poses stored
+    relative to MANO's mean pose; an index of such a dataset is loaded with it (``load``).
+    """
 
     source: Source
     root: str  # the dataset folder, relative to the study's root when inside it
     splits: dict[str, list[str]]  # split → sequence names (ARCTIC) or relative folders (H2O)
+    pose_convention: PoseConvention
+    h2o_cam: int | None  # H2O: the camera whose frame is the sequences' world; None otherwise
+    object_root: str  # ARCTIC: the dataset folder (meta/object_vtemplates); H2O: the object meshes' folder
+    hands_mean: dict[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    _sequences: dict[str, Sequence] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _objects: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def save(self, path: str | Path) -> None:
         """Write the index as JSON (atomically)."""
-        atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+        record = {name: value for name, value in asdict(self).items() if name in INDEX_FIELDS}
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "DatasetIndex":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: dataset index not found; run the data stage (dvc repro data)")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err}); expected the dataset index (source, root, splits)") from err
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object with keys source, root, splits; found {type(data).__name__}")
-        if set(data) != {"source", "root", "splits"}:
-            raise ValueError(f"{path}: expected keys source, root, splits; found {sorted(data)}")
-        if data["source"] not in get_args(Source):
-            raise ValueError(f"{path}: field 'source' is {data['source']!r}, expected one of {get_args(Source)}")
-        if not isinstance(data["splits"], dict) or not all(isinstance(v, list) for v in data["splits"].values()):
-            raise ValueError(f"{path}: field 'splits' must map each split to a list of sequence names")
-        return cls(**data)
+    def load(cls, path: str | Path, hands_mean: dict[str, np.ndarray] | None = None) -> DatasetIndex:
+        """The index at ``path``; ``hands_mean`` per side (``HandModel.hands_mean``) is needed to read a
+        dataset whose poses are relative to it (``pose_convention`` "relative")."""
+        data = _read_index(Path(path))
+        if data["pose_convention"] == "relative" and hands_mean is None:
+            raise ValueError(f"{path}: this dataset stores finger poses relative to MANO's mean pose; "
+                             "load its index with the hand models' hands_mean")
+        return cls(**data, hands_mean=hands_mean)
 
     def sequences(self, split: str) -> list[str]:
         if split not in self.splits:
             raise ValueError(f"unknown split {split!r}; this dataset has {sorted(self.splits)}")
         return self.splits[split]
 
-    def read(self, name: str, hands_mean: dict[str, np.ndarray] | None = None, h2o_cam: int = 0) -> Sequence:
-        """One sequence; ``hands_mean`` per side converts ARCTIC's relative poses (real MANO's)."""
-        if self.source == "h2o":
-            return h2o.read_sequence(Path(self.root) / name, cam=h2o_cam)
-        return arctic.read_sequence(self.root, name, hands_mean=hands_mean)
+    def read(self, name: str) -> Sequence:
+        """Sequence ``name`` (its finger poses absolute), parsed on first use and kept for the process."""
+        if name not in self._sequences:
+            if self.source == "h2o":
+                self._sequences[name] = h2o.read_sequence(Path(self.root) / name, cam=self.h2o_cam)
+            else:
+                self._sequences[name] = arctic.read_sequence(self.root, name, hands_mean=self.hands_mean)
+        return self._sequences[name]
+
+    def groups(self, split: str = "train") -> list[str]:
+        """The sorted "subject/object" groups of ``split``'s sequences."""
+        return sorted({group_of(self.read(name)) for name in self.sequences(split)})
+
+    def group_sequences(self, group: str, split: str = "train") -> list[Sequence]:
+        """``split``'s sequences of ``group`` ("subject/object"), in split order."""
+        return [seq for seq in map(self.read, self.sequences(split)) if group_of(seq) == group]
+
+    def object(self, name: str):
+        """Object ``name`` as an ``ArticulatedObject`` (ARCTIC template or H2O mesh), read once."""
+        if name not in self._objects:
+            if self.source == "h2o":
+                self._objects[name] = h2o.read_object(self.object_root, name)
+            else:
+                self._objects[name] = arctic.read_object_template(self.object_root, name)
+        return self._objects[name]
+
+    def objects(self, names: set[str] | list[str]) -> dict:
+        """``{name: ArticulatedObject}`` for ``names``, in name order."""
+        return {name: self.object(name) for name in sorted(names)}
+
+
+def group_of(seq: Sequence) -> str:
+    """The HOGS group of a sequence: "subject/object"."""
+    return f"{seq.subject}/{seq.object_name}"
 
 
 def index_dataset(cfg: DataConfig, embedded_root: str | Path) -> DatasetIndex:
     """Index the configured dataset: the embedded one at ``embedded_root`` or the real one."""
     if cfg.source == "embedded":
-        root = Path(embedded_root)
-        return DatasetIndex("embedded", _portable(root), {s: arctic.list_sequences(root, s) for s in SPLITS})
+        root = _portable(Path(embedded_root))
+        return DatasetIndex("embedded", root, {s: arctic.list_sequences(root, s) for s in SPLITS},
+                            POSE_CONVENTIONS["embedded"], None, root)
+    if cfg.source not in get_args(Source):
+        raise ValueError(f"params.yaml: data.source must be embedded, arctic or h2o, got {cfg.source!r}")
     if cfg.real_root is None:
         raise ValueError(f"params.yaml: data.real_root must name the {cfg.source} folder when data.source is {cfg.source}")
     root = Path(cfg.real_root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"params.yaml: data.real_root = {root} is not a folder")
     if cfg.source == "arctic":
-        return DatasetIndex("arctic", _portable(root), {s: arctic.list_sequences(root, s) for s in SPLITS})
-    if cfg.source == "h2o":
-        splits = {}
-        for split, subjects in cfg.h2o_splits.items():
-            folders = []
-            for subject in subjects:
-                if not (root / subject).is_dir():
-                    raise FileNotFoundError(f"params.yaml: data.h2o_splits.{split} names {subject}, not found in {root}")
-                folders += [str(p.relative_to(root)) for p in sorted((root / subject).glob("*/*")) if p.is_dir()]
-            splits[split] = folders
-        return DatasetIndex("h2o", _portable(root), splits)
-    raise ValueError(f"params.yaml: data.source must be embedded, arctic or h2o, got {cfg.source!r}")
+        return DatasetIndex("arctic", _portable(root), {s: arctic.list_sequences(root, s) for s in SPLITS},
+                            POSE_CONVENTIONS["arctic"], None, _portable(root))
+    if cfg.h2o_cam not in range(h2o.NUM_CAMS):
+        raise ValueError(f"params.yaml: data.h2o_cam must be one of 0-{h2o.NUM_CAMS - 1}, got {cfg.h2o_cam!r}")
+    object_root = Path(cfg.h2o_object_root).expanduser() if cfg.h2o_object_root else root / "object"
+    if not object_root.is_dir():
+        raise FileNotFoundError(f"params.yaml: data.h2o_object_root: H2O object mesh folder {object_root} not found")
+    return DatasetIndex("h2o", _portable(root), _h2o_splits(cfg, root), POSE_CONVENTIONS["h2o"], cfg.h2o_cam,
+                        _portable(object_root))
+
+
+def _h2o_splits(cfg: DataConfig, root: Path) -> dict[str, list[str]]:
+    """H2O split → the sequence folders ("subjectN/<scene>/<seq>") of its subjects."""
+    splits = {}
+    for split, subjects in cfg.h2o_splits.items():
+        folders = []
+        for subject in subjects:
+            if not (root / subject).is_dir():
+                raise FileNotFoundError(f"params.yaml: data.h2o_splits.{split} names {subject}, not found in {root}")
+            folders += [str(p.relative_to(root)) for p in sorted((root / subject).glob("*/*")) if p.is_dir()]
+        splits[split] = folders
+    return splits
+
+
+def _read_index(path: Path) -> dict:
+    """index.json's fields, checked; errors name the file and the field."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: dataset index not found; run the data stage (dvc repro data)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); expected the dataset index ({', '.join(INDEX_FIELDS)})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object with keys {', '.join(INDEX_FIELDS)}; found {type(data).__name__}")
+    if set(data) != set(INDEX_FIELDS):
+        raise ValueError(f"{path}: expected keys {', '.join(INDEX_FIELDS)}; found {sorted(data)}")
+    if data["source"] not in get_args(Source):
+        raise ValueError(f"{path}: field 'source' is {data['source']!r}, expected one of {get_args(Source)}")
+    if data["pose_convention"] not in get_args(PoseConvention):
+        raise ValueError(f"{path}: field 'pose_convention' is {data['pose_convention']!r}, "
+                         f"expected one of {get_args(PoseConvention)}")
+    if not isinstance(data["splits"], dict) or not all(isinstance(v, list) for v in data["splits"].values()):
+        raise ValueError(f"{path}: field 'splits' must map each split to a list of sequence names")
+    if (data["source"] == "h2o") != isinstance(data["h2o_cam"], int):
+        raise ValueError(f"{path}: field 'h2o_cam' is {data['h2o_cam']!r}; expected an H2O camera number "
+                         "for an H2O dataset and null otherwise")
+    return data
 
 
 def _portable(root: Path) -> str:
