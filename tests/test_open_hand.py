@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,10 @@ import trimesh
 from scipy.spatial.transform import Rotation
 from smplx.utils import Struct
 
-from hogsa import open_hand
+from hogsa import code_identity, open_hand
+from hogsa.code_identity import code_digest, import_closure
+from hogsa.open_hand.poses import fist_pose, pinch_pose, pose_from_flexion
+from hogsa.open_hand.surface import vertex_averaging, vertex_normals
 
 SIDES = ("right", "left")
 MIRROR = np.array([-1.0, 1.0, 1.0])  # x -> -x
@@ -54,13 +57,9 @@ def skin(layer, hand_pose=None, global_orient=None, betas=None) -> tuple[np.ndar
 
 def tearing(rest: np.ndarray, posed: np.ndarray, faces: np.ndarray) -> tuple[float, float, float]:
     """(min, max) edge-length ratio posed/rest and the fraction of faces shrunk below 5 % of their area."""
-    edges = np.unique(np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1), axis=0)
-    ratio = np.linalg.norm(np.subtract(*posed[edges.T]), axis=1) / np.linalg.norm(np.subtract(*rest[edges.T]), axis=1)
-
-    def area(v):
-        return np.linalg.norm(np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]]), axis=1)
-
-    return ratio.min(), ratio.max(), float(np.mean(area(posed) < 0.05 * area(rest)))
+    before, after = (trimesh.Trimesh(verts, faces, process=False) for verts in (rest, posed))
+    ratio = after.edges_unique_length / before.edges_unique_length
+    return ratio.min(), ratio.max(), float(np.mean(after.area_faces < 0.05 * before.area_faces))
 
 
 def flexion(hand: dict, joints: dict[int, float]) -> np.ndarray:
@@ -164,6 +163,26 @@ def test_contact_regions_lie_on_the_palmar_side(hands):
     assert normals[fingers].mean(axis=0)[1] < -0.5
 
 
+def test_vertex_averaging_spans_each_vertex_and_its_edge_neighbours():
+    """A square split into two triangles along 0-2: vertices 0 and 2 see three others, 1 and 3 two."""
+    verts = np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    np.testing.assert_array_equal(vertex_averaging(verts, faces, include_self=False).toarray(), [
+        [0, 1 / 3, 1 / 3, 1 / 3], [1 / 2, 0, 1 / 2, 0], [1 / 3, 1 / 3, 0, 1 / 3], [1 / 2, 0, 1 / 2, 0]])
+    np.testing.assert_array_equal(vertex_averaging(verts, faces, include_self=True).toarray(), [
+        [1 / 4] * 4, [1 / 3, 1 / 3, 1 / 3, 0], [1 / 4] * 4, [1 / 3, 0, 1 / 3, 1 / 3]])
+
+
+def test_vertex_normals_weight_faces_by_area():
+    """A fold along the edge 0-1: face A (area 1/2) faces +z, face B (area 1) faces +y; both corners at
+    0 and 1 are right angles, so angle weighting would give (0, 1, 1) / sqrt(2) there instead."""
+    verts = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 2]])
+    faces = np.array([[0, 1, 2], [1, 0, 3]])
+    normals = vertex_normals(verts, faces)
+    np.testing.assert_allclose(normals[[0, 1]], np.tile([0, 2, 1] / np.sqrt(5), (2, 1)), atol=1e-15)
+    np.testing.assert_allclose(normals[[2, 3]], [[0, 0, 1], [0, 1, 0]], atol=1e-15)
+
+
 # ------------------------------------------------------------------------------------------------
 # Posing through smplx
 
@@ -201,7 +220,7 @@ def test_index_flexion_moves_only_the_index(hands, layers, side):
 @pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("pose_name", ["fist", "pinch"])
 def test_fist_and_pinch_do_not_tear(hands, layers, side, pose_name):
-    pose = getattr(open_hand, f"{pose_name}_pose")(side)
+    pose = {"fist": fist_pose, "pinch": pinch_pose}[pose_name](side)
     assert pose.shape == (45,)
     rest, _ = skin(layers[side])
     posed, _ = skin(layers[side], hand_pose=pose)
@@ -212,7 +231,7 @@ def test_fist_and_pinch_do_not_tear(hands, layers, side, pose_name):
 
 @pytest.mark.parametrize("side", SIDES)
 def test_pinch_brings_thumb_and_index_tips_together(hands, layers, side):
-    posed, _ = skin(layers[side], hand_pose=open_hand.pinch_pose(side))
+    posed, _ = skin(layers[side], hand_pose=pinch_pose(side))
     thumb, index = posed[hands[side]["tip_ids"][:2]]
     assert np.linalg.norm(thumb - index) < 0.015
 
@@ -220,7 +239,7 @@ def test_pinch_brings_thumb_and_index_tips_together(hands, layers, side):
 @pytest.mark.parametrize("side", SIDES)
 def test_fist_curls_fingertips_onto_the_palm(hands, layers, side):
     hand = hands[side]
-    posed, _ = skin(layers[side], hand_pose=open_hand.fist_pose(side))
+    posed, _ = skin(layers[side], hand_pose=fist_pose(side))
     palm = posed[hand["palm_vertex_ids"]]
     for tip in hand["tip_ids"][1:]:
         assert np.linalg.norm(palm - posed[tip], axis=1).min() < 0.03
@@ -236,8 +255,17 @@ def test_left_poses_mirror_right_poses(hands, layers):
     left, left_joints = skin(layers["left"], mirrored_pose, orient * POSE_MIRROR, betas)
     np.testing.assert_allclose(left, right * MIRROR, atol=1e-5)
     np.testing.assert_allclose(left_joints, right_joints * MIRROR, atol=1e-5)
-    for helper in (open_hand.fist_pose, open_hand.pinch_pose):
+    for helper in (fist_pose, pinch_pose):
         np.testing.assert_allclose(helper("left"), (helper("right").reshape(15, 3) * POSE_MIRROR).reshape(45))
+
+
+def test_pose_from_flexion_curls_only_the_named_joints():
+    pose = pose_from_flexion("right", {"ring": (10, 0, 30)}).reshape(15, 3)
+    axes = open_hand.build_open_hand("right")["flexion_axes"]
+    np.testing.assert_allclose(pose[[9, 11]], np.radians([[10], [30]]) * axes[[10, 12]])
+    assert not np.delete(pose, [9, 11], axis=0).any()
+    with pytest.raises(ValueError, match=r"unknown digits \['ringfinger'\]"):
+        pose_from_flexion("right", {"ringfinger": (10, 0, 30)})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -281,7 +309,7 @@ def test_shape_components_stay_intact_at_two_sigma(hands, layers, component):
     for beta in (-2.0, 2.0):
         betas = beta * np.eye(10)[component]
         shaped, _ = skin(layers["right"], betas=betas)
-        fist, _ = skin(layers["right"], hand_pose=open_hand.fist_pose("right"), betas=betas)
+        fist, _ = skin(layers["right"], hand_pose=fist_pose("right"), betas=betas)
         for before, after in ((template, shaped), (shaped, fist)):
             shortest, longest, collapsed = tearing(before, after, faces)
             assert shortest >= 0.3 and longest <= 3.0 and collapsed < 1e-3
@@ -334,6 +362,43 @@ def test_default_cache_dir_is_versioned_under_hogsa_cache(tmp_path, monkeypatch)
     path = open_hand.open_hand_file("right")
     folder = path.parent
     assert folder.parent == tmp_path / "open_hand" and path.name == "MANO_RIGHT.pkl" and path.is_file()
-    version, source_hash = folder.name.split("-")
+    version, digest = folder.name.split("-")
     assert version == f"v{open_hand.OPEN_HAND_VERSION}"
-    assert source_hash == hashlib.sha256(Path(open_hand.__file__).read_bytes()).hexdigest()[:12]
+    assert digest == code_digest("hogsa.open_hand")
+
+
+def test_cache_key_covers_every_module_of_the_build(tmp_path, monkeypatch):
+    """Editing any module the build runs moves the cache folder; editing another hogsa file does not."""
+    copy = tmp_path / "hogsa"
+    for name in import_closure("hogsa.open_hand"):
+        source = code_identity.module_file(name)
+        target = copy / source.relative_to(code_identity.PACKAGE_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    (copy / "other.py").write_text("")
+    monkeypatch.setattr(code_identity, "PACKAGE_ROOT", copy)
+    monkeypatch.setenv("HOGSA_CACHE", str(tmp_path / "cache"))
+
+    def cache_dir_after(edit: Path) -> Path:
+        with open(edit, "a") as f:
+            f.write("\n# edited\n")
+        import_closure.cache_clear()
+        return open_hand.default_cache_dir()
+
+    import_closure.cache_clear()
+    before = open_hand.default_cache_dir()
+    assert cache_dir_after(copy / "other.py") == before
+    build_modules = sorted((copy / "open_hand").glob("*.py"))
+    assert {"rig.py", "shape.py", "surface.py"} <= {path.name for path in build_modules}
+    seen = {before}
+    for module in build_modules:
+        seen.add(cache_dir_after(module))
+    assert len(seen) == len(build_modules) + 1  # every edit gave a new folder
+    import_closure.cache_clear()
+
+
+def test_sides_other_than_right_and_left_are_refused(tmp_path):
+    for call in (open_hand.build_open_hand, fist_pose, lambda side: open_hand.open_hand_file(side, tmp_path)):
+        with pytest.raises(ValueError, match="'right' or 'left'.*'Right'"):
+            call("Right")
+    assert not any(tmp_path.iterdir())

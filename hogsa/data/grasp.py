@@ -17,7 +17,8 @@ import trimesh
 from hogsa.data.contact import SurfaceDistance
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hogsa.hand import HandModel
-from hogsa.open_hand import FINGER_JOINTS, fist_pose, pinch_pose
+from hogsa.open_hand.poses import fist_pose, pinch_pose
+from hogsa.open_hand.skeleton import FINGER_JOINTS
 
 CONTACT_GAP = 0.001  # m: fingers stop this far from the surface
 PALM_GAP = 0.002  # m: the palm centre's clearance from the surface

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from hogsa.hand import HandModel
 from hogsa.objects import ArticulatedObject, upright_rotation
-from hogsa.open_hand import fist_pose, pinch_pose
+from hogsa.open_hand.poses import fist_pose, pinch_pose
 from hogsa.report.meshplot import draw_mesh, shaded_colors
 
 SKIN = np.array([0.87, 0.68, 0.58])
