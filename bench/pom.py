@@ -19,7 +19,7 @@ import torch
 
 from hogsa.config import load_params, section
 from hogsa.hand import HandConfig, hand_models
-from hogsa.objects import open_object
+from hogsa.open_objects import open_object
 from hogsa.pom.contact import ObjectOccupancy
 from hogsa.pom.contactnet import ContactNet, ContactNetConfig, farthest_points, object_surfaces
 from hogsa.pom.generate import PomConfig

@@ -22,6 +22,18 @@ def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     return _aa_to_mat(axis_angle.reshape(-1, 3)).reshape(*shape, 3, 3)
 
 
+def hinge_rotation(theta: Tensor) -> Tensor:
+    """[...] angles (rad) → [..., 3, 3] rotations by axis-angle ``[0, 0, -1]·θ``, i.e. ``Rz(-θ)``.
+
+    The articulation of an ARCTIC object (``ObjectTensors.forward_7d_batch``): its top part turns by
+    this about the canonical z axis, and a positive θ opens it. Closed form, exact zeros and ones.
+    """
+    c, s = torch.cos(theta), torch.sin(theta)
+    zero, one = torch.zeros_like(theta), torch.ones_like(theta)
+    rows = (torch.stack([c, s, zero], -1), torch.stack([-s, c, zero], -1), torch.stack([zero, zero, one], -1))
+    return torch.stack(rows, dim=-2)
+
+
 def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
     """[..., 3, 3] rotation matrices → [..., 3] axis-angle with angle in [0, π]."""
     shape = matrix.shape[:-2]

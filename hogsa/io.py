@@ -3,7 +3,9 @@
 Each writer fills a temporary sibling (``fig.png`` is written as ``.fig.<pid>.tmp.png``: in the same
 folder, so that the rename stays on one file system, and with the same suffix, for writers that pick
 a format from it) and renames it onto the target with ``os.replace``; a writer killed midway
-leaves at most that temporary file, which the next write of the same target removes first.
+leaves at most that temporary file, which the next write of the same target removes first. A folder
+written as a whole (``atomic_directory``) is filled under a temporary sibling ``.<name>.<random>`` the
+same way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +45,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary sibling folder to fill with ``path``'s content; on success it replaces
+    ``path`` (any existing folder, restored if that rename fails), on failure it is removed. Temporary
+    siblings left by a writer that was killed are removed first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield staging
+        _replace_directory(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; an existing ``target`` is restored if that fails."""
+    if not target.exists():
+        new.rename(target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    target.rename(retired / target.name)
+    try:
+        new.rename(target)
+    except BaseException:
+        (retired / target.name).rename(target)
+        retired.rmdir()
+        raise
+    shutil.rmtree(retired)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -295,8 +295,8 @@ def test_writer_refuses_invalid_frames_and_bad_images(tmp_path):
         arctic.write_sequence(tmp_path, seq, images={(2, 0): image_of(2, 0)})
 
 
-def test_read_object_template_delegates_to_objects(tmp_path):
-    pytest.importorskip("hogsa.objects")
+def test_read_object_template_delegates_to_arctic_objects(tmp_path):
+    pytest.importorskip("hogsa.data.arctic_objects")
     folder = tmp_path / "meta/object_vtemplates/wedge"
     folder.mkdir(parents=True)
     (folder / "mesh.obj").write_text("v 0 0 0\nv 100 0 0\nv 0 100 0\nv 0 0 100\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")

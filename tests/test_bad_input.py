@@ -403,7 +403,7 @@ def _(root):
 # ARCTIC: object templates
 # ----------------------------------------------------------------------------------------------------
 def template_case(root: Path, labels: list[int]) -> Callable[[], object]:
-    pytest.importorskip("hogsa.objects")
+    pytest.importorskip("hogsa.data.arctic_objects")
     folder = root / "meta/object_vtemplates/wedge"
     folder.mkdir(parents=True)
     (folder / "mesh.obj").write_text("v 0 0 0\nv 100 0 0\nv 0 100 0\nv 0 0 100\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")

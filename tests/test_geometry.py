@@ -6,7 +6,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from hogsa.geometry import (
-    axis_angle_to_matrix, invert_rigid, matrix_to_axis_angle, matrix_to_rotation_6d, project_points,
+    axis_angle_to_matrix, hinge_rotation, invert_rigid, matrix_to_axis_angle, matrix_to_rotation_6d, project_points,
     rigid_matrix, rotation_6d_to_matrix, transform_points,
 )
 
@@ -25,6 +25,22 @@ def test_axis_angle_singular_cases(angle):
     R = axis_angle_to_matrix(aa)
     np.testing.assert_allclose(R.numpy(), Rotation.from_rotvec(aa.numpy()).as_matrix(), atol=1e-9)
     np.testing.assert_allclose(matrix_to_axis_angle(R).numpy(), aa.numpy(), atol=1e-5)
+
+
+def test_hinge_rotation_is_rz_of_minus_theta():
+    theta = torch.tensor([[0.0, 0.3, -1.2], [math.pi / 2, math.pi, 2.5]], dtype=torch.float64)  # any batch shape
+    H = hinge_rotation(theta)
+    assert H.shape == (2, 3, 3, 3)
+    c, s = torch.cos(theta), torch.sin(theta)
+    closed_form = torch.zeros(2, 3, 3, 3, dtype=torch.float64)
+    closed_form[..., 0, 0], closed_form[..., 0, 1], closed_form[..., 1, 0], closed_form[..., 1, 1] = c, s, -s, c
+    closed_form[..., 2, 2] = 1.0
+    assert torch.equal(H, closed_form)  # exact: cos, sin, and exact zeros and ones elsewhere
+    aa = torch.stack([torch.zeros_like(theta), torch.zeros_like(theta), -theta], dim=-1)
+    np.testing.assert_allclose(H.numpy(), axis_angle_to_matrix(aa).numpy(), atol=1e-12)
+    # by hand: a quarter turn about -z takes x to -y and y to x
+    np.testing.assert_allclose(H[1, 0].numpy() @ [1.0, 0.0, 0.0], [0.0, -1.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(H[1, 0].numpy() @ [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], atol=1e-15)
 
 
 def test_rotation_6d_round_trip_and_gram_schmidt():

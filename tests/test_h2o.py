@@ -164,7 +164,7 @@ TETRAHEDRON = "v 0 0 0\nv 0.1 0 0\nv 0 0.1 0\nv 0 0 0.1\nf 1 3 2\nf 1 2 4\nf 1 4
 
 
 def test_read_object_is_rigid_and_finds_the_spray_mesh(tmp_path):
-    pytest.importorskip("hogsa.objects")
+    pytest.importorskip("hogsa.articulated")
     (tmp_path / "spray").mkdir()
     (tmp_path / "spray/lotion_spray.obj").write_text(TETRAHEDRON)
     obj = h2o.read_object(tmp_path, "spray")
@@ -181,7 +181,7 @@ def test_read_object_is_rigid_and_finds_the_spray_mesh(tmp_path):
 
 
 def test_read_object_takes_uvs_and_texture_from_the_material(tmp_path):
-    pytest.importorskip("hogsa.objects")
+    pytest.importorskip("hogsa.articulated")
     folder = tmp_path / "milk"
     folder.mkdir()
     uv_lines = "vt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\n"

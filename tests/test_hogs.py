@@ -10,6 +10,7 @@ import torch
 import trimesh
 from safetensors.torch import load_file
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.rig import look_at
 from hogsa.data.schema import Camera
 from hogsa.geometry import axis_angle_to_matrix, project_points
@@ -57,7 +58,6 @@ from hogsa.hogs.train import (
 from hogsa.metrics import psnr
 from hogsa.training import ITERATION, batch_indices, checkpoint_metadata, load_checkpoint
 from hogsa.render import rasterize
-from hogsa.objects import ArticulatedObject
 
 SIZE = (40, 32)  # W, H: not square, so a transposed image would show
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from hogsa.io import atomic_path, save_safetensors, write_json
+from hogsa.io import atomic_directory, atomic_path, save_safetensors, write_json
 
 
 def test_a_failed_write_keeps_the_old_content_and_leaves_no_temporary(tmp_path):
@@ -29,6 +29,21 @@ def test_the_next_write_removes_temporaries_of_a_killed_writer(tmp_path):
         assert tmp.suffix == ".png"
         tmp.write_bytes(b"whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "template"
+    with atomic_directory(target) as staging:
+        (staging / "a.txt").write_text("first")
+    (tmp_path / ".template.killed").mkdir()  # left by a writer that was killed
+    with pytest.raises(RuntimeError), atomic_directory(target) as staging:
+        (staging / "b.txt").write_text("half")
+        raise RuntimeError("killed midway")
+    assert [p.name for p in target.iterdir()] == ["a.txt"] and (target / "a.txt").read_text() == "first"
+    with atomic_directory(target) as staging:
+        (staging / "b.txt").write_text("second")
+    assert [p.name for p in target.iterdir()] == ["b.txt"]  # the old content is gone, not merged
+    assert [p.name for p in tmp_path.iterdir()] == ["template"]  # no staging or retired folder left
 
 
 def _save_in_new_process(path, metadata):

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from hogsa.data.contact import ObjectDistance
 from hogsa.hand import HandConfig, hand_models
 from hogsa.metrics.diversity import coverage, mean_pairwise_distance, pose_distances
-from hogsa.objects import open_object
+from hogsa.open_objects import open_object
 from hogsa.pom.contact import ObjectOccupancy
 from hogsa.pom.contactnet import (ContactNetConfig, contact_examples, farthest_points, load_contactnet,
                                   object_surfaces, save_contactnet, train_contactnet)

@@ -7,8 +7,9 @@ import pytest
 import torch
 import trimesh
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.contact import ObjectDistance
-from hogsa.objects import ArticulatedObject, open_object
+from hogsa.open_objects import open_object
 from hogsa.pom.contact import (ObjectOccupancy, Solid, SurfaceSamples, contact_map, hand_object_contact, inside_depth,
                                intersection_volume, nearest, object_contact_map, penetration_loss, vertex_normals)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from hogsa.articulated import ObjectPose
 from hogsa.hand import HandPose
-from hogsa.objects import ObjectPose
 
 
 def _hand_pose(batch: int) -> HandPose:

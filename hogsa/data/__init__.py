@@ -1,6 +1,6 @@
 """Datasets: the shared records (``schema``), and readers/writers of the on-disk layouts (``arctic``,
-``h2o``). Every dataset hogsa uses (real ARCTIC, converted H2O, the embedded synthetic one) is read
-into the same ``Sequence`` record."""
+its object templates ``arctic_objects``, ``h2o``). Every dataset hogsa uses (real ARCTIC, converted
+H2O, the embedded synthetic one) is read into the same ``Sequence`` record."""
 
 from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, HandTrack, Sequence
 

@@ -5,7 +5,7 @@ Layout under ``root`` (see REFERENCES §4)::
     splits_json/protocol_p1.json        {"train": ["sXX/<seq>", ...], "val": [...], "test": [...]}
     meta/misc.json                       per subject: world2cam (8,4,4), intris_mat (8,3,3) of views 1-8,
                                          image_size (9 × [W,H], index 0 = ego), ioi_offset, gender
-    meta/object_vtemplates/<object>/     object template (read by hogsa.objects)
+    meta/object_vtemplates/<object>/     object template (read by hogsa.data.arctic_objects)
     raw_seqs/sXX/<seq>.mano.npy          pickled dict {right, left}: rot (F,3), pose (F,45) relative to
                                          MANO's hands_mean, trans (F,3) m, shape (10,) or (F,10), fitting_err
     raw_seqs/sXX/<seq>.object.npy        (F,7): articulation rad, rot axis-angle (3), trans MILLIMETRES (3)
@@ -150,7 +150,7 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
 
 def read_object_template(root: str | Path, object_name: str):
     """The object template ``root/meta/object_vtemplates/<object_name>`` as an ``ArticulatedObject``."""
-    from hogsa.objects import load_arctic_template  # objects pulls in torch; keep this module light
+    from hogsa.data.arctic_objects import load_arctic_template  # it pulls in torch; keep this module light
 
     folder = Path(root) / "meta" / "object_vtemplates" / object_name
     if not folder.is_dir():

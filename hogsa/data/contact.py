@@ -13,8 +13,8 @@ import torch
 import trimesh
 from scipy.spatial import cKDTree
 
-from hogsa.geometry import axis_angle_to_matrix
-from hogsa.objects import ArticulatedObject
+from hogsa.articulated import ArticulatedObject
+from hogsa.geometry import axis_angle_to_matrix, hinge_rotation
 
 
 class SurfaceDistance:
@@ -58,8 +58,7 @@ class ObjectDistance:
         out = np.full(len(points), np.inf)
         if "bottom" in self.parts:
             out = np.minimum(out, self.parts["bottom"](canonical))
-        if "top" in self.parts:  # undo the top part's rotation by axis-angle [0,0,-1]·θ
-            c, s = np.cos(articulation), np.sin(articulation)
-            unhinge = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])  # Rz(θ) = Rz(-θ)^T
-            out = np.minimum(out, self.parts["top"](canonical @ unhinge.T))
+        if "top" in self.parts:  # undo the top part's hinge rotation H: H^T x, i.e. x @ H for row vectors
+            hinge = hinge_rotation(torch.as_tensor(articulation, dtype=torch.float64)).numpy()
+            out = np.minimum(out, self.parts["top"](canonical @ hinge))
         return out

@@ -131,7 +131,7 @@ def find_object_mesh(object_dir: str | Path, name: str) -> Path:
 
 
 def read_object(object_dir: str | Path, name: str):
-    """H2O object ``name`` as a rigid ``hogsa.objects.ArticulatedObject`` (top_mask all False).
+    """H2O object ``name`` as a rigid ``hogsa.articulated.ArticulatedObject`` (top_mask all False).
 
     Reads the mesh found by ``find_object_mesh`` with trimesh (metres, as H2O's poses; vertices are
     split where texture coordinates differ), its UVs in the OBJ convention and its material's
@@ -141,7 +141,7 @@ def read_object(object_dir: str | Path, name: str):
     import torch
     import trimesh
 
-    from hogsa.objects import ArticulatedObject
+    from hogsa.articulated import ArticulatedObject
 
     path = find_object_mesh(object_dir, name)
     mesh = trimesh.load(path, force="mesh")

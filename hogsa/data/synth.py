@@ -25,19 +25,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hogsa.articulated import ArticulatedObject, upright_rotation
 from hogsa.code_identity import code_digest
 from hogsa.data import arctic
+from hogsa.data.arctic_objects import write_arctic_template
 from hogsa.data.contact import ObjectDistance, SurfaceDistance
 from hogsa.data.grasp import HandGrasp, compose, grasp_at, hand_vertices, surface_site
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import camera_ring
 from hogsa.data.schema import NUM_VIEWS, Camera, HandTrack, Sequence
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
-from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from hogsa.geometry import axis_angle_to_matrix, hinge_rotation, matrix_to_axis_angle
 from hogsa.hand import HandModel, load_mano_file
 from hogsa.io import atomic_write_text
-from hogsa.objects import OPEN_OBJECTS, ArticulatedObject, open_object, upright_rotation, write_arctic_template
 from hogsa.open_hand import open_hand_file
+from hogsa.open_objects import OPEN_OBJECTS, open_object
 
 PART_IDS = {"right": 1, "left": 2, "object": 3, "table": 4}
 APPROACH_DISTANCE = 0.10  # m: hands start this far back from their grasp sites
@@ -51,7 +53,7 @@ class EmbeddedConfig:
     """params.yaml ``data.embedded``: what the synthetic dataset holds and how it is rendered."""
 
     splits: dict[str, list[str]]  # split → subjects (ARCTIC p1 splits by subject)
-    objects: list[str]  # names from hogsa.objects.OPEN_OBJECTS
+    objects: list[str]  # names from hogsa.open_objects.OPEN_OBJECTS
     actions: list[str]  # "grab" and/or "use"
     frames: int  # per sequence
     image_size: list[int]  # [W, H] of a full-resolution view
@@ -221,7 +223,7 @@ def _draw_plan(obj: ArticulatedObject, action: str, subject: Subject, hands: dic
         for side in hands:
             grasp = grasps[side]
             if side == "right" and use_top:  # carried by the articulated part about the hinge
-                hinge_rot = axis_angle_to_matrix(torch.tensor([0.0, 0.0, -articulation[f]], dtype=torch.float64)).numpy()
+                hinge_rot = hinge_rotation(torch.tensor(articulation[f], dtype=torch.float64)).numpy()
                 swing = rotation @ hinge_rot @ rotation.T
                 grasp = compose(swing, translation - swing @ translation, grasp, wrists[side])
             grasp = compose(motion, move_t, grasp, wrists[side])

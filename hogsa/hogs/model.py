@@ -43,11 +43,11 @@ import torch
 from kornia.geometry.conversions import quaternion_to_rotation_matrix
 from torch import Tensor, nn
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.rig import look_at
 from hogsa.data.schema import MASK_LABELS, Camera, Sequence
 from hogsa.hand import HandModel
 from hogsa.hogs.binding import SH_C0, GaussianSet, MeshGaussians
-from hogsa.objects import ArticulatedObject
 from hogsa.render import rasterize
 from hogsa.render.sh import eval_sh, sh_bases
 

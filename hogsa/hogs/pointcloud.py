@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from kornia.geometry.conversions import rotation_matrix_to_quaternion
 from torch import Tensor, nn
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.hand import HandModel
 from hogsa.hogs.binding import GaussianSet
 from hogsa.hogs.model import (
@@ -40,7 +41,6 @@ from hogsa.hogs.model import (
     pose_hand,
     pose_object,
 )
-from hogsa.objects import ArticulatedObject
 
 POINT_LR_KEYS = ("position", "rotation", "scale", "opacity", "sh_dc", "sh_rest", "lighting")
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.code_identity import code_digest
 from hogsa.data.arctic import read_object_template
 from hogsa.data.dataset import DatasetIndex
@@ -50,7 +51,6 @@ from hogsa.hogs.pointcloud import PointCloudGaussians
 from hogsa.hogs.poses import FrameKey, PoseCorrections, corrected, fit_corrections
 from hogsa.io import save_safetensors
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
-from hogsa.objects import ArticulatedObject
 from hogsa.training import (
     ITERATION,
     batch_indices,

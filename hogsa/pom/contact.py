@@ -25,9 +25,9 @@ import trimesh
 from scipy.spatial import cKDTree
 from torch import Tensor
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.contact import SurfaceDistance
-from hogsa.geometry import axis_angle_to_matrix
-from hogsa.objects import ArticulatedObject
+from hogsa.geometry import axis_angle_to_matrix, hinge_rotation
 
 CM_PER_M = 100.0
 HAND_SURFACE_SAMPLES = 20_000  # samples on a hand (~0.04 m²): about 1.4 mm apart
@@ -207,10 +207,8 @@ class ObjectOccupancy:
             inside = torch.zeros(points.shape[:2], dtype=torch.bool)
             for name, (low, occupied) in self.parts.items():
                 query = local
-                if name == "top":
-                    c, s = torch.cos(articulation.float()), torch.sin(articulation.float())
-                    x, y, z = local.unbind(-1)  # Rz(θ) local
-                    query = torch.stack([c[:, None] * x - s[:, None] * y, s[:, None] * x + c[:, None] * y, z], dim=-1)
+                if name == "top":  # undo the hinge rotation H: H^T x, i.e. x @ H for row vectors
+                    query = local @ hinge_rotation(articulation.float())
                 cell = torch.round((query - low) / self.spacing).long()
                 size = torch.tensor(occupied.shape)
                 valid = ((cell >= 0) & (cell < size)).all(dim=-1)

@@ -30,12 +30,12 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.code_identity import code_digest
 from hogsa.data.schema import SIDES
 from hogsa.geometry import axis_angle_to_matrix
 from hogsa.hand import HandModel
 from hogsa.io import save_safetensors
-from hogsa.objects import ArticulatedObject
 from hogsa.pom.contact import SurfaceSamples, object_contact_map
 from hogsa.pom.grasps import Grasps
 

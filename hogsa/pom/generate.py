@@ -14,11 +14,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.arctic import read_object_template
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.dataset import DatasetIndex
 from hogsa.hand import HandModel
-from hogsa.objects import ArticulatedObject
 from hogsa.pom.contact import ObjectOccupancy
 from hogsa.pom.contactnet import ContactNet, object_surfaces
 from hogsa.pom.grasps import Grasps, from_sequences

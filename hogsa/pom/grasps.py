@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.schema import SIDES, Sequence
 from hogsa.hand import HandModel
 from hogsa.io import atomic_path
-from hogsa.objects import ArticulatedObject
 
 _HAND_FIELDS = ("rot", "pose", "betas", "trans")
 _WIDTHS = {"rot": 3, "pose": 45, "betas": 10, "trans": 3}

@@ -41,9 +41,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.schema import SIDES
 from hogsa.hand import HandModel, load_mano_file
-from hogsa.objects import ArticulatedObject
 from hogsa.open_hand import open_hand_file
 from hogsa.pom.contact import (CM_PER_M, ObjectOccupancy, SurfaceSamples, contact_map, inside_depth, kd_trees, nearest,
                                penetration_loss, squared_distances, tree_index, vertex_normals)

@@ -32,9 +32,10 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.schema import SIDES
+from hogsa.geometry import hinge_rotation
 from hogsa.hand import HandModel
-from hogsa.objects import ArticulatedObject
 from hogsa.pom.grasps import Grasps, hand_vertices
 
 
@@ -105,7 +106,7 @@ def perturb(grasps: Grasps, hands: dict[str, HandModel], obj: ArticulatedObject,
         articulation = np.where(movable, np.clip(articulation + delta, 0.0, cfg.max_articulation), articulation)
         delta = articulation - grasps.articulation
         obj_rotation = Rotation.from_rotvec(grasps.obj_rot).as_matrix()
-        hinge = Rotation.from_rotvec(np.outer(-delta, [0.0, 0.0, 1.0])).as_matrix()  # axis-angle [0,0,-1]·δ
+        hinge = hinge_rotation(torch.from_numpy(delta)).numpy()  # [S,3,3]: the top part turns by δ
         swing = obj_rotation @ hinge @ np.swapaxes(obj_rotation, 1, 2)
         for side in SIDES:
             holder = contact[side][1]

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.schema import SIDES
 from hogsa.hand import HandModel
-from hogsa.objects import ArticulatedObject
 from hogsa.pom.contact import SurfaceSamples, Solid, hand_object_contact, intersection_volume
 from hogsa.pom.grasps import Grasps, hand_vertices
 

@@ -8,8 +8,8 @@ import torch
 import trimesh
 from matplotlib.figure import Figure
 
+from hogsa.articulated import ArticulatedObject, upright_rotation
 from hogsa.hand import HandModel
-from hogsa.objects import ArticulatedObject, upright_rotation
 from hogsa.open_hand.poses import fist_pose, pinch_pose
 from hogsa.report.meshplot import draw_mesh, shaded_colors
 

@@ -9,12 +9,12 @@ import torch
 from matplotlib.figure import Figure
 from scipy.spatial import ConvexHull
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.dataset import DatasetIndex
 from hogsa.data.schema import Sequence
 from hogsa.geometry import project_points
 from hogsa.hand import MANO_PARENTS, HandModel
-from hogsa.objects import ArticulatedObject
 
 SIDE_COLORS = {"right": "#e8443a", "left": "#3a7be8"}
 TIP_PARENTS = (15, 3, 6, 12, 9)  # joints 16-20 (tips thumb, index, middle, ring, pinky) hang off these

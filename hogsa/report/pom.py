@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from hogsa.articulated import ArticulatedObject
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import intrinsics, look_at
 from hogsa.data.schema import SIDES
 from hogsa.hand import HandModel
-from hogsa.objects import ArticulatedObject
 from hogsa.pom.grasps import Grasps, hand_vertices
 
 HAND_RGB = {"right": (0.86, 0.62, 0.50), "left": (0.62, 0.72, 0.90)}
