@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(sequence: str = "s01/box_grab_01", repeats: int = 3) -> dict:
     torch.set_num_threads(1)  # the generator runs one process per core
     cfg = section(load_params(ROOT / "params.yaml"), "data", DataConfig).embedded
-    hands, _, rig, right_template = synth._assets()
+    hands, rig, right_template = synth._assets()
     start = time.perf_counter()
     plan, subject, obj = synth.plan_for(sequence, cfg, seed=0)
     plan_seconds = time.perf_counter() - start

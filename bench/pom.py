@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from hogsa.config import load_params, section
-from hogsa.hand import HandConfig, hand_models
+from hogsa.articulated import ObjectPose
+from hogsa.hand import HandConfig, HandPose, hand_models
 from hogsa.open_objects import open_object
 from hogsa.pom.contact import ObjectOccupancy
 from hogsa.pom.contactnet import ContactNet, ContactNetConfig, farthest_points, object_surfaces
 from hogsa.pom.generate import PomConfig
-from hogsa.pom.grasps import Grasps
+from hogsa.pom.grasps import Grasps, repeated
 from hogsa.pom.optimize import optimize_grasps
 from hogsa.pom.perturb import perturb
 
@@ -35,11 +36,10 @@ def box_grasps(hands, count: int) -> Grasps:
     rest = hands["right"].rest().vertices[0].double().numpy()
     lift = 0.012 - rest[:, 1].min()
     trans = {"right": [-0.06 - rest[:, 0].mean(), lift, 0.035], "left": [-0.16 + rest[:, 0].mean(), lift, -0.035]}
-    hand = lambda side: {"rot": np.zeros((count, 3)), "pose": np.zeros((count, 45)),  # noqa: E731
-                         "betas": np.zeros((count, 10)), "trans": np.tile(trans[side], (count, 1))}
-    names = lambda text: np.array([text] * count)  # noqa: E731
-    return Grasps({"right": hand("right"), "left": hand("left")}, np.zeros(count), np.zeros((count, 3)),
-                  np.zeros((count, 3)), names("box"), names("bench/box"), names("bench"))
+    poses = {side: dataclasses.replace(HandPose.zeros(count), transl=np.tile(trans[side], (count, 1)))
+             for side in ("right", "left")}
+    object_pose = ObjectPose(np.zeros(count), np.zeros((count, 3)), np.zeros((count, 3)))
+    return Grasps(poses, object_pose, repeated("box", count), repeated("bench/box", count), repeated("bench", count))
 
 
 def main(batches: tuple[int, ...] = (1, 8, 24, 48)) -> dict:

@@ -201,6 +201,12 @@ class HandModel(nn.Module):
     ``forward(global_orient [B,3], hand_pose [B,45], betas [B,10], transl [B,3])`` →
     ``HandOutput(vertices [B,V,3], joints [B,21,3])``; ``hand_pose`` is absolute axis-angle.
     Pass ``v_template [V,3]`` or ``[B,V,3]`` to skin a modified canonical mesh with the same rig.
+
+    Vertex ids read from the model file (int64 buffers; MANO-HD keeps the original vertices' ids):
+    ``tip_ids`` [5] the fingertips (thumb, index, middle, ring, pinky; MANO's when the file has none),
+    ``palm_ids`` and ``fingerpad_ids`` the palmar surfaces of the palm and of the distal phalanges
+    (the open hand's ``palm_vertex_ids`` and ``fingerpad_vertex_ids``; empty for real MANO, which
+    defines none).
     """
 
     def __init__(self, side: Side, model_dir: str | Path | None = None, hd_level: int = 0):
@@ -224,6 +230,8 @@ class HandModel(nn.Module):
             )
         self.register_buffer("hands_mean", torch.as_tensor(np.asarray(data["hands_mean"]), dtype=torch.float32))
         self.register_buffer("tip_ids", torch.as_tensor(np.asarray(data["tip_ids"]), dtype=torch.long))
+        for name, key in (("palm_ids", "palm_vertex_ids"), ("fingerpad_ids", "fingerpad_vertex_ids")):
+            self.register_buffer(name, torch.as_tensor(np.asarray(data.get(key, []), dtype=np.int64)))
 
     @property
     def faces(self) -> Tensor:  # [F, 3] int64
@@ -294,6 +302,20 @@ class HandModel(nn.Module):
         """The template in the rest pose (zero pose, shape and translation)."""
         zeros = self.v_template.new_zeros
         return self(zeros(batch, 3), zeros(batch, 45), zeros(batch, self.num_betas), zeros(batch, 3))
+
+
+@torch.no_grad()
+def hand_vertices(hand: HandModel, pose: HandPose) -> np.ndarray:
+    """[B, V, 3] float64 world vertices (m) of ``hand`` in the B ``pose`` rows (skinned in float32)."""
+    return hand(*pose.torch()).vertices.double().numpy()
+
+
+@torch.no_grad()
+def rest_wrists(hand: HandModel, betas: np.ndarray) -> np.ndarray:
+    """[B, 3] float64 shaped rest wrist J0 (m; the centre MANO's global rotation turns about) of [B, 10] betas."""
+    zeros = torch.zeros(len(betas), 3)
+    out = hand(zeros, torch.zeros(len(betas), 45), torch.as_tensor(betas, dtype=torch.float32), zeros)
+    return out.joints[:, 0].double().numpy()
 
 
 def _fixed_left_shapedirs(left: np.ndarray, right_file: Path) -> np.ndarray:

@@ -11,8 +11,10 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from hogsa import safe_pickle
-from hogsa.data import arctic
-from hogsa.data.schema import NUM_VIEWS, Camera, HandTrack, Sequence
+from hogsa.data import arctic, arctic_objects
+from hogsa.data.schema import NUM_VIEWS, Camera, Sequence
+from hogsa.hand import HandPose
+from hogsa.articulated import ObjectPose
 
 NAME = "s01/box_grab_01"
 FRAMES = 4
@@ -36,14 +38,14 @@ def random_sequence(rng: np.random.Generator, ego: bool = True, views=(1, 3)) ->
     if ego:
         ego_world2cam = np.stack([rigid(rng.normal(size=3), rng.normal(size=3)) for _ in range(FRAMES)])
         cameras[0] = Camera(K=K, world2cam=ego_world2cam[0], width=W, height=H, dist=rng.normal(size=8) * 0.01)
-    hands = {
-        side: HandTrack(rot=rng.normal(size=(FRAMES, 3)), pose=rng.normal(size=(FRAMES, 45)),
-                        trans=rng.normal(size=(FRAMES, 3)), betas=rng.normal(size=10), valid=np.ones(FRAMES, bool))
-        for side in ("right", "left")
-    }
+    hands = {}
+    for side in ("right", "left"):
+        rot, pose, trans = rng.normal(size=(FRAMES, 3)), rng.normal(size=(FRAMES, 45)), rng.normal(size=(FRAMES, 3))
+        hands[side] = HandPose(rot, pose, np.tile(rng.normal(size=10), (FRAMES, 1)), trans)  # one shape per subject
+    valid = {side: np.ones(FRAMES, bool) for side in ("right", "left")}
+    object_pose = ObjectPose(rng.uniform(0, 1, FRAMES), rng.normal(size=(FRAMES, 3)), rng.normal(size=(FRAMES, 3)))
     return Sequence(name=NAME, subject="s01", object_name="box", frames=FRAMES, cameras=cameras, hands=hands,
-                    obj_articulation=rng.uniform(0, 1, FRAMES), obj_rot=rng.normal(size=(FRAMES, 3)),
-                    obj_trans=rng.normal(size=(FRAMES, 3)), ego_world2cam=ego_world2cam, gender="female")
+                    hand_valid=valid, object_pose=object_pose, ego_world2cam=ego_world2cam, gender="female")
 
 
 def image_of(view: int, frame: int) -> np.ndarray:
@@ -57,12 +59,12 @@ def mask_of(view: int, frame: int) -> np.ndarray:
 
 
 def assert_same_sequence(read: Sequence, written: Sequence) -> None:
-    for field in ("obj_articulation", "obj_rot", "obj_trans"):
-        np.testing.assert_allclose(getattr(read, field), getattr(written, field), rtol=0, atol=1e-12)
+    for read_field, written_field in zip(read.object_pose, written.object_pose):
+        np.testing.assert_allclose(read_field, written_field, rtol=0, atol=1e-12)
     for side in ("right", "left"):
-        for field in ("rot", "pose", "trans", "betas", "valid"):
-            np.testing.assert_allclose(getattr(read.hands[side], field), getattr(written.hands[side], field),
-                                       rtol=0, atol=1e-12)
+        for read_field, written_field in zip(read.hands[side], written.hands[side]):
+            np.testing.assert_allclose(read_field, written_field, rtol=0, atol=1e-12)
+        assert np.array_equal(read.hand_valid[side], written.hand_valid[side])
     assert read.views == written.views
     for view in written.views:
         for field in ("K", "world2cam"):
@@ -89,8 +91,10 @@ def test_write_read_round_trip_with_hands_mean_images_masks_and_ioi_offset(tmp_p
     assert read.gender == "female"
     # pose is stored relative to hands_mean, object translation in millimetres, both as ARCTIC
     stored = safe_pickle.load(tmp_path / "raw_seqs/s01/box_grab_01.mano.npy")
-    np.testing.assert_allclose(stored["left"]["pose"], seq.hands["left"].pose - hands_mean["left"])
-    np.testing.assert_allclose(np.load(tmp_path / "raw_seqs/s01/box_grab_01.object.npy")[:, 4:], seq.obj_trans * 1000)
+    np.testing.assert_allclose(stored["left"]["pose"], seq.hands["left"].hand_pose - hands_mean["left"])
+    assert stored["left"]["shape"].shape == (10,)  # one shape per hand, as ARCTIC
+    np.testing.assert_allclose(np.load(tmp_path / "raw_seqs/s01/box_grab_01.object.npy")[:, 4:],
+                               seq.object_pose.transl * 1000)
     # images and masks are named frame + ioi_offset
     assert sorted(p.name for p in (tmp_path / "images/s01/box_grab_01/3").iterdir()) == [
         "00002.jpg", "00003.jpg", "00004.jpg", "00005.jpg"]
@@ -109,7 +113,7 @@ def test_reading_without_hands_mean_gives_the_stored_relative_pose(tmp_path):
     hands_mean = {"right": np.full(45, 0.1), "left": np.full(45, -0.2)}
     arctic.write_sequence(tmp_path, seq, hands_mean=hands_mean)
     read = arctic.read_sequence(tmp_path, NAME)
-    np.testing.assert_allclose(read.hands["right"].pose, seq.hands["right"].pose - 0.1, atol=1e-12)
+    np.testing.assert_allclose(read.hands["right"].hand_pose, seq.hands["right"].hand_pose - 0.1, atol=1e-12)
     assert read.cameras[0] is None and read.ego_world2cam is None
     assert read.mask(1, 0) is None  # no masks/ folder for this sequence
 
@@ -143,21 +147,22 @@ def test_hand_made_fixture_reads_to_documented_values(tmp_path):
     hands_mean = {"right": np.full(45, 0.05), "left": np.zeros(45)}
     seq = arctic.read_sequence(tmp_path, NAME, hands_mean=hands_mean)
     assert (seq.frames, seq.object_name, seq.gender) == (3, "box", "male")
-    np.testing.assert_allclose(seq.hands["right"].pose, 0.25, atol=1e-6)  # stored 0.2 + hands_mean 0.05
-    np.testing.assert_allclose(seq.hands["right"].betas, np.arange(10))  # (10,) shape
-    np.testing.assert_allclose(seq.hands["left"].betas, 0.5)  # (F,10): first frame's
-    np.testing.assert_allclose(seq.hands["right"].trans[0], [0.1, 0.2, 0.3], atol=1e-6)
-    assert seq.hands["left"].valid.all() and seq.hands["left"].valid.dtype == bool
-    np.testing.assert_allclose(seq.obj_trans[0], [0.1, -0.2, 1.5])  # millimetres → metres
-    np.testing.assert_allclose(seq.obj_articulation, 0.5)
-    np.testing.assert_allclose(seq.obj_rot[0], [0, 0, 0.1])
+    np.testing.assert_allclose(seq.hands["right"].hand_pose, 0.25, atol=1e-6)  # stored 0.2 + hands_mean 0.05
+    np.testing.assert_allclose(seq.hands["right"].betas, np.tile(np.arange(10), (3, 1)))  # (10,) shape, every frame
+    np.testing.assert_allclose(seq.hands["left"].betas, 0.5)  # (F,10): the first frame's, on every frame
+    assert seq.hands["left"].betas.shape == (3, 10)
+    np.testing.assert_allclose(seq.hands["right"].transl[0], [0.1, 0.2, 0.3], atol=1e-6)
+    assert seq.hand_valid["left"].all() and seq.hand_valid["left"].dtype == bool
+    np.testing.assert_allclose(seq.object_pose.transl[0], [0.1, -0.2, 1.5])  # millimetres → metres
+    np.testing.assert_allclose(seq.object_pose.articulation, 0.5)
+    np.testing.assert_allclose(seq.object_pose.rot[0], [0, 0, 0.1])
     assert seq.views == [1, 2]  # no egocam file; views 3-8 have image size [0, 0]
     assert seq.ego_world2cam is None
     np.testing.assert_allclose(seq.cameras[2].world2cam[:3, 3], [0, 0, 2])
     np.testing.assert_allclose(seq.cameras[1].K[:2, 2], [500.5, 400.5])  # OpenCV → hogsa pixel centres
     assert (seq.cameras[1].width, seq.cameras[1].height) == (1000, 800)
     assert seq.image_path(2, 0) == tmp_path / "images/s01/box_grab_01/2/00001.jpg"  # ioi_offset 1
-    assert seq.hands["right"].pose.dtype == np.float64
+    assert all(field.dtype == np.float64 for field in seq.hands["right"])
 
 
 def test_egocentric_camera_is_per_frame(tmp_path):
@@ -282,11 +287,13 @@ def test_misc_json_merges_subjects_and_refuses_conflicting_cameras(tmp_path):
 def test_writer_refuses_invalid_frames_and_bad_images(tmp_path):
     rng = np.random.default_rng(3)
     seq = random_sequence(rng, ego=False)
-    track = seq.hands["left"]
-    invalid = HandTrack(rot=track.rot, pose=track.pose, trans=track.trans, betas=track.betas,
-                        valid=np.array([True, False, True, True]))
-    with pytest.raises(ValueError, match=r"field 'hands\['left'\]\.valid' has invalid frames"):
-        arctic.write_sequence(tmp_path, Sequence(**{**seq.__dict__, "hands": {"right": track, "left": invalid}}))
+    invalid = {"right": np.ones(FRAMES, bool), "left": np.array([True, False, True, True])}
+    with pytest.raises(ValueError, match=r"field 'hand_valid\.left' has invalid frames"):
+        arctic.write_sequence(tmp_path, replace(seq, hand_valid=invalid))
+    betas = seq.hands["right"].betas.copy()
+    betas[2, 4] += 1e-9
+    with pytest.raises(ValueError, match=r"field 'hands\.right\.betas' differs between frame 0 and frame 2; .* one shape"):
+        arctic.write_sequence(tmp_path, replace(seq, hands={**seq.hands, "right": replace(seq.hands["right"], betas=betas)}))
     with pytest.raises(ValueError, match=r"00000\.jpg: image of sequence s01/box_grab_01 view 1 must be uint8 \[12, 16, 3\]"):
         arctic.write_sequence(tmp_path, seq, images={(1, 0): np.zeros((H, W), np.uint8)})
     with pytest.raises(ValueError, match=r"00000\.png: mask labels must be in"):
@@ -295,14 +302,13 @@ def test_writer_refuses_invalid_frames_and_bad_images(tmp_path):
         arctic.write_sequence(tmp_path, seq, images={(2, 0): image_of(2, 0)})
 
 
-def test_read_object_template_delegates_to_arctic_objects(tmp_path):
-    pytest.importorskip("hogsa.data.arctic_objects")
+def test_read_object_template_reads_the_meta_folder_in_metres(tmp_path):
     folder = tmp_path / "meta/object_vtemplates/wedge"
     folder.mkdir(parents=True)
     (folder / "mesh.obj").write_text("v 0 0 0\nv 100 0 0\nv 0 100 0\nv 0 0 100\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
     (folder / "parts.json").write_text("[1, 1, 1, 0]")
-    obj = arctic.read_object_template(tmp_path, "wedge")
+    obj = arctic_objects.read_object_template(tmp_path, "wedge")
     np.testing.assert_allclose(obj.vertices.numpy().max(axis=0), [0.1, 0.1, 0.1])  # millimetres → metres
     assert obj.top_mask.tolist() == [False, False, False, True]
     with pytest.raises(FileNotFoundError, match=r"object_vtemplates/laptop: object template folder"):
-        arctic.read_object_template(tmp_path, "laptop")
+        arctic_objects.read_object_template(tmp_path, "laptop")

@@ -19,7 +19,7 @@ from test_arctic_io import NAME, edit_mano, write_arctic_fixture
 from test_h2o import hand_row, object_pose, write_h2o_fixture, write_line
 
 from hogsa.config import load_params, section
-from hogsa.data import arctic, h2o
+from hogsa.data import arctic, arctic_objects, h2o
 from hogsa.data.dataset import DataConfig, DatasetIndex
 from hogsa.hand import HandConfig, load_mano_file
 from hogsa.open_hand import build_open_hand
@@ -403,12 +403,11 @@ def _(root):
 # ARCTIC: object templates
 # ----------------------------------------------------------------------------------------------------
 def template_case(root: Path, labels: list[int]) -> Callable[[], object]:
-    pytest.importorskip("hogsa.data.arctic_objects")
     folder = root / "meta/object_vtemplates/wedge"
     folder.mkdir(parents=True)
     (folder / "mesh.obj").write_text("v 0 0 0\nv 100 0 0\nv 0 100 0\nv 0 0 100\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
     (folder / "parts.json").write_text(json.dumps(labels))
-    return lambda: arctic.read_object_template(root, "wedge")
+    return lambda: arctic_objects.read_object_template(root, "wedge")
 
 
 @case("template-parts-count", ValueError,

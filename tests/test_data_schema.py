@@ -9,11 +9,12 @@ from PIL import Image
 from hogsa.data.schema import (
     NUM_VIEWS,
     Camera,
-    HandTrack,
     K_from_dataset,
     K_to_dataset,
     Sequence,
 )
+from hogsa.hand import HandPose
+from hogsa.articulated import ObjectPose
 
 FRAMES = 3
 K = np.array([[100.0, 0.0, 4.0], [0.0, 110.0, 3.0], [0.0, 0.0, 1.0]])
@@ -25,9 +26,12 @@ def translation(x: float, y: float, z: float) -> np.ndarray:
     return matrix
 
 
-def hand(frames: int = FRAMES) -> HandTrack:
-    return HandTrack(rot=np.zeros((frames, 3)), pose=np.zeros((frames, 45)), trans=np.zeros((frames, 3)),
-                     betas=np.zeros(10), valid=np.ones(frames, dtype=bool))
+def hand(frames: int = FRAMES) -> HandPose:
+    return HandPose.zeros(frames)
+
+
+def object_pose(frames: int = FRAMES) -> ObjectPose:
+    return ObjectPose(np.zeros(frames), np.zeros((frames, 3)), np.zeros((frames, 3)))
 
 
 def sequence(tmp_path: Path | None = None, **changes) -> Sequence:
@@ -38,8 +42,8 @@ def sequence(tmp_path: Path | None = None, **changes) -> Sequence:
     cameras[2] = Camera(K=K, world2cam=translation(0, 0, 1), width=8, height=6)
     fields = dict(
         name="s01/box_grab_01", subject="s01", object_name="box", frames=FRAMES, cameras=cameras,
-        hands={"right": hand(), "left": hand()}, obj_articulation=np.zeros(FRAMES), obj_rot=np.zeros((FRAMES, 3)),
-        obj_trans=np.zeros((FRAMES, 3)), ego_world2cam=ego,
+        hands={"right": hand(), "left": hand()}, hand_valid={"right": np.ones(FRAMES, bool), "left": np.ones(FRAMES, bool)},
+        object_pose=object_pose(), ego_world2cam=ego,
         image_file=(lambda view, frame: tmp_path / f"{view}_{frame}.png") if tmp_path else None,
         mask_file=(lambda view, frame: tmp_path / f"m{view}_{frame}.png") if tmp_path else None,
     )
@@ -75,22 +79,40 @@ def test_pixel_centre_conversion_is_half_a_pixel_and_inverts():
     np.testing.assert_allclose(K_to_dataset(hogsa_K), K)
 
 
-def test_hand_track_rejects_bad_shapes():
-    with pytest.raises(ValueError, match=r"'pose' has shape \(3, 44\), expected \(3, 45\)"):
-        HandTrack(rot=np.zeros((3, 3)), pose=np.zeros((3, 44)), trans=np.zeros((3, 3)), betas=np.zeros(10),
-                  valid=np.ones(3, bool))
-    with pytest.raises(ValueError, match="'valid' must be bool"):
-        HandTrack(rot=np.zeros((3, 3)), pose=np.zeros((3, 45)), trans=np.zeros((3, 3)), betas=np.zeros(10),
-                  valid=np.ones(3))
+def test_sequence_holds_float64_copies_of_the_poses():
+    given = HandPose(*(np.ones((FRAMES, width), dtype=np.float32) for width in (3, 45, 10, 3)))
+    given_object = ObjectPose(np.ones(FRAMES, dtype=np.float32), np.ones((FRAMES, 3)), np.ones((FRAMES, 3)))
+    seq = sequence(hands={"left": hand(), "right": given}, object_pose=given_object)
+    assert list(seq.hands) == ["right", "left"]  # in SIDES order whatever the order given
+    assert all(field.dtype == np.float64 for field in seq.hands["right"]) and seq.object_pose.articulation.dtype == np.float64
+    given.transl[:] = 5.0
+    given_object.rot[:] = 5.0
+    assert (seq.hands["right"].transl == 1.0).all() and (seq.object_pose.rot == 1.0).all()  # copies, not views
+    assert seq.hand_valid["left"].dtype == bool and seq.hand_valid["left"].shape == (FRAMES,)
+
+
+def nan_pose() -> HandPose:
+    pose = HandPose.zeros(FRAMES)
+    pose.hand_pose[1, 7] = np.nan
+    return pose
 
 
 @pytest.mark.parametrize(
     "changes, match",
     [
-        (dict(obj_trans=np.full((FRAMES, 3), np.nan)), r"sequence s01/box_grab_01: field 'obj_trans' holds NaN"),
-        (dict(obj_rot=np.zeros((FRAMES + 1, 3))), r"sequence s01/box_grab_01: field 'obj_rot' has shape \(4, 3\)"),
-        (dict(hands={"right": hand(), "left": hand(FRAMES + 1)}), r"field 'hands\['left'\]' must be a HandTrack of 3"),
+        (dict(object_pose=ObjectPose(np.zeros(FRAMES), np.zeros((FRAMES, 3)), np.full((FRAMES, 3), np.nan))),
+         r"sequence s01/box_grab_01: field 'object_pose.transl' holds NaN"),
+        (dict(object_pose=object_pose(FRAMES + 1)),
+         r"sequence s01/box_grab_01: field 'object_pose.articulation' has shape \(4,\), expected \(3,\)"),
+        (dict(object_pose=np.zeros((FRAMES, 7))), r"field 'object_pose' must be an ObjectPose of 3 rows, got ndarray"),
+        (dict(hands={"right": hand(), "left": hand(FRAMES + 1)}),
+         r"sequence s01/box_grab_01: field 'hands.left.global_orient' has shape \(4, 3\), expected \(3, 3\)"),
+        (dict(hands={"right": nan_pose(), "left": hand()}), r"field 'hands.right.hand_pose' holds NaN .*index \(1, 7\)"),
+        (dict(hands={"right": {"rot": np.zeros((3, 3))}, "left": hand()}), r"field 'hands.right' must be a HandPose of 3"),
         (dict(hands={"right": hand()}), r"field 'hands' must have keys"),
+        (dict(hand_valid={"right": np.ones(FRAMES, bool)}), r"field 'hand_valid' must have keys"),
+        (dict(hand_valid={"right": np.ones(FRAMES, bool), "left": np.ones(FRAMES)}),
+         r"field 'hand_valid.left' must be bool of shape \(3,\), got float64"),
         (dict(cameras=[None] * 8), r"field 'cameras' must be 9 entries"),
         (dict(ego_world2cam=None), r"field 'ego_world2cam' must be given exactly when cameras\[0\] is"),
         (dict(ego_world2cam=np.tile(translation(0, 1, 0), (FRAMES, 1, 1))), r"cameras\[0\].world2cam' must equal"),

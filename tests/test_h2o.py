@@ -68,17 +68,31 @@ def test_fixture_reads_to_documented_values(tmp_path, hand_dir, obj_dir):
     assert (seq.name, seq.subject, seq.object_name, seq.frames) == ("subject1/h1/0", "subject1", "milk", FRAMES)
     rows = np.stack([hand_row(f) for f in range(FRAMES)])
     right, left = seq.hands["right"], seq.hands["left"]
-    np.testing.assert_allclose(right.trans, rows[:, 63:66])
-    np.testing.assert_allclose(right.rot, rows[:, 66:69])
-    np.testing.assert_allclose(right.pose, rows[:, 69:114])  # absolute already: no hands_mean
-    np.testing.assert_allclose(left.pose, rows[:, 7:52])
-    assert left.valid.tolist() == [True, False, True] and right.valid.all()
-    np.testing.assert_allclose(right.betas, rows[0, 114:124])  # first valid frame's
-    np.testing.assert_allclose(left.betas, rows[0, 52:62])
-    np.testing.assert_allclose(seq.obj_trans, [object_pose(f)[:3, 3] for f in range(FRAMES)])
-    np.testing.assert_allclose(Rotation.from_rotvec(seq.obj_rot).as_matrix(), [object_pose(f)[:3, :3] for f in range(FRAMES)],
+    np.testing.assert_allclose(right.transl, rows[:, 63:66])
+    np.testing.assert_allclose(right.global_orient, rows[:, 66:69])
+    np.testing.assert_allclose(right.hand_pose, rows[:, 69:114])  # absolute already: no hands_mean
+    np.testing.assert_allclose(left.hand_pose, rows[:, 7:52])
+    assert seq.hand_valid["left"].tolist() == [True, False, True] and seq.hand_valid["right"].all()
+    np.testing.assert_array_equal(right.betas, np.tile(rows[0, 114:124], (FRAMES, 1)))  # first valid frame's, every frame
+    np.testing.assert_array_equal(left.betas, np.tile(rows[0, 52:62], (FRAMES, 1)))
+    pose = seq.object_pose
+    np.testing.assert_allclose(pose.transl, [object_pose(f)[:3, 3] for f in range(FRAMES)])
+    np.testing.assert_allclose(Rotation.from_rotvec(pose.rot).as_matrix(), [object_pose(f)[:3, :3] for f in range(FRAMES)],
                                atol=1e-12)
-    np.testing.assert_allclose(seq.obj_articulation, 0)
+    np.testing.assert_allclose(pose.articulation, 0)
+
+
+def test_each_frame_gets_the_betas_of_the_first_valid_frame_and_never_valid_hands_zeros(tmp_path):
+    seq_dir = write_h2o_fixture(tmp_path, "hand_pose_MANO", "obj_pose_RT", cams=(0,))
+    rows = np.stack([hand_row(f) for f in range(FRAMES)])
+    rows[0, 0] = 0  # the left hand is now valid at frame 2 only
+    rows[:, 62] = 0  # the right hand never
+    for frame in range(FRAMES):
+        write_line(seq_dir / "cam0/hand_pose_MANO" / f"{frame:06d}.txt", rows[frame])
+    seq = h2o.read_sequence(seq_dir, cam=0)
+    np.testing.assert_array_equal(seq.hands["left"].betas, np.tile(rows[2, 52:62], (FRAMES, 1)))
+    np.testing.assert_array_equal(seq.hands["right"].betas, np.zeros((FRAMES, 10)))
+    assert seq.hand_valid["left"].tolist() == [False, False, True] and not seq.hand_valid["right"].any()
 
 
 def test_cameras_are_expressed_in_the_annotated_cameras_frame(tmp_path):
@@ -164,7 +178,6 @@ TETRAHEDRON = "v 0 0 0\nv 0.1 0 0\nv 0 0.1 0\nv 0 0 0.1\nf 1 3 2\nf 1 2 4\nf 1 4
 
 
 def test_read_object_is_rigid_and_finds_the_spray_mesh(tmp_path):
-    pytest.importorskip("hogsa.articulated")
     (tmp_path / "spray").mkdir()
     (tmp_path / "spray/lotion_spray.obj").write_text(TETRAHEDRON)
     obj = h2o.read_object(tmp_path, "spray")
@@ -181,7 +194,6 @@ def test_read_object_is_rigid_and_finds_the_spray_mesh(tmp_path):
 
 
 def test_read_object_takes_uvs_and_texture_from_the_material(tmp_path):
-    pytest.importorskip("hogsa.articulated")
     folder = tmp_path / "milk"
     folder.mkdir()
     uv_lines = "vt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\n"

@@ -10,7 +10,8 @@ import scipy.sparse
 import torch
 from scipy.spatial.transform import Rotation
 
-from hogsa.hand import JOINT_NAMES, MANO_PARENTS, HandModel, load_mano_file, subdivide_mano
+from hogsa.hand import (JOINT_NAMES, MANO_PARENTS, HandModel, HandPose, hand_vertices, load_mano_file, rest_wrists,
+                        subdivide_mano)
 from hogsa.open_hand import build_open_hand, open_hand_file
 
 
@@ -114,7 +115,8 @@ def _fake_official_pickle(data: dict, path):
         for field in ("shapedirs", "v_template", "J", "weights", "posedirs"):
             official[field] = Ch(np.asarray(data[field]))
         official["J_regressor"] = scipy.sparse.csc_matrix(data["J_regressor"])
-        official.pop("tip_ids")  # the official file has no tip ids
+        for field in ("tip_ids", "palm_vertex_ids", "fingerpad_vertex_ids"):  # the official file has none of these
+            official.pop(field)
         raw = pickle.dumps(official, protocol=2)
     finally:
         del sys.modules["chumpy"], sys.modules["chumpy.ch"]
@@ -135,6 +137,8 @@ def test_official_style_pickle_loads_without_chumpy(tmp_path):
     assert "chumpy" not in sys.modules
 
     official = HandModel("right", model_dir=tmp_path)
+    assert official.palm_ids.shape == (0,) and official.fingerpad_ids.shape == (0,)  # MANO defines no such regions
+    assert official.palm_ids.dtype == torch.long
     official.tip_ids.copy_(torch.as_tensor(plain["tip_ids"]))
     reference = HandModel("right")
     rng = np.random.default_rng(2)
@@ -190,6 +194,7 @@ def test_hd_hand_keeps_original_vertices_and_joints(hands):
     n_edges = n_base + n_faces - 2  # Euler: V - E + F = 2 on a closed genus-0 surface
     assert hd.v_template.shape[0] == n_base + n_edges and hd.faces.shape[0] == 4 * n_faces
     torch.testing.assert_close(hd.tip_ids, base.tip_ids)
+    assert torch.equal(hd.palm_ids, base.palm_ids) and torch.equal(hd.fingerpad_ids, base.fingerpad_ids)
     torch.testing.assert_close(hd.v_template[:n_base], base.v_template)
     pose = np.random.default_rng(3).normal(scale=0.3, size=45)
     hd_out, base_out = _pose(hd, hand_pose=pose), _pose(base, hand_pose=pose)
@@ -216,3 +221,31 @@ def test_vertex_transforms_reproduce_skinning(hands):
     shaped = hand.v_template + torch.einsum("bl,vcl->bvc", args[2], hand.layer.shapedirs.reshape(-1, 3, 10))
     moved = torch.einsum("bvij,bvj->bvi", transforms[..., :3, :3], shaped) + transforms[..., :3, 3]
     torch.testing.assert_close(moved, hand(*args).vertices, atol=1e-5, rtol=0)
+
+
+def test_open_hand_vertex_ids_are_read_from_its_file(hands):
+    for side, hand in hands.items():
+        data = build_open_hand(side)
+        assert hand.palm_ids.dtype == torch.long and len(hand.palm_ids) > 50 and len(hand.fingerpad_ids) > 20
+        np.testing.assert_array_equal(hand.palm_ids.numpy(), data["palm_vertex_ids"])
+        np.testing.assert_array_equal(hand.fingerpad_ids.numpy(), data["fingerpad_vertex_ids"])
+        np.testing.assert_array_equal(hand.tip_ids.numpy(), data["tip_ids"])
+        palm = hand.v_template[hand.palm_ids]
+        assert palm[:, 1].mean() < hand.v_template[:, 1].mean()  # the palm faces -y
+
+
+def test_hand_vertices_and_rest_wrists_of_pose_batches(hands):
+    hand = hands["right"]
+    rng = np.random.default_rng(5)
+    pose = HandPose(rng.normal(scale=0.5, size=(3, 3)), rng.normal(scale=0.3, size=(3, 45)),
+                    rng.normal(size=(3, 10)), rng.normal(scale=0.1, size=(3, 3)))
+    verts = hand_vertices(hand, pose)
+    assert verts.shape == (3, hand.v_template.shape[0], 3) and verts.dtype == np.float64
+    # rows are independent (to float32 rounding: a batch of one need not round as a batch of three)
+    np.testing.assert_allclose(verts[1], hand_vertices(hand, pose.take(1))[0], rtol=0, atol=1e-6)
+    wrists = rest_wrists(hand, pose.betas)
+    # the wrist stays where it is under any global rotation and finger pose: MANO turns about it
+    turned = HandPose(pose.global_orient, pose.hand_pose, pose.betas, np.zeros((3, 3)))
+    with torch.no_grad():
+        np.testing.assert_allclose(hand(*turned.torch()).joints[:, 0].double().numpy(), wrists, atol=1e-6)
+    assert not np.allclose(wrists[0], wrists[1])  # betas move it

@@ -8,15 +8,16 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from hogsa.data.contact import ObjectDistance
-from hogsa.hand import HandConfig, hand_models
-from hogsa.metrics.diversity import coverage, mean_pairwise_distance, pose_distances
+from hogsa.articulated import ObjectPose
+from hogsa.hand import HandConfig, HandPose, hand_models, hand_vertices, rest_wrists
+from hogsa.metrics.diversity import coverage, grasp_descriptors, mean_pairwise_distance, pose_distances
 from hogsa.open_objects import open_object
 from hogsa.pom.contact import ObjectOccupancy
 from hogsa.pom.contactnet import (ContactNetConfig, contact_examples, farthest_points, load_contactnet,
                                   object_surfaces, save_contactnet, train_contactnet)
-from hogsa.pom.grasps import Grasps, hand_vertices
+from hogsa.pom.grasps import Grasps, grasp_joints, repeated
 from hogsa.pom.optimize import OptimizeConfig, contact_prior, optimize_grasps
-from hogsa.pom.perturb import PerturbConfig, perturb, rest_wrists
+from hogsa.pom.perturb import PerturbConfig, perturb
 from hogsa.pom.plausibility import PlausibilityConfig, failure_counts, filter_grasps, plausibility_records
 
 PERTURB = PerturbConfig(max_rotation_deg=20.0, push_fraction=0.05, max_offset=0.06, articulation_range=[0.01, 0.2],
@@ -42,11 +43,10 @@ def palm_down_on_box(hands, count: int, depth: float, object_name: str = "box") 
     right_trans = np.stack([xs, np.full(count, 0.012 - depth - palm_low), np.zeros(count)], axis=1)
     right_trans[:, 0] += -0.11 - rest["right"][:, 0].mean()  # centre the hand over the lid
     left_trans = np.tile([0.0, 0.3, 0.3], (count, 1))
-    hand = lambda trans: {"rot": np.zeros((count, 3)), "pose": np.zeros((count, 45)), "betas": np.zeros((count, 10)),  # noqa: E731
-                          "trans": trans}
-    names = lambda text: np.array([text] * count)  # noqa: E731
-    return Grasps({"right": hand(right_trans), "left": hand(left_trans)}, np.zeros(count), np.zeros((count, 3)),
-                  np.zeros((count, 3)), names(object_name), names(f"s01/{object_name}"),
+    poses = {side: dataclasses.replace(HandPose.zeros(count), transl=transl)
+             for side, transl in (("right", right_trans), ("left", left_trans))}
+    object_pose = ObjectPose(np.zeros(count), np.zeros((count, 3)), np.zeros((count, 3)))
+    return Grasps(poses, object_pose, repeated(object_name, count), repeated(f"s01/{object_name}", count),
                   np.array([f"s01/{object_name}_grab_01:{k}" for k in range(count)]))
 
 
@@ -55,11 +55,37 @@ def test_grasps_save_load_round_trip_and_bad_file(hands, tmp_path):
     grasps.save(tmp_path / "poses.npz")
     back = Grasps.load(tmp_path / "poses.npz")
     # exact: the .npz stores the float64 arrays as they are, so they come back bit for bit
-    assert np.array_equal(back.hands["right"]["trans"], grasps.hands["right"]["trans"])
+    for side in ("right", "left"):
+        assert all(np.array_equal(a, b) and b.dtype == np.float64 for a, b in zip(grasps.hands[side], back.hands[side]))
+    assert all(np.array_equal(a, b) for a, b in zip(grasps.object_pose, back.object_pose))
     assert list(back.group) == list(grasps.group) and list(back.source) == list(grasps.source)
+    with np.load(tmp_path / "poses.npz") as stored:
+        assert {"right_global_orient", "left_transl", "object_rot", "object_articulation"} <= set(stored)
+        arrays = dict(stored)
     np.savez(tmp_path / "bad.npz", articulation=np.zeros(3))
-    with pytest.raises(ValueError, match="bad.npz: fields .*right_rot"):
+    with pytest.raises(ValueError, match="bad.npz: fields .*right_global_orient"):
         Grasps.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "short.npz", **{**arrays, "left_betas": np.zeros((2, 10))})
+    with pytest.raises(ValueError, match=r"short.npz: keys 'left_\*': HandPose: field 'betas' has shape \(2, 10\), "
+                                         r"expected \(3, 10\)"):
+        Grasps.load(tmp_path / "short.npz")
+    two_rows = {f"right_{field}": value[:2] for field, value in zip(("global_orient", "hand_pose", "betas", "transl"),
+                                                                   grasps.hands["right"])}
+    np.savez(tmp_path / "rows.npz", **{**arrays, **two_rows})
+    with pytest.raises(ValueError, match=r"rows.npz: Grasps: field 'hands.right' must be a HandPose of 3 rows"):
+        Grasps.load(tmp_path / "rows.npz")
+
+
+def test_grasps_take_and_concatenate_keep_hands_and_object_rows_together(hands):
+    grasps = Grasps.concatenate([palm_down_on_box(hands, 3, 0.002), palm_down_on_box(hands, 2, 0.004, "bottle")])
+    assert len(grasps) == 5 and list(grasps.object_name) == ["box"] * 3 + ["bottle"] * 2
+    picked = grasps.take(np.array([4, 0]))
+    assert list(picked.object_name) == ["bottle", "box"] and list(picked.source) == [grasps.source[4], grasps.source[0]]
+    assert np.array_equal(picked.hands["right"].transl, grasps.hands["right"].transl[[4, 0]])
+    assert np.array_equal(picked.object_pose.rot, grasps.object_pose.rot[[4, 0]])
+    with pytest.raises(ValueError, match=r"'hands.left' must be a HandPose of 5 rows"):
+        Grasps({**grasps.hands, "left": grasps.hands["left"].take(np.arange(4))}, grasps.object_pose,
+               grasps.object_name, grasps.group, grasps.source)
 
 
 def test_perturbation_rotates_about_the_object_pushes_5_percent_and_is_seeded(hands):
@@ -69,30 +95,32 @@ def test_perturbation_rotates_about_the_object_pushes_5_percent_and_is_seeded(ha
     out = perturb(grasps, hands, obj, no_offset, np.random.default_rng(1))
     centre = obj.vertices.double().numpy().mean(axis=0)
     for side in ("right", "left"):
-        j0 = rest_wrists(hands[side], grasps.hands[side]["betas"])
-        before = np.linalg.norm(j0 + grasps.hands[side]["trans"] - centre, axis=1)
-        after = np.linalg.norm(j0 + out.hands[side]["trans"] - centre, axis=1)
+        j0 = rest_wrists(hands[side], grasps.hands[side].betas)
+        before = np.linalg.norm(j0 + grasps.hands[side].transl - centre, axis=1)
+        after = np.linalg.norm(j0 + out.hands[side].transl - centre, axis=1)
         assert np.allclose(after, 1.05 * before)  # rotation about the centre keeps it; the push adds 5 %
-        turn = (Rotation.from_rotvec(out.hands[side]["rot"]) * Rotation.from_rotvec(grasps.hands[side]["rot"]).inv())
+        turn = (Rotation.from_rotvec(out.hands[side].global_orient)
+                * Rotation.from_rotvec(grasps.hands[side].global_orient).inv())
         angles = np.degrees(np.abs(turn.as_euler("ZYX")))
         assert (angles <= 20.0 + 1e-6).all() and angles.max() > 5.0
         # a rigid motion: the hand's shape and pose are untouched, its vertices keep their distances
+        assert np.array_equal(out.hands[side].hand_pose, grasps.hands[side].hand_pose)
         v0, v1 = (hand_vertices(hands[side], g.hands[side])[0] for g in (grasps, out))
         assert np.allclose(np.linalg.norm(v0[1:] - v0[0], axis=1), np.linalg.norm(v1[1:] - v1[0], axis=1), atol=1e-5)
     again = perturb(grasps, hands, obj, no_offset, np.random.default_rng(1))
     other = perturb(grasps, hands, obj, no_offset, np.random.default_rng(2))
-    assert np.array_equal(again.hands["right"]["trans"], out.hands["right"]["trans"])  # same seed: same bytes
-    assert not np.allclose(other.hands["right"]["trans"], out.hands["right"]["trans"])
+    assert np.array_equal(again.hands["right"].transl, out.hands["right"].transl)  # same seed: same bytes
+    assert not np.allclose(other.hands["right"].transl, out.hands["right"].transl)
 
 
 def test_perturbation_offset_moves_hands_and_object_together(hands):
     grasps = palm_down_on_box(hands, 5, 0.0, "bottle")
     only_offset = dataclasses.replace(PERTURB, max_rotation_deg=0.0, push_fraction=0.0)
     out = perturb(grasps, hands, open_object("bottle"), only_offset, np.random.default_rng(0))
-    shift = out.obj_trans - grasps.obj_trans
+    shift = out.object_pose.transl - grasps.object_pose.transl
     assert (np.linalg.norm(shift, axis=1) <= 0.06).all() and np.linalg.norm(shift, axis=1).max() > 0.005
     for side in ("right", "left"):
-        assert np.allclose(out.hands[side]["trans"] - grasps.hands[side]["trans"], shift)
+        assert np.allclose(out.hands[side].transl - grasps.hands[side].transl, shift)
 
 
 def test_articulation_change_is_in_range_and_a_lid_holder_turns_with_the_lid(hands):
@@ -100,19 +128,19 @@ def test_articulation_change_is_in_range_and_a_lid_holder_turns_with_the_lid(han
     obj = open_object("box")
     only_articulation = dataclasses.replace(PERTURB, max_rotation_deg=0.0, push_fraction=0.0, max_offset=0.0)
     out = perturb(grasps, hands, obj, only_articulation, np.random.default_rng(0))
-    change = out.articulation - grasps.articulation
+    change = out.object_pose.articulation - grasps.object_pose.articulation
     assert ((change >= 0.01 * np.pi - 1e-9) & (change <= 0.2 * np.pi + 1e-9)).all()  # from a closed lid: opens
     distance = ObjectDistance(obj)
     for k in range(len(out)):  # the holder keeps its grasp on the moved lid
-        before = distance(hand_vertices(hands["right"], {f: v[k:k + 1] for f, v in grasps.hands["right"].items()})[0],
-                          grasps.articulation[k], grasps.obj_rot[k], grasps.obj_trans[k])
-        after = distance(hand_vertices(hands["right"], {f: v[k:k + 1] for f, v in out.hands["right"].items()})[0],
-                         out.articulation[k], out.obj_rot[k], out.obj_trans[k])
+        before = distance(hand_vertices(hands["right"], grasps.hands["right"].take(k))[0],
+                          *(field[k] for field in grasps.object_pose))
+        after = distance(hand_vertices(hands["right"], out.hands["right"].take(k))[0],
+                         *(field[k] for field in out.object_pose))
         assert np.abs(after - before).max() < 2e-3
     # far away: not moved. Computed, not copied: the wrist goes through identity motions about the hinge and the
     # object's centre, (w - p) + p - j0, with scipy rotations, which need not round back to the same bits on every
     # platform (float64 rounding at 0.3 m is ~1e-16 m); a swing with the lid would move it by centimetres
-    np.testing.assert_allclose(out.hands["left"]["trans"], grasps.hands["left"]["trans"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(out.hands["left"].transl, grasps.hands["left"].transl, rtol=0, atol=1e-9)
 
 
 def test_contact_prior_of_the_open_hand_faces_the_palm_side(hands):
@@ -176,7 +204,7 @@ def test_optimisation_lifts_a_palm_out_of_the_lid_and_keeps_contact(hands, tiny_
                             subset, dataclasses.replace(OPTIMIZE, iterations=5))
     pair = optimize_grasps(init, hands, obj, surfaces, dense, ObjectOccupancy(obj, 0.003), net, subset,
                            dataclasses.replace(OPTIMIZE, iterations=5))
-    assert np.allclose(alone.grasps.hands["right"]["trans"][0], pair.grasps.hands["right"]["trans"][1], atol=1e-6)
+    assert np.allclose(alone.grasps.hands["right"].transl[0], pair.grasps.hands["right"].transl[1], atol=1e-6)
 
 
 def test_plausibility_filter_drops_and_counts_failures(hands):
@@ -199,7 +227,9 @@ def test_plausibility_filter_drops_and_counts_failures(hands):
 def test_coverage_and_pairwise_distance_match_brute_force():
     rng = np.random.default_rng(0)
     train, extra, test = rng.normal(size=(6, 42, 3)), rng.normal(size=(4, 42, 3)), rng.normal(size=(5, 42, 3))
-    objects = lambda n: np.array(["box", "bottle"] * n)[:n]  # noqa: E731
+    def objects(count: int) -> np.ndarray:
+        return np.array(["box", "bottle"] * count)[:count]
+
     brute = np.mean([min(np.linalg.norm(t - r, axis=-1).mean() for r, o in zip(train, objects(6)) if o == ot)
                      for t, ot in zip(test, objects(5))])
     assert coverage(test, objects(5), train, objects(6)) == pytest.approx(brute)
@@ -212,3 +242,22 @@ def test_coverage_and_pairwise_distance_match_brute_force():
     assert pose_distances(train[:1], train[:1])[0, 0] == 0.0  # exact: x - x is 0 in floating point, so is its norm
     with pytest.raises(ValueError, match="no reference grasp of object 'mug'"):
         coverage(test, np.array(["mug"] * 5), train, objects(6))
+
+
+def test_grasp_descriptors_are_the_joints_in_the_object_frame_in_mm(hands):
+    grasps = palm_down_on_box(hands, 2, 0.002)
+    joints = grasp_joints(grasps, hands)
+    assert joints.shape == (2, 42, 3) and joints.dtype == np.float64
+    np.testing.assert_array_equal(joints[:, 21:], hand_vertices_joints(hands["left"], grasps.hands["left"]))  # left second
+    quarter_turn = np.array([[0.0, 0.0, np.pi / 2]] * 2)  # the object turned +90° about z, then moved by t
+    t = np.array([[0.1, -0.2, 0.3]] * 2)
+    world = np.einsum("ij,snj->sni", Rotation.from_rotvec(quarter_turn[0]).as_matrix(), joints) + t[:, None]
+    local = grasp_descriptors(world, quarter_turn, t)
+    np.testing.assert_allclose(local, joints * 1000.0, atol=1e-9)  # back in the object's frame, mm
+    x_axis = grasp_descriptors(np.array([[[0.0, 1.0, 0.0]] * 42]), quarter_turn[:1], np.zeros((1, 3)))
+    np.testing.assert_allclose(x_axis[0, 0], [1000.0, 0.0, 0.0], atol=1e-9)  # world +y is the turned object's +x
+
+
+def hand_vertices_joints(hand, pose: HandPose) -> np.ndarray:
+    with torch.no_grad():
+        return hand(*pose.torch()).joints.double().numpy()

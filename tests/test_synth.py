@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from hogsa.data import arctic, synth
+from hogsa.data import arctic, arctic_objects, synth
 from hogsa.data.contact import ObjectDistance
-from hogsa.data.grasp import hand_vertices
 from hogsa.data.synth import EmbeddedConfig
 from hogsa.geometry import project_points
+from hogsa.hand import hand_vertices
 from hogsa.report.data import joints_on_mask, posed_object
 
 SMOKE = EmbeddedConfig(
@@ -65,7 +65,7 @@ def test_annotated_joints_fall_on_the_hand_masks(dataset):
 
 def test_projected_object_vertices_fall_on_the_object_mask(dataset):
     root, sequences, _ = dataset
-    obj = arctic.read_object_template(root, "box")
+    obj = arctic_objects.read_object_template(root, "box")
     on_object = unoccluded = 0
     for seq in sequences.values():
         for frame in range(seq.frames):
@@ -92,18 +92,20 @@ def test_grasp_frames_touch_without_penetrating(name):
     hands = synth._assets()[0]
     plan, subject, obj = synth.plan_for(name, cfg, seed=0)
     distance = ObjectDistance(obj)
+    pose = plan.object_pose
     assert plan.grasping.sum() >= 3
+    assert all(np.array_equal(plan.hands[side].betas, np.tile(subject.betas, (8, 1))) for side in hands)
     for frame in np.nonzero(plan.grasping)[0]:
         for side, hand in hands.items():
-            verts = hand_vertices(hand, subject.betas, plan.hands[side][frame])
-            closest = distance(verts, plan.articulation[frame], plan.obj_rot[frame], plan.obj_trans[frame])
+            verts = hand_vertices(hand, plan.hands[side].take(frame))[0]
+            closest = distance(verts, pose.articulation[frame], pose.rot[frame], pose.transl[frame])
             assert closest.min() < 0.003, f"{side} hand does not touch in frame {frame}"
             assert closest.min() > -0.005, f"{side} hand penetrates {-closest.min() * 1000:.1f} mm in frame {frame}"
     # away from the grasp the hands are clear of the object
     first = 0
     for side, hand in hands.items():
-        verts = hand_vertices(hand, subject.betas, plan.hands[side][first])
-        assert distance(verts, plan.articulation[first], plan.obj_rot[first], plan.obj_trans[first]).min() > 0.02
+        verts = hand_vertices(hand, plan.hands[side].take(first))[0]
+        assert distance(verts, pose.articulation[first], pose.rot[first], pose.transl[first]).min() > 0.02
 
 
 def test_annotations_are_jittered_images_are_not(dataset):
@@ -111,9 +113,10 @@ def test_annotations_are_jittered_images_are_not(dataset):
     name = "s01/box_grab_01"
     clean, _, _ = synth.plan_for(name, SMOKE, seed=0)
     seq = sequences[name]
-    offsets = np.linalg.norm(seq.hands["right"].trans - np.stack([g.transl for g in clean.hands["right"]]), axis=1)
+    offsets = np.linalg.norm(seq.hands["right"].transl - clean.hands["right"].transl, axis=1)
     assert 1e-4 < np.median(offsets) < 5e-3  # ~2 mm RMS mocap-like noise
-    assert np.abs(seq.obj_trans - clean.obj_trans).max() < 0.01
+    assert np.abs(seq.object_pose.transl - clean.object_pose.transl).max() < 0.01
+    assert np.array_equal(seq.hands["right"].betas, clean.hands["right"].betas)  # the shape is not jittered
 
 
 def test_deterministic_and_resumable(dataset, tmp_path):

@@ -2,6 +2,6 @@
 its object templates ``arctic_objects``, ``h2o``). Every dataset hogsa uses (real ARCTIC, converted
 H2O, the embedded synthetic one) is read into the same ``Sequence`` record."""
 
-from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, HandTrack, Sequence
+from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, Sequence
 
-__all__ = ["NUM_VIEWS", "SIDES", "Camera", "HandTrack", "Sequence"]
+__all__ = ["NUM_VIEWS", "SIDES", "Camera", "Sequence"]

@@ -43,14 +43,15 @@ from hogsa.data.schema import (
     NUM_VIEWS,
     SIDES,
     Camera,
-    HandTrack,
     K_from_dataset,
     K_to_dataset,
     Sequence,
     check_rigid,
     checked_array,
 )
+from hogsa.hand import HandPose
 from hogsa.io import atomic_path
+from hogsa.articulated import ObjectPose
 
 SPLITS_FILE = "splits_json/protocol_p1.json"
 MISC_FILE = "meta/misc.json"
@@ -98,10 +99,10 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
     """Read sequence ``name`` ("sXX/<object>_<action>_NN") of the ARCTIC layout under ``root``.
 
     ``hands_mean``: {"right": [45], "left": [45]} of the MANO model the poses were fitted with (ARCTIC
-    stores pose relative to it); None means zeros. A (F,10) ``shape`` reads as its first frame's
-    betas (ARCTIC fits one shape per subject). Missing files raise FileNotFoundError, malformed ones
-    ValueError, both naming the file and field; a pickled file that is truncated or names a class
-    other than numpy's raises pickle.UnpicklingError naming the file.
+    stores pose relative to it); None means zeros. Each hand's ``shape`` fills the betas of every
+    frame; a (F,10) one reads as its first frame's (ARCTIC fits one shape per subject). Missing files
+    raise FileNotFoundError, malformed ones ValueError, both naming the file and field; a pickled file
+    that is truncated or names a class other than numpy's raises pickle.UnpicklingError naming the file.
     """
     root = Path(root)
     subject, seq, object_name = parse_name(name)
@@ -110,9 +111,9 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
     obj_file = raw / f"{seq}.object.npy"
     obj = _read_object_poses(obj_file)
     frames = obj.shape[0]
-    for side, track in hands.items():
-        if track.frames != frames:
-            raise ValueError(f"{raw / f'{seq}.mano.npy'}: field {side!r} has {track.frames} frames, {obj_file} has "
+    for side, pose in hands.items():
+        if len(pose) != frames:
+            raise ValueError(f"{raw / f'{seq}.mano.npy'}: field {side!r} has {len(pose)} frames, {obj_file} has "
                              f"{frames}; expected the same frames in both")
 
     misc_path = root / MISC_FILE
@@ -138,24 +139,13 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
         frames=frames,
         cameras=cameras,
         hands=hands,
-        obj_articulation=obj[:, 0],
-        obj_rot=obj[:, 1:4],
-        obj_trans=obj[:, 4:7] / MM_PER_M,
+        hand_valid={side: np.ones(frames, dtype=bool) for side in SIDES},  # ARCTIC has no per-hand validity
+        object_pose=ObjectPose(articulation=obj[:, 0], rot=obj[:, 1:4], transl=obj[:, 4:7] / MM_PER_M),
         ego_world2cam=ego_world2cam,
         gender=meta["gender"],
         image_file=image_file,
         mask_file=mask_file,
     )
-
-
-def read_object_template(root: str | Path, object_name: str):
-    """The object template ``root/meta/object_vtemplates/<object_name>`` as an ``ArticulatedObject``."""
-    from hogsa.data.arctic_objects import load_arctic_template  # it pulls in torch; keep this module light
-
-    folder = Path(root) / "meta" / "object_vtemplates" / object_name
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: object template folder (mesh.obj, parts.json, ...) not found")
-    return load_arctic_template(folder)
 
 
 def write_sequence(
@@ -176,7 +166,8 @@ def write_sequence(
     the misc.json entry's cameras come from ``seq.cameras``. The entry is merged into an existing
     misc.json under a file lock; a subject's cameras are shared by all its sequences, so a conflicting
     value raises ValueError. ``hands_mean`` as for ``read_sequence``: pose is stored as absolute −
-    hands_mean, so reading with the same ``hands_mean`` gives ``seq`` back.
+    hands_mean, so reading with the same ``hands_mean`` gives ``seq`` back. Each hand's betas must be
+    the same on every frame (the layout stores one shape per hand), else ValueError.
     """
     root = Path(root)
     subject, name, _ = parse_name(seq.name)
@@ -184,7 +175,8 @@ def write_sequence(
     meta = _merge_subject_entry(root / MISC_FILE, subject, _new_subject_entry(seq, subject_meta or {}))
     raw = root / "raw_seqs" / subject
     _save_npy(raw / f"{name}.mano.npy", mano, allow_pickle=True)
-    obj = np.concatenate([seq.obj_articulation[:, None], seq.obj_rot, seq.obj_trans * MM_PER_M], axis=1)
+    object_pose = seq.object_pose
+    obj = np.concatenate([object_pose.articulation[:, None], object_pose.rot, object_pose.transl * MM_PER_M], axis=1)
     _save_npy(raw / f"{name}.object.npy", obj, allow_pickle=False)
     if seq.cameras[EGO_VIEW] is not None:
         _save_npy(raw / f"{name}.egocam.dist.npy", _ego_dict(seq), allow_pickle=True)
@@ -239,8 +231,8 @@ def _load_pickled_dict(path: Path, contents: str) -> dict[str, Any]:
     return data
 
 
-def _read_mano(path: Path, hands_mean: dict[str, np.ndarray]) -> dict[str, HandTrack]:
-    """Both hands of a ``.mano.npy``, pose made absolute with ``hands_mean``."""
+def _read_mano(path: Path, hands_mean: dict[str, np.ndarray]) -> dict[str, HandPose]:
+    """Both hands of a ``.mano.npy``, pose made absolute with ``hands_mean``, the shape on every frame."""
     data = _load_pickled_dict(path, "the MANO parameters {right, left} of each frame")
     hands = {}
     for side in SIDES:
@@ -256,10 +248,10 @@ def _read_mano(path: Path, hands_mean: dict[str, np.ndarray]) -> dict[str, HandT
             betas = checked_array(shape, (frames, NUM_BETAS), str(path), f"{side}.shape")[0]
         else:
             betas = checked_array(shape, (NUM_BETAS,), str(path), f"{side}.shape")
-        hands[side] = HandTrack(rot=rot, pose=pose + hands_mean[side], trans=trans, betas=betas,
-                                valid=np.ones(frames, dtype=bool))
-    if hands["right"].frames != hands["left"].frames:
-        raise ValueError(f"{path}: field 'right' has {hands['right'].frames} frames, 'left' {hands['left'].frames}; "
+        hands[side] = HandPose(global_orient=rot, hand_pose=pose + hands_mean[side],
+                               betas=np.tile(betas, (frames, 1)), transl=trans)
+    if len(hands["right"]) != len(hands["left"]):
+        raise ValueError(f"{path}: field 'right' has {len(hands['right'])} frames, 'left' {len(hands['left'])}; "
                          "expected the same frames for both hands")
     return hands
 
@@ -343,15 +335,19 @@ def _save_npy(path: Path, value: Any, allow_pickle: bool) -> None:
 
 
 def _mano_dict(seq: Sequence, hands_mean: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """ARCTIC's {right, left} MANO dict: pose relative to ``hands_mean``."""
+    """ARCTIC's {right, left} MANO dict: pose relative to ``hands_mean``, one shape (10,) per hand."""
     mano = {}
     for side in SIDES:
-        track = seq.hands[side]
-        if not track.valid.all():
-            raise ValueError(f"sequence {seq.name}: field 'hands[{side!r}].valid' has invalid frames; "
+        pose = seq.hands[side]
+        if not seq.hand_valid[side].all():
+            raise ValueError(f"sequence {seq.name}: field 'hand_valid.{side}' has invalid frames; "
                              "the ARCTIC layout cannot store per-hand validity")
-        mano[side] = {"rot": track.rot, "pose": track.pose - hands_mean[side], "trans": track.trans,
-                      "shape": track.betas}
+        differs = (pose.betas != pose.betas[0]).any(axis=1)
+        if differs.any():
+            raise ValueError(f"sequence {seq.name}: field 'hands.{side}.betas' differs between frame 0 and frame "
+                             f"{int(np.argmax(differs))}; the ARCTIC layout stores one shape per hand, expected equal rows")
+        mano[side] = {"rot": pose.global_orient, "pose": pose.hand_pose - hands_mean[side], "trans": pose.transl,
+                      "shape": pose.betas[0]}
     return mano
 
 

@@ -252,3 +252,11 @@ def write_arctic_template(obj: ArticulatedObject, object_dir: Path) -> Path:
         params = {"name": obj.name, "articulated": obj.articulated, "diameter": obj.diameter, "up_axis": obj.up_axis}
         (staging / "object_params.json").write_text(json.dumps(params, indent=2))
     return Path(object_dir)
+
+
+def read_object_template(root: str | Path, object_name: str) -> ArticulatedObject:
+    """The object template ``root/meta/object_vtemplates/<object_name>`` as an ``ArticulatedObject``."""
+    folder = Path(root) / "meta" / "object_vtemplates" / object_name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: object template folder (mesh.obj, parts.json, ...) not found")
+    return load_arctic_template(folder)

@@ -16,7 +16,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from hogsa.data import arctic, h2o
+from hogsa.data import arctic, arctic_objects, h2o
 from hogsa.data.schema import Sequence
 from hogsa.data.synth import EmbeddedConfig
 from hogsa.io import atomic_write_text
@@ -110,7 +110,7 @@ class DatasetIndex:
             if self.source == "h2o":
                 self._objects[name] = h2o.read_object(self.object_root, name)
             else:
-                self._objects[name] = arctic.read_object_template(self.object_root, name)
+                self._objects[name] = arctic_objects.read_object_template(self.object_root, name)
         return self._objects[name]
 
     def objects(self, names: set[str] | list[str]) -> dict:

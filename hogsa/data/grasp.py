@@ -3,12 +3,13 @@
 World frame: metres, +z up, the object standing on the plane z = 0. A grasp places each hand's palm
 against a surface site (palm facing into the surface, fingers along a chosen tangent), then curls each
 finger until it touches the surface and backs the hand off until nothing penetrates by more than a
-tolerance. Distances to the object are signed (negative inside), see ``hogsa.data.contact``.
+tolerance. Distances to the object are signed (negative inside), see ``hogsa.data.contact``. A grasp
+is a ``HandPose`` of one row: MANO parameters in the world frame, the subject's betas included.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ import trimesh
 
 from hogsa.data.contact import SurfaceDistance
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
-from hogsa.hand import HandModel
+from hogsa.hand import HandModel, HandPose, hand_vertices, rest_wrists
 from hogsa.open_hand.poses import fist_pose, pinch_pose
 from hogsa.open_hand.skeleton import FINGER_JOINTS
 
@@ -26,21 +27,10 @@ MAX_PENETRATION = 0.001  # m: the hand is backed off until no vertex is deeper t
 RELAXED_CURL = 0.5  # curl of a finger that touches nothing
 
 
-@dataclass(frozen=True)
-class HandGrasp:
-    """One hand's grasp, MANO parameters in the world frame."""
-
-    global_orient: np.ndarray  # [3] axis-angle
-    hand_pose: np.ndarray  # [45] absolute axis-angle
-    transl: np.ndarray  # [3] metres
-
-
-def hand_vertices(hand: HandModel, betas: np.ndarray, grasp: HandGrasp) -> np.ndarray:
-    """[V,3] world vertices of ``hand`` with shape ``betas`` [10] in ``grasp``."""
-    f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)[None]  # noqa: E731
-    with torch.no_grad():
-        out = hand(f(grasp.global_orient), f(grasp.hand_pose), f(betas), f(grasp.transl))
-    return out.vertices[0].double().numpy()
+def one_hand_pose(global_orient: np.ndarray, hand_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray
+                  ) -> HandPose:
+    """A HandPose of one row from [3] axis-angle, [45] absolute pose, [10] betas and [3] metres."""
+    return HandPose(*(np.asarray(field)[None] for field in (global_orient, hand_pose, betas, transl)))
 
 
 def palm_frame(side: str, normal: np.ndarray, finger_direction: np.ndarray) -> np.ndarray:
@@ -54,14 +44,13 @@ def palm_frame(side: str, normal: np.ndarray, finger_direction: np.ndarray) -> n
     return np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)], axis=1)
 
 
-def place_palm(hand: HandModel, betas: np.ndarray, palm_ids: np.ndarray, rotation: np.ndarray,
-               site: np.ndarray, normal: np.ndarray, clearance: float) -> np.ndarray:
-    """[3] MANO transl that puts the mean of the palm vertices at ``site + clearance·normal``."""
-    rest = hand_vertices(hand, betas, HandGrasp(np.zeros(3), np.zeros(45), np.zeros(3)))
-    f = lambda a: torch.as_tensor(a, dtype=torch.float32)[None]  # noqa: E731
-    with torch.no_grad():
-        wrist = hand(f(np.zeros(3)), f(np.zeros(45)), f(betas), f(np.zeros(3))).joints[0, 0].double().numpy()
-    palm = rest[palm_ids].mean(axis=0)
+def place_palm(hand: HandModel, betas: np.ndarray, rotation: np.ndarray, site: np.ndarray, normal: np.ndarray,
+               clearance: float) -> np.ndarray:
+    """[3] MANO transl that puts the mean of the palm vertices (``hand.palm_ids``) of the hand shaped
+    by ``betas`` [10] at ``site + clearance·normal``."""
+    rest = hand_vertices(hand, one_hand_pose(np.zeros(3), np.zeros(45), betas, np.zeros(3)))[0]
+    wrist = rest_wrists(hand, betas[None])[0]
+    palm = rest[hand.palm_ids.numpy()].mean(axis=0)
     # MANO: v_world = R (v - J0) + J0 + transl
     return site + clearance * normal - rotation @ (palm - wrist) - wrist
 
@@ -82,8 +71,7 @@ def curled_pose(side: str, curls: dict[str, float]) -> np.ndarray:
     return pose
 
 
-def close_fingers(hand: HandModel, betas: np.ndarray, grasp: HandGrasp, distance: SurfaceDistance,
-                  steps: int = 7) -> HandGrasp:
+def close_fingers(hand: HandModel, grasp: HandPose, distance: SurfaceDistance, steps: int = 7) -> HandPose:
     """Curl each finger until it is ``CONTACT_GAP`` from the surface (bisection on its curl).
 
     The curl runs from -1 (extended away from the palm, e.g. a thumb lifted off a flat face) to 1 (a
@@ -95,7 +83,7 @@ def close_fingers(hand: HandModel, betas: np.ndarray, grasp: HandGrasp, distance
 
         def gap(amount: float) -> float:
             pose = curled_pose(hand.side, {**curls, finger: amount})
-            verts = hand_vertices(hand, betas, HandGrasp(grasp.global_orient, pose, grasp.transl))
+            verts = hand_vertices(hand, dataclasses.replace(grasp, hand_pose=pose[None]))[0]
             return float(distance(verts[ids]).min())
 
         lo, hi = (0.0, 1.0) if gap(0.0) > CONTACT_GAP else (-1.0, 0.0)
@@ -106,20 +94,21 @@ def close_fingers(hand: HandModel, betas: np.ndarray, grasp: HandGrasp, distance
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if gap(mid) > CONTACT_GAP else (lo, mid)
         curls[finger] = lo
-    return HandGrasp(grasp.global_orient, curled_pose(hand.side, curls), grasp.transl)
+    return dataclasses.replace(grasp, hand_pose=curled_pose(hand.side, curls)[None])
 
 
-def grasp_at(hand: HandModel, betas: np.ndarray, palm_ids: np.ndarray, distance: SurfaceDistance,
-             site: np.ndarray, normal: np.ndarray, finger_direction: np.ndarray, rounds: int = 8) -> HandGrasp:
-    """A grasp of the palm at ``site`` (outward ``normal``), fingers closed, penetration resolved."""
+def grasp_at(hand: HandModel, betas: np.ndarray, distance: SurfaceDistance, site: np.ndarray, normal: np.ndarray,
+             finger_direction: np.ndarray, rounds: int = 8) -> HandPose:
+    """A grasp (one row) by the hand shaped by ``betas`` [10] of the palm at ``site`` (outward
+    ``normal``), fingers closed, penetration resolved."""
     rotation = palm_frame(hand.side, normal, finger_direction)
     orient = matrix_to_axis_angle(torch.as_tensor(rotation)).numpy()
     clearance = PALM_GAP
     grasp = None
     for _ in range(rounds):
-        transl = place_palm(hand, betas, palm_ids, rotation, site, normal, clearance)
-        grasp = close_fingers(hand, betas, HandGrasp(orient, np.zeros(45), transl), distance)
-        depth = -distance(hand_vertices(hand, betas, grasp)).min()
+        transl = place_palm(hand, betas, rotation, site, normal, clearance)
+        grasp = close_fingers(hand, one_hand_pose(orient, np.zeros(45), betas, transl), distance)
+        depth = -distance(hand_vertices(hand, grasp)[0]).min()
         if depth <= MAX_PENETRATION:
             return grasp
         clearance += depth
@@ -140,13 +129,14 @@ def surface_site(mesh_vertices: np.ndarray, faces: np.ndarray, origin: np.ndarra
     return locations[nearest], normal
 
 
-def compose(rotation: np.ndarray, translation: np.ndarray, grasp: HandGrasp, wrist: np.ndarray) -> HandGrasp:
-    """``grasp`` carried by the rigid motion x ↦ R x + t (``wrist``: the shaped rest wrist joint J0).
+def compose(rotation: np.ndarray, translation: np.ndarray, grasp: HandPose, wrist: np.ndarray) -> HandPose:
+    """``grasp`` (one row) carried by the rigid motion x ↦ R x + t (``wrist`` [3]: the shaped rest
+    wrist joint J0).
 
     MANO rotates about J0: v = R_g (v0 - J0) + J0 + T, so the carried hand has R' = R R_g and
     T' = R (J0 + T) + t - J0.
     """
-    R_g = axis_angle_to_matrix(torch.as_tensor(grasp.global_orient)[None])[0].numpy()
-    orient = matrix_to_axis_angle(torch.as_tensor(rotation @ R_g)[None])[0].numpy()
-    transl = rotation @ (wrist + grasp.transl) + translation - wrist
-    return HandGrasp(orient, grasp.hand_pose, transl)
+    R_g = axis_angle_to_matrix(torch.as_tensor(grasp.global_orient))[0].numpy()
+    orient = matrix_to_axis_angle(torch.as_tensor(rotation @ R_g)[None]).numpy()
+    transl = rotation @ (wrist + grasp.transl[0]) + translation - wrist
+    return dataclasses.replace(grasp, global_orient=orient, transl=transl[None])

@@ -13,8 +13,8 @@ Layout of one sequence ``<root>/subjectN/<scene>/<seq>/`` (per-frame files named
                                   object → this camera
 
 Frame choice. H2O annotates hands and object in the frame of the camera whose folder holds them.
-Moving a MANO hand to another frame is not a rigid change of ``rot``/``trans`` alone (MANO rotates
-about the rest wrist joint J0, which depends on betas), so the reader keeps the annotations of camera
+Moving a MANO hand to another frame is not a rigid change of ``global_orient``/``transl`` alone (MANO
+rotates about the rest wrist joint J0, which depends on betas), so the reader keeps the annotations of camera
 ``cam`` untouched and makes that camera's frame the sequence's world: its ``world2cam`` is the
 identity. The other cameras found in the sequence folder are expressed in that world through
 ``cam_pose``: static cameras (0-3) from frame 0's pose (they do not move within a sequence), the
@@ -30,6 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.spatial import ConvexHull
 from scipy.spatial.distance import pdist
 from scipy.spatial.transform import Rotation
@@ -39,12 +40,14 @@ from hogsa.data.schema import (
     NUM_BETAS,
     NUM_VIEWS,
     Camera,
-    HandTrack,
     K_from_dataset,
     Sequence,
     check_rigid,
     checked_array,
 )
+from hogsa.geometry import invert_rigid
+from hogsa.hand import HandPose
+from hogsa.articulated import ArticulatedObject, ObjectPose
 
 H2O_OBJECTS = {1: "book", 2: "espresso", 3: "lotion", 4: "spray", 5: "milk", 6: "cocoa", 7: "chips", 8: "cappuccino"}
 EGO_CAM = 4
@@ -70,7 +73,8 @@ def read_sequence(seq_dir: str | Path, cam: int = 0) -> Sequence:
     """Read the H2O sequence folder ``seq_dir`` with the annotations of camera ``cam`` (0-4).
 
     The sequence's world is camera ``cam``'s frame (see the module doc). ``betas`` of each hand are
-    those of its first valid frame (H2O fits one shape per subject; zeros if the hand is never valid).
+    those of its first valid frame on every frame (H2O fits one shape per subject; zeros if the hand
+    is never valid).
     Missing files raise FileNotFoundError, malformed ones ValueError, both naming the file and field.
     """
     seq_dir = Path(seq_dir)
@@ -82,7 +86,7 @@ def read_sequence(seq_dir: str | Path, cam: int = 0) -> Sequence:
     hand_dir = _find_dir(cam_dir, HAND_POSE_DIRS, "per-frame MANO annotations (124 floats each)")
     stems = _frame_stems(hand_dir)
     rows = np.stack([_read_floats(hand_dir / f"{stem}.txt", 2 * HAND_FIELDS, hand_dir.name) for stem in stems])
-    hands = {side: _hand_track(rows[:, offset : offset + HAND_FIELDS]) for side, offset in HAND_OFFSETS.items()}
+    hands = {side: _hand_pose(rows[:, offset : offset + HAND_FIELDS]) for side, offset in HAND_OFFSETS.items()}
 
     obj_dir = _find_dir(cam_dir, OBJ_POSE_DIRS, "per-frame object poses (class id + 4×4 object→camera)")
     object_poses = [_read_object_pose(obj_dir / f"{stem}.txt") for stem in stems]
@@ -108,9 +112,9 @@ def read_sequence(seq_dir: str | Path, cam: int = 0) -> Sequence:
         frames=frames,
         cameras=cameras,
         hands=hands,
-        obj_articulation=np.zeros(frames),
-        obj_rot=Rotation.from_matrix(obj2cam[:, :3, :3]).as_rotvec(),
-        obj_trans=obj2cam[:, :3, 3],
+        hand_valid={side: rows[:, offset] != 0 for side, offset in HAND_OFFSETS.items()},
+        object_pose=ObjectPose(articulation=np.zeros(frames), rot=Rotation.from_matrix(obj2cam[:, :3, :3]).as_rotvec(),
+                               transl=obj2cam[:, :3, 3]),
         ego_world2cam=ego_world2cam,
         image_file=image_file,
     )
@@ -138,10 +142,7 @@ def read_object(object_dir: str | Path, name: str):
     texture image; without UVs or texture the object is a flat grey. The diameter is the largest
     vertex-to-vertex distance.
     """
-    import torch
     import trimesh
-
-    from hogsa.articulated import ArticulatedObject
 
     path = find_object_mesh(object_dir, name)
     mesh = trimesh.load(path, force="mesh")
@@ -206,12 +207,14 @@ def _read_floats(path: Path, count: int, field: str) -> np.ndarray:
     return checked_array(values, (count,), str(path), field)
 
 
-def _hand_track(rows: np.ndarray) -> HandTrack:
-    """HandTrack of one hand's [F, 62] rows (valid, trans, global orient, pose, betas)."""
+def _hand_pose(rows: np.ndarray) -> HandPose:
+    """HandPose of one hand's [F, 62] rows (valid, trans, global orient, pose, betas); every frame gets
+    the betas of the first valid one (zeros if none is)."""
     valid = rows[:, 0] != 0
     first_valid = int(np.argmax(valid)) if valid.any() else None
     betas = rows[first_valid, 52 : 52 + NUM_BETAS] if first_valid is not None else np.zeros(NUM_BETAS)
-    return HandTrack(rot=rows[:, 4:7], pose=rows[:, 7:52], trans=rows[:, 1:4], betas=betas, valid=valid)
+    return HandPose(global_orient=rows[:, 4:7], hand_pose=rows[:, 7:52], betas=np.tile(betas, (len(rows), 1)),
+                    transl=rows[:, 1:4])
 
 
 def _read_object_pose(path: Path) -> tuple[int, np.ndarray]:
@@ -229,16 +232,6 @@ def _read_cam2world(path: Path) -> np.ndarray:
     matrix = _read_floats(path, 16, "cam_pose").reshape(4, 4)
     check_rigid(matrix, str(path), "cam_pose")
     return matrix
-
-
-def _invert_rigid(transform: np.ndarray) -> np.ndarray:
-    """Inverse of [..., 4, 4] rigid transforms."""
-    inverse = np.zeros_like(transform)
-    rot_t = np.swapaxes(transform[..., :3, :3], -1, -2)
-    inverse[..., :3, :3] = rot_t
-    inverse[..., :3, 3] = -(rot_t @ transform[..., :3, 3:])[..., 0]
-    inverse[..., 3, 3] = 1.0
-    return inverse
 
 
 def _intrinsics(cam_dir: Path) -> tuple[np.ndarray, int, int]:
@@ -267,11 +260,12 @@ def _cameras(seq_dir: Path, cam: int, stems: list[str]) -> tuple[list[Camera | N
         K, width, height = _intrinsics(cam_dir)
         if other == EGO_CAM:
             cam2h2o = np.stack([_read_cam2world(cam_dir / "cam_pose" / f"{stem}.txt") for stem in stems])
-            ego_world2cam = _invert_rigid(cam2h2o) @ world2h2o
+            ego_world2cam = invert_rigid(torch.from_numpy(cam2h2o)).numpy() @ world2h2o
             world2cam = ego_world2cam[0]
         elif other == cam:
             world2cam = np.eye(4)
         else:
-            world2cam = _invert_rigid(_read_cam2world(cam_dir / "cam_pose" / f"{stems[0]}.txt")) @ world2h2o
+            cam2h2o = _read_cam2world(cam_dir / "cam_pose" / f"{stems[0]}.txt")
+            world2cam = invert_rigid(torch.from_numpy(cam2h2o)).numpy() @ world2h2o
         cameras[view_of_cam(other)] = Camera(K=K, world2cam=world2cam, width=width, height=height)
     return cameras, ego_world2cam

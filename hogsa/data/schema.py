@@ -1,8 +1,9 @@
-"""Dataset records shared by every reader and writer: cameras, hand tracks and sequences.
+"""Dataset records shared by every reader and writer: cameras and sequences.
 
 Conventions (once for hogsa's data records):
-- Every array is a numpy float64 array (``valid`` is bool), metres and radians, validated on
-  construction: right shape, no NaN or infinity. Records are frozen and own copies of their arrays;
+- Every array is a numpy float64 array (``hand_valid`` is bool), metres and radians, validated on
+  construction: right shape, no NaN or infinity; poses are ``hogsa.hand.HandPose`` and
+  ``hogsa.articulated.ObjectPose`` records of one row per frame. Records are frozen and own copies of their arrays;
   treat those as read-only (they stay writeable because scipy and torch.from_numpy need that).
 - Views are numbered as ARCTIC's: 0 egocentric, 1-8 allocentric. ``Sequence.cameras`` always has
   ``NUM_VIEWS`` entries, ``None`` where the dataset has no such view.
@@ -13,7 +14,8 @@ Conventions (once for hogsa's data records):
 - The egocentric camera moves: its per-frame extrinsics are ``Sequence.ego_world2cam`` [F, 4, 4] and
   ``cameras[0]`` holds its intrinsics, size and distortion with frame 0's extrinsics.
   ``Sequence.camera(view, frame)`` gives the camera of any view at any frame.
-- MANO hand pose is ABSOLUTE axis-angle of the 15 finger joints (flat-hand-mean semantics).
+- MANO hand pose is ABSOLUTE axis-angle of the 15 finger joints (flat-hand-mean semantics). Betas are
+  per frame ([F, 10]); datasets that fit one shape per subject repeat it on every row.
 - Images are uint8 [H, W, 3] RGB; part masks uint8 [H, W] with 0 background, 1 right hand, 2 left hand,
   3 object. Both are loaded lazily from paths the dataset's reader supplies.
 """
@@ -28,11 +30,14 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from hogsa.hand import POSE_WIDTHS, HandPose
+from hogsa.articulated import ObjectPose
+
 NUM_VIEWS = 9  # ARCTIC's numbering: 0 egocentric, 1-8 allocentric
 EGO_VIEW = 0
 SIDES = ("right", "left")
-NUM_BETAS = 10
-NUM_HAND_POSE = 45  # 15 finger joints × axis-angle
+NUM_BETAS = POSE_WIDTHS["betas"]
+NUM_HAND_POSE = POSE_WIDTHS["hand_pose"]  # 15 finger joints × axis-angle
 MASK_LABELS = {"background": 0, "right": 1, "left": 2, "object": 3}
 PIXEL_CENTER_SHIFT = 0.5  # hogsa's pixel centres (integer + 0.5) minus OpenCV's (integer)
 
@@ -78,6 +83,33 @@ def check_rigid(matrix: np.ndarray, where: str, field: str, atol: float = 1e-3) 
         raise ValueError(f"{where}: field {field!r} is not a rigid transform (rotation + translation, last row 0 0 0 1)")
 
 
+def _checked_hand_pose(pose: HandPose, field: str, frames: int, where: str) -> HandPose:
+    """``pose`` as a float64 HandPose (copies) of ``frames`` rows, all finite; raises ValueError
+    naming ``where``, the field (``<field>.<name>``) and the expectation."""
+    if not isinstance(pose, HandPose):
+        raise ValueError(f"{where}: field {field!r} must be a HandPose of {frames} rows, got {type(pose).__name__}")
+    return HandPose(*(checked_array(value, (frames, width), where, f"{field}.{name}")
+                      for (name, width), value in zip(POSE_WIDTHS.items(), pose)))
+
+
+def _checked_valid(valid: np.ndarray, field: str, frames: int, where: str) -> np.ndarray:
+    """``valid`` as a [frames] bool array (a copy); raises ValueError naming ``where`` and the field."""
+    array = np.array(valid)
+    if array.dtype != bool or array.shape != (frames,):
+        raise ValueError(f"{where}: field {field!r} must be bool of shape ({frames},), got {array.dtype} {array.shape}")
+    return array
+
+
+def _checked_object_pose(pose: ObjectPose, frames: int, where: str) -> ObjectPose:
+    """``pose`` as a float64 ObjectPose (copies) of ``frames`` rows, all finite; raises ValueError
+    naming ``where`` and the field (``object_pose.<name>``)."""
+    if not isinstance(pose, ObjectPose):
+        raise ValueError(f"{where}: field 'object_pose' must be an ObjectPose of {frames} rows, got {type(pose).__name__}")
+    shapes = {"articulation": (frames,), "rot": (frames, 3), "transl": (frames, 3)}
+    return ObjectPose(*(checked_array(value, shape, where, f"object_pose.{name}")
+                        for (name, shape), value in zip(shapes.items(), pose)))
+
+
 @dataclass(frozen=True, eq=False)
 class Camera:
     """One pinhole camera (see the module doc for conventions)."""
@@ -102,33 +134,6 @@ class Camera:
 
 
 @dataclass(frozen=True, eq=False)
-class HandTrack:
-    """MANO parameters of one hand over F frames (float64; invalid frames hold finite placeholders)."""
-
-    rot: np.ndarray  # [F, 3] global orientation, axis-angle, radians
-    pose: np.ndarray  # [F, 45] finger pose, ABSOLUTE axis-angle (flat-hand-mean), radians
-    trans: np.ndarray  # [F, 3] MANO translation, metres
-    betas: np.ndarray  # [10] shape coefficients (one shape per subject)
-    valid: np.ndarray  # [F] bool, False where the dataset has no annotation for this hand
-
-    def __post_init__(self):
-        rot = checked_array(self.rot, (None, 3), "HandTrack", "rot")
-        frames = rot.shape[0]
-        object.__setattr__(self, "rot", rot)
-        object.__setattr__(self, "pose", checked_array(self.pose, (frames, NUM_HAND_POSE), "HandTrack", "pose"))
-        object.__setattr__(self, "trans", checked_array(self.trans, (frames, 3), "HandTrack", "trans"))
-        object.__setattr__(self, "betas", checked_array(self.betas, (NUM_BETAS,), "HandTrack", "betas"))
-        valid = np.array(self.valid)
-        if valid.dtype != bool or valid.shape != (frames,):
-            raise ValueError(f"HandTrack: field 'valid' must be bool of shape ({frames},), got {valid.dtype} {valid.shape}")
-        object.__setattr__(self, "valid", valid)
-
-    @property
-    def frames(self) -> int:
-        return self.rot.shape[0]
-
-
-@dataclass(frozen=True, eq=False)
 class Sequence:
     """One recorded (or generated) sequence: cameras, both hands and the object over F frames.
 
@@ -141,10 +146,9 @@ class Sequence:
     object_name: str
     frames: int  # F
     cameras: list[Camera | None]  # NUM_VIEWS entries, by ARCTIC view number
-    hands: dict[str, HandTrack]  # {"right": ..., "left": ...}
-    obj_articulation: np.ndarray  # [F] radians about the object's revolute axis
-    obj_rot: np.ndarray  # [F, 3] object global orientation, axis-angle, radians
-    obj_trans: np.ndarray  # [F, 3] object translation, metres
+    hands: dict[str, HandPose]  # {"right": ..., "left": ...}, F rows each; invalid frames hold finite placeholders
+    hand_valid: dict[str, np.ndarray]  # per side [F] bool, False where the dataset has no annotation of the hand
+    object_pose: ObjectPose  # F rows: articulation about the revolute axis, axis-angle rot, transl (m)
     ego_world2cam: np.ndarray | None = None  # [F, 4, 4] view 0's per-frame extrinsics; None without view 0
     gender: str | None = None
     image_file: Callable[[int, int], Path] | None = None
@@ -156,14 +160,14 @@ class Sequence:
         if not isinstance(frames, (int, np.integer)) or frames <= 0:
             raise ValueError(f"{where}: field 'frames' must be a positive integer, got {frames!r}")
         object.__setattr__(self, "frames", int(frames))
-        object.__setattr__(self, "obj_articulation", checked_array(self.obj_articulation, (frames,), where, "obj_articulation"))
-        object.__setattr__(self, "obj_rot", checked_array(self.obj_rot, (frames, 3), where, "obj_rot"))
-        object.__setattr__(self, "obj_trans", checked_array(self.obj_trans, (frames, 3), where, "obj_trans"))
-        if sorted(self.hands) != sorted(SIDES):
-            raise ValueError(f"{where}: field 'hands' must have keys {SIDES}, got {sorted(self.hands)}")
-        for side, track in self.hands.items():
-            if not isinstance(track, HandTrack) or track.frames != frames:
-                raise ValueError(f"{where}: field 'hands[{side!r}]' must be a HandTrack of {frames} frames")
+        object.__setattr__(self, "object_pose", _checked_object_pose(self.object_pose, frames, where))
+        for field in ("hands", "hand_valid"):
+            if sorted(getattr(self, field)) != sorted(SIDES):
+                raise ValueError(f"{where}: field {field!r} must have keys {SIDES}, got {sorted(getattr(self, field))}")
+        object.__setattr__(self, "hands", {side: _checked_hand_pose(self.hands[side], f"hands.{side}", frames, where)
+                                           for side in SIDES})
+        object.__setattr__(self, "hand_valid", {side: _checked_valid(self.hand_valid[side], f"hand_valid.{side}",
+                                                                     frames, where) for side in SIDES})
         cameras = list(self.cameras)
         if len(cameras) != NUM_VIEWS or not all(c is None or isinstance(c, Camera) for c in cameras):
             raise ValueError(f"{where}: field 'cameras' must be {NUM_VIEWS} entries of Camera or None")

@@ -30,15 +30,17 @@ from hogsa.code_identity import code_digest
 from hogsa.data import arctic
 from hogsa.data.arctic_objects import write_arctic_template
 from hogsa.data.contact import ObjectDistance, SurfaceDistance
-from hogsa.data.grasp import HandGrasp, compose, grasp_at, hand_vertices, surface_site
+from hogsa.data.grasp import compose, grasp_at, surface_site
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import camera_ring
-from hogsa.data.schema import NUM_VIEWS, Camera, HandTrack, Sequence
+from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, Sequence
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
+from hogsa.articulated import ArticulatedObject, ObjectPose, upright_rotation
+from hogsa.data.arctic_objects import write_arctic_template
 from hogsa.geometry import axis_angle_to_matrix, hinge_rotation, matrix_to_axis_angle
-from hogsa.hand import HandModel, load_mano_file
+from hogsa.hand import HandModel, HandPose, hand_vertices, rest_wrists
 from hogsa.io import atomic_write_text
-from hogsa.open_hand import open_hand_file
+from hogsa.open_hand import build_open_hand
 from hogsa.open_objects import OPEN_OBJECTS, open_object
 
 PART_IDS = {"right": 1, "left": 2, "object": 3, "table": 4}
@@ -93,12 +95,10 @@ class Subject:
 
 @dataclass(frozen=True)
 class Plan:
-    """The clean motion of one sequence: per-frame object pose and hand grasps."""
+    """The motion of one sequence: per-frame object pose and hand grasps (float64, F rows each)."""
 
-    articulation: np.ndarray  # [F] rad
-    obj_rot: np.ndarray  # [F,3] axis-angle
-    obj_trans: np.ndarray  # [F,3] m
-    hands: dict[str, list[HandGrasp]]  # per side, F grasps
+    object_pose: ObjectPose  # articulation [F] rad, rot [F,3] axis-angle, transl [F,3] m
+    hands: dict[str, HandPose]  # per side, the subject's betas on every row
     grasping: np.ndarray  # [F] bool: both hands hold the object
 
 
@@ -138,7 +138,7 @@ def timeline(frames: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: dict[str, HandModel],
-                  palm_ids: np.ndarray, frames: int, rng: np.random.Generator, attempts: int = 6) -> Plan:
+                  frames: int, rng: np.random.Generator, attempts: int = 6) -> Plan:
     """Grasp sites, finger closure and the motion of one sequence (clean poses).
 
     Grasps are drawn until, over all grasp frames, both hands touch the object (within
@@ -148,10 +148,11 @@ def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: 
     distance = ObjectDistance(obj)
     best, best_depth = None, np.inf
     for _ in range(attempts):
-        plan = _draw_plan(obj, action, subject, hands, palm_ids, frames, rng)
+        plan = _draw_plan(obj, action, subject, hands, frames, rng)
+        pose = plan.object_pose
         closest = np.array([
-            [distance(hand_vertices(hands[side], subject.betas, plan.hands[side][f]), plan.articulation[f],
-                      plan.obj_rot[f], plan.obj_trans[f]).min() for side in hands]
+            [distance(hand_vertices(hands[side], plan.hands[side].take(f))[0], pose.articulation[f], pose.rot[f],
+                      pose.transl[f]).min() for side in hands]
             for f in np.nonzero(plan.grasping)[0]
         ])
         depth = max(-closest.min(), 0.0)
@@ -163,7 +164,7 @@ def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: 
 
 
 def _draw_plan(obj: ArticulatedObject, action: str, subject: Subject, hands: dict[str, HandModel],
-               palm_ids: np.ndarray, frames: int, rng: np.random.Generator) -> Plan:
+               frames: int, rng: np.random.Generator) -> Plan:
     """One random draw of grasp sites, finger closure and motion."""
     rotation, translation = rest_pose(obj, rng.uniform(0, 2 * np.pi))
     canonical = obj.vertices.double().numpy()
@@ -201,7 +202,7 @@ def _draw_plan(obj: ArticulatedObject, action: str, subject: Subject, hands: dic
             fingers = np.array([0.0, 0.0, 1.0])
         twist = rng.uniform(-0.35, 0.35)
         fingers = axis_angle_to_matrix(torch.as_tensor(normal * twist)).numpy() @ fingers
-        grasps[side] = grasp_at(hands[side], subject.betas, palm_ids, distance, site, normal, fingers)
+        grasps[side] = grasp_at(hands[side], subject.betas, distance, site, normal, fingers)
 
     reach, manip = timeline(frames)
     theta_max = rng.uniform(0.5, 1.0) if use_top else 0.0
@@ -209,17 +210,17 @@ def _draw_plan(obj: ArticulatedObject, action: str, subject: Subject, hands: dic
     yaw = rng.uniform(-0.6, 0.6) if action == "grab" else 0.0
     tilt = rng.uniform(0.6, 1.0) if action == "use" and not obj.articulated else rng.uniform(-0.2, 0.2)
 
-    wrists = {side: _rest_wrist(hands[side], subject.betas) for side in hands}
-    retreats = {side: retreat_direction(grasps[side], hands[side], subject.betas, centre) for side in hands}
+    wrists = {side: rest_wrists(hands[side], subject.betas[None])[0] for side in hands}
+    retreats = {side: retreat_direction(grasps[side], hands[side], centre) for side in hands}
     articulation = theta_max * manip
-    obj_rot, obj_trans = np.zeros((frames, 3)), np.zeros((frames, 3))
+    object_rot, object_transl = np.zeros((frames, 3)), np.zeros((frames, 3))
     tracks = {side: [] for side in hands}
     for f in range(frames):
         motion = axis_angle_to_matrix(torch.tensor([tilt * manip[f], 0.0, yaw * manip[f]], dtype=torch.float64)).numpy()
         pivot = np.array([centre[0], centre[1], low[2]])
         move_t = pivot + np.array([0, 0, lift * manip[f]]) - motion @ pivot  # x ↦ motion x + move_t
-        obj_rot[f] = matrix_to_axis_angle(torch.as_tensor(motion @ rotation)).numpy()
-        obj_trans[f] = motion @ translation + move_t
+        object_rot[f] = matrix_to_axis_angle(torch.as_tensor(motion @ rotation)).numpy()
+        object_transl[f] = motion @ translation + move_t
         for side in hands:
             grasp = grasps[side]
             if side == "right" and use_top:  # carried by the articulated part about the hinge
@@ -228,28 +229,23 @@ def _draw_plan(obj: ArticulatedObject, action: str, subject: Subject, hands: dic
                 grasp = compose(swing, translation - swing @ translation, grasp, wrists[side])
             grasp = compose(motion, move_t, grasp, wrists[side])
             tracks[side].append(_approach(grasp, motion @ retreats[side], reach[f]))
-    return Plan(articulation, obj_rot, obj_trans, tracks, reach >= 1.0 - 1e-9)
+    hand_poses = {side: HandPose.concatenate(rows) for side, rows in tracks.items()}
+    return Plan(ObjectPose(articulation, object_rot, object_transl), hand_poses, reach >= 1.0 - 1e-9)
 
 
-def retreat_direction(grasp: HandGrasp, hand: HandModel, betas: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Unit direction a grasping hand comes from: away from the object's centre, mostly level."""
-    away = hand_vertices(hand, betas, grasp).mean(axis=0) - centre
+def retreat_direction(grasp: HandPose, hand: HandModel, centre: np.ndarray) -> np.ndarray:
+    """Unit direction a grasping hand (``grasp``: one row) comes from: away from the object's centre,
+    mostly level."""
+    away = hand_vertices(hand, grasp)[0].mean(axis=0) - centre
     away[2] = 0.0
     away = away / max(np.linalg.norm(away), 1e-9) + np.array([0.0, 0.0, 0.3])
     return away / np.linalg.norm(away)
 
 
-def _approach(grasp: HandGrasp, retreat: np.ndarray, reach: float) -> HandGrasp:
-    """The grasp backed off along ``retreat`` with fingers opened, by 1 - ``reach``."""
-    return HandGrasp(grasp.global_orient, grasp.hand_pose * reach,
-                     grasp.transl + (1.0 - reach) * APPROACH_DISTANCE * retreat)
-
-
-def _rest_wrist(hand: HandModel, betas: np.ndarray) -> np.ndarray:
-    z = torch.zeros(1, 3)
-    with torch.no_grad():
-        out = hand(z, torch.zeros(1, 45), torch.as_tensor(betas, dtype=torch.float32)[None], z)
-    return out.joints[0, 0].double().numpy()
+def _approach(grasp: HandPose, retreat: np.ndarray, reach: float) -> HandPose:
+    """The grasp (one row) backed off along ``retreat`` with fingers opened, by 1 - ``reach``."""
+    return HandPose(grasp.global_orient, grasp.hand_pose * reach, grasp.betas,
+                    grasp.transl + (1.0 - reach) * APPROACH_DISTANCE * retreat)
 
 
 def rig_cameras(cfg: EmbeddedConfig, subject_index: int) -> list[Camera | None]:
@@ -295,11 +291,10 @@ class SequenceRenderer:
         """Mesh layers of the clean scene at ``frame``."""
         layers = [self.table]
         for side, hand in self.hands.items():
-            verts = hand_vertices(hand, self.subject.betas, plan.hands[side][frame])
+            verts = hand_vertices(hand, plan.hands[side].take(frame))[0]
             layers.append(MeshLayer(verts, hand.faces.numpy(), PART_IDS[side], color_fn=self.colors[side]))
-        f = lambda a: torch.as_tensor(a, dtype=torch.float32)[None]  # noqa: E731
         with torch.no_grad():
-            obj_verts = self.obj.pose(f(plan.articulation[frame]), f(plan.obj_rot[frame]), f(plan.obj_trans[frame]))
+            obj_verts = self.obj.pose(*plan.object_pose.take(frame).torch())
         layers.append(MeshLayer(obj_verts[0].double().numpy(), self.obj.faces.numpy(), PART_IDS["object"],
                                 face_uvs=self.obj.face_uvs.numpy(), texture=self.obj.texture.numpy()))
         return layers
@@ -323,25 +318,24 @@ def jitter_annotations(plan: Plan, cfg: EmbeddedConfig, rng: np.random.Generator
         noise = axis_angle_to_matrix(torch.as_tensor(rng.normal(0, sigma_r, aa.shape)))
         return matrix_to_axis_angle(noise @ axis_angle_to_matrix(torch.as_tensor(aa))).numpy()
 
-    hands = {
-        side: [HandGrasp(rotate(g.global_orient[None])[0], g.hand_pose + rng.normal(0, sigma_r, 45),
-                         g.transl + rng.normal(0, sigma_t, 3)) for g in grasps]
-        for side, grasps in plan.hands.items()
-    }
-    return Plan(plan.articulation + rng.normal(0, sigma_r, plan.articulation.shape), rotate(plan.obj_rot),
-                plan.obj_trans + rng.normal(0, sigma_t, plan.obj_trans.shape), hands, plan.grasping)
+    def jittered_row(row: HandPose) -> HandPose:  # draws in the order rotation, finger pose, translation
+        return HandPose(rotate(row.global_orient), row.hand_pose + rng.normal(0, sigma_r, 45), row.betas,
+                        row.transl + rng.normal(0, sigma_t, 3))
+
+    hands = {side: HandPose.concatenate([jittered_row(pose.take(f)) for f in range(len(pose))])
+             for side, pose in plan.hands.items()}
+    obj = plan.object_pose
+    object_pose = ObjectPose(obj.articulation + rng.normal(0, sigma_r, obj.articulation.shape), rotate(obj.rot),
+                             obj.transl + rng.normal(0, sigma_t, obj.transl.shape))
+    return Plan(object_pose, hands, plan.grasping)
 
 
 def to_sequence(name: str, plan: Plan, subject: Subject, cameras: list[Camera | None], obj_name: str) -> Sequence:
     """A schema Sequence of ``plan``'s poses."""
-    frames = len(plan.articulation)
-    tracks = {
-        side: HandTrack(rot=np.stack([g.global_orient for g in grasps]), pose=np.stack([g.hand_pose for g in grasps]),
-                        trans=np.stack([g.transl for g in grasps]), betas=subject.betas, valid=np.ones(frames, bool))
-        for side, grasps in plan.hands.items()
-    }
+    frames = len(plan.object_pose)
     return Sequence(name=name, subject=subject.name, object_name=obj_name, frames=frames, cameras=cameras,
-                    hands=tracks, obj_articulation=plan.articulation, obj_rot=plan.obj_rot, obj_trans=plan.obj_trans)
+                    hands=plan.hands, hand_valid={side: np.ones(frames, bool) for side in SIDES},
+                    object_pose=plan.object_pose)
 
 
 def config_digest(cfg: EmbeddedConfig, seed: int) -> str:
@@ -398,31 +392,30 @@ def _done_file(root: Path, name: str) -> Path:
 _CACHE: dict = {}
 
 
-def _assets() -> tuple[dict[str, HandModel], np.ndarray, HandRig, np.ndarray]:
-    """Open hands, palm vertex ids, the skin rig and the right template (cached per process)."""
+def _assets() -> tuple[dict[str, HandModel], HandRig, np.ndarray]:
+    """Open hands, the skin rig and the right hand's float64 template (cached per process)."""
     if not _CACHE:
-        right = load_mano_file(open_hand_file("right"))  # the cached open hand, with its extra fields
-        _CACHE["value"] = ({side: HandModel(side) for side in ("right", "left")},
-                           np.asarray(right["palm_vertex_ids"]), HandRig.from_open_hand(right),
+        right = build_open_hand("right")  # the construction's bones and float64 template, for the skin
+        _CACHE["value"] = ({side: HandModel(side) for side in SIDES}, HandRig.from_open_hand(right),
                            np.asarray(right["v_template"]))
     return _CACHE["value"]
 
 
 def plan_for(name: str, cfg: EmbeddedConfig, seed: int) -> tuple[Plan, Subject, ArticulatedObject]:
     """The clean plan of sequence ``name`` (deterministic in name, config and seed)."""
-    hands, palm_ids, _, _ = _assets()
+    hands, _, _ = _assets()
     subject_name, seq = name.split("/")
     obj_name, action, _ = seq.rsplit("_", 2)
     subject = next(s for s in subjects(cfg, seed) if s.name == subject_name)
     obj = open_object(obj_name)
     rng = np.random.default_rng([seed, int(subject_name.lstrip("s")), sum(map(ord, seq))])
-    return plan_sequence(obj, action, subject, hands, palm_ids, cfg.frames, rng), subject, obj
+    return plan_sequence(obj, action, subject, hands, cfg.frames, rng), subject, obj
 
 
 def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
     root, name, cfg, seed = job
     root = Path(root)
-    hands, _, rig, right_template = _assets()
+    hands, rig, right_template = _assets()
     plan, subject, obj = plan_for(name, cfg, seed)
     people = sorted({s for members in cfg.splits.values() for s in members})
     cameras = rig_cameras(cfg, people.index(subject.name))

@@ -78,9 +78,9 @@ class HandPose:
     def from_sequence(cls, seq: Sequence, side: str, frame: int, betas: Tensor | None = None) -> HandPose:
         """The pose of ``side`` at ``frame``; ``betas`` replaces the sequence's shape (to drive one
         subject's model with another subject's pose)."""
-        track = seq.hands[side]
-        shape = _tensor(track.betas) if betas is None else betas
-        return cls(_tensor(track.rot[frame]), _tensor(track.pose[frame]), shape, _tensor(track.trans[frame]))
+        pose = seq.hands[side]
+        shape = _tensor(pose.betas[frame]) if betas is None else betas
+        return cls(_tensor(pose.global_orient[frame]), _tensor(pose.hand_pose[frame]), shape, _tensor(pose.transl[frame]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,8 +93,8 @@ class ObjectPose:
 
     @classmethod
     def from_sequence(cls, seq: Sequence, frame: int) -> ObjectPose:
-        return cls(_tensor(seq.obj_articulation[frame]), _tensor(seq.obj_rot[frame]),
-                   _tensor(seq.obj_trans[frame]))
+        pose = seq.object_pose
+        return cls(_tensor(pose.articulation[frame]), _tensor(pose.rot[frame]), _tensor(pose.transl[frame]))
 
 
 class RenderOutput(NamedTuple):

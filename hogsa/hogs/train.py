@@ -440,7 +440,7 @@ def load_group(cfg: HOGSConfig, index: DatasetIndex, hands: dict[str, HandModel]
     train, held_out = [], []
     for seq in sequences:
         for frame in tqdm(range(seq.frames), desc=f"crops {seq.name}", leave=False):
-            if not (seq.hands["right"].valid[frame] and seq.hands["left"].valid[frame]):
+            if not (seq.hand_valid["right"][frame] and seq.hand_valid["left"][frame]):
                 continue  # a model of both hands is trained on frames where both are annotated
             poses = (HandPose.from_sequence(seq, "right", frame), HandPose.from_sequence(seq, "left", frame),
                      ObjectPose.from_sequence(seq, frame))

@@ -11,6 +11,8 @@ their 42 joints (mm), as MPJPE without root alignment; grasps of different objec
   least as near), so a comparison with the training set alone says how much closer, not whether.
 - mean pairwise distance within a set (per object, then averaged over pairs of all objects);
 - a t-SNE embedding of the descriptors (scikit-learn) for the figure.
+
+Every function takes arrays: the caller skins the hands (``hogsa.pom.grasps.grasp_joints``).
 """
 
 from __future__ import annotations
@@ -19,27 +21,18 @@ import numpy as np
 import torch
 from sklearn.manifold import TSNE
 
-from hogsa.data.schema import SIDES
 from hogsa.geometry import axis_angle_to_matrix
-from hogsa.hand import HandModel
-from hogsa.pom.grasps import Grasps
 
 M_TO_MM = 1000.0
 
 
-def grasp_descriptors(grasps: Grasps, hands: dict[str, HandModel]) -> np.ndarray:
-    """[S,42,3] both hands' joints in the object frame, mm."""
-    f = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-    joints = []
-    with torch.no_grad():
-        for side in SIDES:
-            p = grasps.hands[side]
-            j = hands[side](*(f(p[k]).float() for k in ("rot", "pose", "betas", "trans"))).joints.double()
-            joints.append(j)
-        joints = torch.cat(joints, dim=1)  # [S,42,3]
-        rotation = axis_angle_to_matrix(f(grasps.obj_rot))
-        local = torch.einsum("sji,snj->sni", rotation, joints - f(grasps.obj_trans)[:, None])
-    return local.numpy() * M_TO_MM
+def grasp_descriptors(joints: np.ndarray, object_rot: np.ndarray, object_transl: np.ndarray) -> np.ndarray:
+    """[S,42,3] descriptors (mm): both hands' world joints ``joints`` [S,42,3] (m, right then left) in the
+    frame of objects at axis-angle ``object_rot`` [S,3] and ``object_transl`` [S,3] m (float64)."""
+    rotation = axis_angle_to_matrix(torch.as_tensor(object_rot, dtype=torch.float64))
+    transl = torch.as_tensor(object_transl, dtype=torch.float64)
+    offset = torch.as_tensor(joints, dtype=torch.float64) - transl[:, None]
+    return torch.einsum("sji,snj->sni", rotation, offset).numpy() * M_TO_MM
 
 
 def pose_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

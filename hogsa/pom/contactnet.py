@@ -106,9 +106,10 @@ def farthest_points(points: np.ndarray, count: int) -> np.ndarray:
     return chosen
 
 
-def to_object_frame(points: Tensor, obj_rot: Tensor, obj_trans: Tensor) -> Tensor:
-    """[B,N,3] world points → the object's frame (inverse of x ↦ R x + t): [B,N,3]."""
-    return torch.einsum("bji,bnj->bni", axis_angle_to_matrix(obj_rot), points - obj_trans[:, None])
+def to_object_frame(points: Tensor, object_rot: Tensor, object_transl: Tensor) -> Tensor:
+    """[B,N,3] world points → the frame of objects at [B,3] axis-angle ``object_rot`` and [B,3]
+    ``object_transl`` m (the inverse of x ↦ R x + t): [B,N,3]."""
+    return torch.einsum("bji,bnj->bni", axis_angle_to_matrix(object_rot), points - object_transl[:, None])
 
 
 class ContactExamples(NamedTuple):
@@ -127,14 +128,13 @@ def contact_examples(grasps: Grasps, hands: dict[str, HandModel],
         chosen = grasps.take(grasps.object_name == name)
         if not len(chosen):
             continue
-        f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+        object_pose = chosen.object_pose.torch()
         zeros = torch.zeros(len(chosen), 3)
         with torch.no_grad():
-            points, _ = surface.pose(f(chosen.articulation), zeros, zeros)
+            points, _ = surface.pose(object_pose.articulation, zeros, zeros)
             for side in SIDES:
-                p = chosen.hands[side]
-                verts = hands[side](f(p["rot"]), f(p["pose"]), f(p["betas"]), f(p["trans"])).vertices
-                verts = to_object_frame(verts, f(chosen.obj_rot), f(chosen.obj_trans))
+                verts = hands[side](*chosen.hands[side].torch()).vertices
+                verts = to_object_frame(verts, object_pose.rot, object_pose.transl)
                 objects.append(points)
                 hand_points.append(verts)
                 targets.append(object_contact_map(points, verts))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from hogsa.articulated import ArticulatedObject
-from hogsa.data.arctic import read_object_template
+from hogsa.data.arctic_objects import read_object_template
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.dataset import DatasetIndex
 from hogsa.hand import HandModel
@@ -67,6 +67,11 @@ def read_grasps(index: DatasetIndex, split: str, hands: dict[str, HandModel], co
     return from_sequences(sequences, hands, objects, contact_distance), objects
 
 
+def merged(records: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One record of per-sample columns: each column of ``records`` concatenated in order."""
+    return {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+
+
 class GeneratedPoses(NamedTuple):
     initial: Grasps  # the perturbed initial poses
     optimised: Grasps  # the same samples after optimisation
@@ -107,7 +112,6 @@ def generate_poses(train: Grasps, hands: dict[str, HandModel], objects: dict[str
         terms.append({k: v * len(init) for k, v in result.terms.items()})
     if not initial:
         raise ValueError("generate_poses: the training split holds no grasp of any object")
-    merge = lambda records: {k: np.concatenate([r[k] for r in records]) for k in records[0]}  # noqa: E731
     total = sum(len(g) for g in initial)
-    return GeneratedPoses(Grasps.concatenate(initial), Grasps.concatenate(optimised), merge(before), merge(after),
+    return GeneratedPoses(Grasps.concatenate(initial), Grasps.concatenate(optimised), merged(before), merged(after),
                           {k: np.sum([t[k] for t in terms], axis=0) / total for k in terms[0]}, seconds)

@@ -1,16 +1,18 @@
 """Bimanual grasp sets: both hands' MANO parameters and the object's pose per sample.
 
-A ``Grasps`` holds S samples as float64 numpy arrays (metres, radians; MANO pose absolute axis-angle
-as in ``hogsa.data.schema``) plus, per sample, its object and its group (the dataset's sequence group
-"subject/object", which names the HOGS model that renders it later). ``from_sequences`` takes the
-frames of a dataset in which both hands touch the object; ``save`` / ``load`` write and read them as
-one .npz (no pickle).
+A ``Grasps`` holds S samples as float64 numpy records (``HandPose`` per side, ``ObjectPose``; metres,
+radians; MANO pose absolute axis-angle as in ``hogsa.data.schema``) plus, per sample, its object and
+its group (the dataset's sequence group "subject/object", which names the HOGS model that renders it
+later). ``from_sequences`` takes the frames of a dataset in which both hands touch the object;
+``save`` / ``load`` write and read them as one .npz (no pickle).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -18,84 +20,103 @@ import torch
 from hogsa.articulated import ArticulatedObject
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.schema import SIDES, Sequence
-from hogsa.hand import HandModel
+from hogsa.hand import HandModel, HandPose, hand_vertices
 from hogsa.io import atomic_path
+from hogsa.articulated import ArticulatedObject, ObjectPose
 
-_HAND_FIELDS = ("rot", "pose", "betas", "trans")
-_WIDTHS = {"rot": 3, "pose": 45, "betas": 10, "trans": 3}
+HAND_FIELDS = tuple(field.name for field in dataclasses.fields(HandPose))
+OBJECT_FIELDS = tuple(field.name for field in dataclasses.fields(ObjectPose))
+LABELS = ("object_name", "group", "source")
+# .npz keys: "<side>_<HandPose field>", "object_<ObjectPose field>" and the labels
+NPZ_KEYS = tuple(f"{s}_{f}" for s in SIDES for f in HAND_FIELDS) + tuple(f"object_{f}" for f in OBJECT_FIELDS) + LABELS
 
 
 @dataclass(frozen=True, eq=False)
 class Grasps:
-    """S bimanual grasps (arrays float64; ``hands[side][field]`` for field in rot, pose, betas, trans)."""
+    """S bimanual grasps: per side a HandPose and the object's ObjectPose (numpy float64, S rows each)."""
 
-    hands: dict[str, dict[str, np.ndarray]]  # side → rot [S,3], pose [S,45], betas [S,10], trans [S,3]
-    articulation: np.ndarray  # [S] rad
-    obj_rot: np.ndarray  # [S,3] axis-angle
-    obj_trans: np.ndarray  # [S,3] m
+    hands: dict[str, HandPose]  # side → global_orient [S,3], hand_pose [S,45], betas [S,10], transl [S,3]
+    object_pose: ObjectPose  # articulation [S] rad, rot [S,3] axis-angle, transl [S,3] m
     object_name: np.ndarray  # [S] str
     group: np.ndarray  # [S] str: "subject/object"
     source: np.ndarray  # [S] str: "sequence:frame" the sample comes from
 
     def __post_init__(self) -> None:
-        count = len(self.articulation)
-        shapes = {"articulation": (count,), "obj_rot": (count, 3), "obj_trans": (count, 3),
-                  "object_name": (count,), "group": (count,), "source": (count,)}
-        for name, shape in shapes.items():
-            if np.shape(getattr(self, name)) != shape:
-                raise ValueError(f"Grasps: field {name!r} has shape {np.shape(getattr(self, name))}, expected {shape}")
-        for side in SIDES:
-            for field in _HAND_FIELDS:
-                value = self.hands[side][field]
-                if value.shape != (count, _WIDTHS[field]):
-                    raise ValueError(f"Grasps: field 'hands[{side!r}][{field!r}]' has shape {value.shape}, "
-                                     f"expected ({count}, {_WIDTHS[field]})")
+        if not isinstance(self.object_pose, ObjectPose):
+            raise ValueError(f"Grasps: field 'object_pose' must be an ObjectPose, got {type(self.object_pose).__name__}")
+        count = len(self.object_pose)
+        for name in LABELS:
+            if np.shape(getattr(self, name)) != (count,):
+                raise ValueError(f"Grasps: field {name!r} has shape {np.shape(getattr(self, name))}, expected ({count},)")
+        if sorted(self.hands) != sorted(SIDES):
+            raise ValueError(f"Grasps: field 'hands' has keys {sorted(self.hands)}, expected {sorted(SIDES)}")
+        for side, pose in self.hands.items():
+            rows = len(pose) if isinstance(pose, HandPose) else None
+            if rows != count:
+                raise ValueError(f"Grasps: field 'hands.{side}' must be a HandPose of {count} rows (as 'object_pose'), "
+                                 f"got {type(pose).__name__}" + ("" if rows is None else f" of {rows} rows"))
 
     def __len__(self) -> int:
-        return len(self.articulation)
+        return len(self.object_pose)
 
     def take(self, index: np.ndarray) -> Grasps:
         """The samples at ``index`` (int array or bool mask)."""
-        return Grasps({s: {f: v[index] for f, v in h.items()} for s, h in self.hands.items()},
-                      self.articulation[index], self.obj_rot[index], self.obj_trans[index],
+        return Grasps({s: h.take(index) for s, h in self.hands.items()}, self.object_pose.take(index),
                       self.object_name[index], self.group[index], self.source[index])
 
     @staticmethod
     def concatenate(parts: list[Grasps]) -> Grasps:
-        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-        hands = {s: {f: np.concatenate([p.hands[s][f] for p in parts]) for f in _HAND_FIELDS} for s in SIDES}
-        return Grasps(hands, cat("articulation"), cat("obj_rot"), cat("obj_trans"), cat("object_name"),
-                      cat("group"), cat("source"))
+        """One set of every sample of ``parts``, in order."""
+        hands = {s: HandPose.concatenate([p.hands[s] for p in parts]) for s in SIDES}
+        labels = (np.concatenate([getattr(p, name) for p in parts]) for name in LABELS)
+        return Grasps(hands, ObjectPose.concatenate([p.object_pose for p in parts]), *labels)
 
     def save(self, path: str | Path) -> None:
-        """Write as .npz (atomically): hand fields as ``<side>_<field>``, strings as unicode arrays."""
-        arrays = {f"{s}_{f}": self.hands[s][f] for s in SIDES for f in _HAND_FIELDS}
-        arrays.update(articulation=self.articulation, obj_rot=self.obj_rot, obj_trans=self.obj_trans,
-                      object_name=self.object_name.astype(str), group=self.group.astype(str),
-                      source=self.source.astype(str))
+        """Write as .npz (atomically) under ``NPZ_KEYS``, strings as unicode arrays."""
+        arrays = {f"{s}_{f}": getattr(self.hands[s], f) for s in SIDES for f in HAND_FIELDS}
+        arrays.update({f"object_{f}": getattr(self.object_pose, f) for f in OBJECT_FIELDS})
+        arrays.update({name: getattr(self, name).astype(str) for name in LABELS})
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Grasps:
+        """The grasp set ``save`` wrote at ``path`` (float64); ValueError naming the file when a key is
+        missing or a field has the wrong shape."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: grasp set not found")
         with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in [f"{s}_{f}" for s in SIDES for f in _HAND_FIELDS] +
-                       ["articulation", "obj_rot", "obj_trans", "object_name", "group", "source"] if k not in data]
+            missing = [k for k in NPZ_KEYS if k not in data]
             if missing:
                 raise ValueError(f"{path}: fields {missing} are missing")
-            hands = {s: {f: data[f"{s}_{f}"].astype(np.float64) for f in _HAND_FIELDS} for s in SIDES}
-            return cls(hands, data["articulation"].astype(np.float64), data["obj_rot"].astype(np.float64),
-                       data["obj_trans"].astype(np.float64), data["object_name"], data["group"], data["source"])
+            hands = {s: _stored_record(data, path, s, HandPose) for s in SIDES}
+            object_pose = _stored_record(data, path, "object", ObjectPose)
+            try:
+                return cls(hands, object_pose, *(data[name] for name in LABELS))
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from err
 
 
-def hand_vertices(hand: HandModel, params: dict[str, np.ndarray]) -> np.ndarray:
-    """[S,V,3] world vertices of one side's parameters (rot, pose, betas, trans arrays of S rows)."""
-    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-    with torch.no_grad():
-        return hand(f(params["rot"]), f(params["pose"]), f(params["betas"]), f(params["trans"])).vertices.double().numpy()
+def _stored_record(data: Mapping[str, np.ndarray], path: Path, prefix: str,
+                   record: type[HandPose] | type[ObjectPose]) -> HandPose | ObjectPose:
+    """The ``record`` (float64) of the .npz keys ``<prefix>_<field>``; ValueError naming the file and keys."""
+    fields = HAND_FIELDS if record is HandPose else OBJECT_FIELDS
+    try:
+        return record(*(data[f"{prefix}_{field}"].astype(np.float64) for field in fields))
+    except ValueError as err:
+        raise ValueError(f"{path}: keys '{prefix}_*': {err}") from err
+
+
+@torch.no_grad()
+def grasp_joints(grasps: Grasps, hands: dict[str, HandModel]) -> np.ndarray:
+    """[S,42,3] float64 world joints (m) of both hands, right then left (21 each, MANO/ARCTIC order)."""
+    return torch.cat([hands[side](*grasps.hands[side].torch()).joints.double() for side in SIDES], dim=1).numpy()
+
+
+def repeated(text: str, count: int) -> np.ndarray:
+    """[count] str array of ``text``."""
+    return np.array([text] * count)
 
 
 def from_sequences(sequences: list[Sequence], hands: dict[str, HandModel], objects: dict[str, ArticulatedObject],
@@ -105,20 +126,17 @@ def from_sequences(sequences: list[Sequence], hands: dict[str, HandModel], objec
     parts = []
     distances = {name: ObjectDistance(obj) for name, obj in objects.items()}
     for seq in sequences:
-        valid = seq.hands["right"].valid & seq.hands["left"].valid
-        params = {side: {"rot": seq.hands[side].rot, "pose": seq.hands[side].pose, "trans": seq.hands[side].trans,
-                         "betas": np.tile(seq.hands[side].betas, (seq.frames, 1))} for side in SIDES}
-        touching = valid.copy()
+        touching = seq.hand_valid["right"] & seq.hand_valid["left"]
+        pose = seq.object_pose
         for side in SIDES:
-            verts = hand_vertices(hands[side], params[side])
-            gaps = np.array([distances[seq.object_name](verts[f], seq.obj_articulation[f], seq.obj_rot[f],
-                                                        seq.obj_trans[f]).min() for f in range(seq.frames)])
+            verts = hand_vertices(hands[side], seq.hands[side])
+            gaps = np.array([distances[seq.object_name](verts[f], pose.articulation[f], pose.rot[f],
+                                                        pose.transl[f]).min() for f in range(seq.frames)])
             touching &= gaps <= contact_distance
         frames = np.flatnonzero(touching)
-        names = lambda text: np.array([text] * len(frames))  # noqa: E731
-        parts.append(Grasps({s: {f: v[frames] for f, v in params[s].items()} for s in SIDES},
-                            seq.obj_articulation[frames], seq.obj_rot[frames], seq.obj_trans[frames],
-                            names(seq.object_name), names(f"{seq.subject}/{seq.object_name}"),
+        parts.append(Grasps({s: seq.hands[s].take(frames) for s in SIDES}, pose.take(frames),
+                            repeated(seq.object_name, len(frames)),
+                            repeated(f"{seq.subject}/{seq.object_name}", len(frames)),
                             np.array([f"{seq.name}:{f}" for f in frames])))
     if not parts:
         raise ValueError("from_sequences: no sequences given")

@@ -43,8 +43,8 @@ from tqdm import tqdm
 
 from hogsa.articulated import ArticulatedObject
 from hogsa.data.schema import SIDES
-from hogsa.hand import HandModel, load_mano_file
-from hogsa.open_hand import open_hand_file
+from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.hand import HandModel, HandPose
 from hogsa.pom.contact import (CM_PER_M, ObjectOccupancy, SurfaceSamples, contact_map, inside_depth, kd_trees, nearest,
                                penetration_loss, squared_distances, tree_index, vertex_normals)
 from hogsa.pom.contactnet import ContactNet, farthest_points, to_object_frame
@@ -79,16 +79,14 @@ class OptimizationResult(NamedTuple):
 def contact_prior(hand: HandModel) -> Tensor:
     """[P] int64 hand-centric prior vertices (finger pads and palm) of ``hand``.
 
-    The open hand defines them by construction (``palm_vertex_ids``, ``fingerpad_vertex_ids``: the
-    palmar surfaces of the palm and the distal phalanges). For MANO, which has no such field, the
+    The open hand defines them by construction (``hand.palm_ids``, ``hand.fingerpad_ids``: the
+    palmar surfaces of the palm and the distal phalanges). For MANO, which has no such ids, the
     prior is every vertex skinned mostly (weight > 0.5) to a distal joint (3, 6, 9, 12, 15): the
     five distal finger segments. Subdivided (MANO-HD) hands keep the original vertex ids, which the
     prior uses.
     """
     if hand.is_open_hand:
-        data = load_mano_file(open_hand_file(hand.side))
-        ids = np.concatenate([data["palm_vertex_ids"], data["fingerpad_vertex_ids"]])
-        return torch.as_tensor(np.unique(ids), dtype=torch.long)
+        return torch.unique(torch.cat([hand.palm_ids, hand.fingerpad_ids]))
     weights = hand.weights[:, list(MANO_DISTAL_JOINTS)].sum(dim=1)
     return torch.nonzero(weights > 0.5)[:, 0]
 
@@ -97,20 +95,14 @@ class ObjectSolid(NamedTuple):
     """What finds hand vertices inside the fixed object of a batch, and how deep."""
 
     occupancy: ObjectOccupancy  # the inside test
-    pose: tuple[Tensor, Tensor, Tensor]  # articulation [B], rot [B,3], transl [B,3]
+    pose: ObjectPose  # the batch's object poses, tensors
     points: Tensor  # [B,M,3] dense surface samples: a vertex's depth is the distance to the nearest
     trees: list  # B scipy cKDTree of ``points``
 
 
-class HandParams(NamedTuple):
-    rot: Tensor  # [B,3]
-    pose: Tensor  # [B,45]
-    betas: Tensor  # [B,10]
-    trans: Tensor  # [B,3]
-
-
-def _leaf(array: np.ndarray) -> Tensor:
-    return torch.tensor(array, dtype=torch.float32, requires_grad=True)
+def trainable_copy(pose: HandPose) -> HandPose:
+    """``pose`` as float32 leaf tensors that require grad (copies): the parameters the optimiser moves."""
+    return HandPose(*(torch.tensor(field, dtype=torch.float32, requires_grad=True) for field in pose))
 
 
 def optimize_grasps(init: Grasps, hands: dict[str, HandModel], obj: ArticulatedObject, surface: SurfaceSamples,
@@ -144,24 +136,23 @@ def _optimize_batch(batch: Grasps, hands: dict[str, HandModel], surface: Surface
                     occupancy: ObjectOccupancy, net: ContactNet, hand_subset: Tensor, subsets: dict[str, Tensor],
                     priors: dict[str, Tensor], cfg: OptimizeConfig) -> tuple[Grasps, dict[str, np.ndarray]]:
     """One batch: ContactNet's targets at the initial pose, then ``cfg.iterations`` Adam steps."""
-    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
-        pose = f(batch.articulation), f(batch.obj_rot), f(batch.obj_trans)
+        pose = batch.object_pose.torch()
         points, _ = surface.pose(*pose)  # [B,N,3]
         dense_points, _ = dense.pose(*pose)
         solid = ObjectSolid(occupancy, pose, dense_points, kd_trees(dense_points))
-    params = {side: HandParams(*(_leaf(batch.hands[side][k]) for k in HandParams._fields)) for side in SIDES}
+    params = {side: trainable_copy(batch.hands[side]) for side in SIDES}
     targets = {}
     with torch.no_grad():
-        object_frame_points = to_object_frame(points, f(batch.obj_rot), f(batch.obj_trans))
+        object_frame_points = to_object_frame(points, pose.rot, pose.transl)
         for side in SIDES:
-            verts = hands[side](*params[side][:3], params[side].trans).vertices
-            hand_points = to_object_frame(verts[:, hand_subset], f(batch.obj_rot), f(batch.obj_trans))
+            verts = hands[side](*params[side]).vertices
+            hand_points = to_object_frame(verts[:, hand_subset], pose.rot, pose.transl)
             predicted = net(object_frame_points, hand_points)
             targets[side] = predicted / predicted.max(dim=1, keepdim=True).values.clamp(min=1e-6)
     optimizer = torch.optim.Adam([
-        {"params": [p for s in SIDES for p in (params[s].rot, params[s].pose)], "lr": cfg.lr_pose},
-        {"params": [params[s].trans for s in SIDES], "lr": cfg.lr_transl},
+        {"params": [p for s in SIDES for p in (params[s].global_orient, params[s].hand_pose)], "lr": cfg.lr_pose},
+        {"params": [params[s].transl for s in SIDES], "lr": cfg.lr_transl},
         {"params": [params[s].betas for s in SIDES], "lr": cfg.lr_shape},
     ])
     term_curves = {k: np.zeros(cfg.iterations) for k in ("contact", "hand_centric", "penetration", "hand_hand")}
@@ -174,10 +165,8 @@ def _optimize_batch(batch: Grasps, hands: dict[str, HandModel], surface: Surface
         optimizer.step()
         for key, value in losses.items():
             term_curves[key][step] = float(value.detach().mean())
-    out = {side: {k: getattr(params[side], k).detach().double().numpy() for k in ("rot", "pose", "betas", "trans")}
-           for side in SIDES}
-    return Grasps(out, batch.articulation, batch.obj_rot, batch.obj_trans, batch.object_name, batch.group,
-                  batch.source), term_curves
+    out = {side: params[side].numpy() for side in SIDES}
+    return Grasps(out, batch.object_pose, batch.object_name, batch.group, batch.source), term_curves
 
 
 def _depth_in_object(verts: Tensor, solid: ObjectSolid) -> Tensor:  # [B,V,3] -> [B,V] m
@@ -186,7 +175,7 @@ def _depth_in_object(verts: Tensor, solid: ObjectSolid) -> Tensor:  # [B,V,3] ->
     return torch.where(inside, depth, torch.zeros_like(depth))
 
 
-def grasp_losses(params: dict[str, HandParams], hands: dict[str, HandModel], points: Tensor, solid: ObjectSolid,
+def grasp_losses(params: dict[str, HandPose], hands: dict[str, HandModel], points: Tensor, solid: ObjectSolid,
                  targets: dict[str, Tensor], subsets: dict[str, Tensor], priors: dict[str, Tensor], cfg: OptimizeConfig
                  ) -> dict[str, Tensor]:
     """Per sample [B] terms, summed over both hands: contact (L_C), hand_centric (L_H), penetration
@@ -197,8 +186,7 @@ def grasp_losses(params: dict[str, HandParams], hands: dict[str, HandModel], poi
     out = {k: points.new_zeros(points.shape[0]) for k in ("contact", "hand_centric", "penetration")}
     posed = {}
     for side in SIDES:
-        p = params[side]
-        verts = hands[side](p.rot, p.pose, p.betas, p.trans).vertices  # [B,V,3]
+        verts = hands[side](*params[side]).vertices  # [B,V,3]
         with torch.no_grad():  # the inside test's direction; its gradient is left out (as GraspTTA's)
             vert_normals = vertex_normals(verts, hands[side].faces)[:, subsets[side]]
         verts = verts[:, subsets[side]]

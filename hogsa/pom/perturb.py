@@ -21,11 +21,12 @@ Per sample, in this order (every draw from the generator passed in):
    bring back (3e-5 m per step).
 
 MANO rotates about the shaped rest wrist j0, so a rigid motion x ↦ M(x - p) + p of a hand sets
-rot' = M·rot and trans' = M(w - p) + p - j0 with w = j0 + trans the wrist.
+global_orient' = M·global_orient and transl' = M(w - p) + p - j0 with w = j0 + transl the wrist.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,9 +35,10 @@ from scipy.spatial.transform import Rotation
 
 from hogsa.articulated import ArticulatedObject
 from hogsa.data.schema import SIDES
+from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.geometry import hinge_rotation
-from hogsa.hand import HandModel
-from hogsa.pom.grasps import Grasps, hand_vertices
+from hogsa.hand import HandModel, HandPose, hand_vertices, rest_wrists
+from hogsa.pom.grasps import Grasps
 
 
 @dataclass(frozen=True)
@@ -51,20 +53,13 @@ class PerturbConfig:
     holder_distance: float  # m: hand vertices this close to the object are its contact vertices
 
 
-def rest_wrists(hand: HandModel, betas: np.ndarray) -> np.ndarray:
-    """[S,3] the shaped rest wrist j0 (the centre MANO's global rotation turns about) of [S,10] betas."""
-    zeros = torch.zeros(len(betas), 3)
-    with torch.no_grad():
-        out = hand(zeros, torch.zeros(len(betas), 45), torch.as_tensor(betas, dtype=torch.float32), zeros)
-    return out.joints[:, 0].double().numpy()
-
-
-def move_hand(params: dict[str, np.ndarray], j0: np.ndarray, motion: np.ndarray, pivot: np.ndarray) -> dict:
-    """One side's parameters after the rigid motions x ↦ motion·(x - pivot) + pivot ([S,3,3], [S,3])."""
-    wrist = j0 + params["trans"]
-    rot = Rotation.from_matrix(motion) * Rotation.from_rotvec(params["rot"])
+def move_hand(pose: HandPose, j0: np.ndarray, motion: np.ndarray, pivot: np.ndarray) -> HandPose:
+    """One side's S poses after the rigid motions x ↦ motion·(x - pivot) + pivot ([S,3,3], [S,3]);
+    ``j0`` [S,3] the shaped rest wrists."""
+    wrist = j0 + pose.transl
+    rot = Rotation.from_matrix(motion) * Rotation.from_rotvec(pose.global_orient)
     wrist = np.einsum("sij,sj->si", motion, wrist - pivot) + pivot
-    return {**params, "rot": rot.as_rotvec(), "trans": wrist - j0}
+    return dataclasses.replace(pose, global_orient=rot.as_rotvec(), transl=wrist - j0)
 
 
 def top_contact(hand_verts: np.ndarray, object_verts: np.ndarray, top_mask: np.ndarray,
@@ -88,43 +83,43 @@ def perturb(grasps: Grasps, hands: dict[str, HandModel], obj: ArticulatedObject,
     if set(grasps.object_name) - {obj.name}:
         raise ValueError(f"perturb: grasps of objects {sorted(set(grasps.object_name))}, expected only {obj.name!r}")
     count = len(grasps)
-    f = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    object_pose = grasps.object_pose
     with torch.no_grad():
-        object_verts = obj.pose(f(grasps.articulation), f(grasps.obj_rot), f(grasps.obj_trans)).numpy()
-    j0 = {side: rest_wrists(hands[side], grasps.hands[side]["betas"]) for side in SIDES}
-    params = {side: dict(grasps.hands[side]) for side in SIDES}
+        object_verts = obj.pose(*object_pose.torch(torch.float64)).numpy()
+    j0 = {side: rest_wrists(hands[side], grasps.hands[side].betas) for side in SIDES}
+    poses = dict(grasps.hands)
     eye = np.broadcast_to(np.eye(3), (count, 3, 3))
 
-    articulation = grasps.articulation.copy()
+    articulation = object_pose.articulation.copy()
     if obj.articulated:
-        contact = {side: top_contact(hand_vertices(hands[side], params[side]), object_verts, obj.top_mask.numpy(),
+        contact = {side: top_contact(hand_vertices(hands[side], poses[side]), object_verts, obj.top_mask.numpy(),
                                      cfg.holder_distance) for side in SIDES}
         movable = np.all([holds | ~touches for touches, holds in contact.values()], axis=0)
         low, high = np.asarray(cfg.articulation_range) * np.pi
         delta = rng.uniform(low, high, count) * random_signs(rng, (count,))
         delta = np.where((articulation + delta < 0) | (articulation + delta > cfg.max_articulation), -delta, delta)
         articulation = np.where(movable, np.clip(articulation + delta, 0.0, cfg.max_articulation), articulation)
-        delta = articulation - grasps.articulation
-        obj_rotation = Rotation.from_rotvec(grasps.obj_rot).as_matrix()
+        delta = articulation - object_pose.articulation
+        obj_rotation = Rotation.from_rotvec(object_pose.rot).as_matrix()
         hinge = hinge_rotation(torch.from_numpy(delta)).numpy()  # [S,3,3]: the top part turns by δ
         swing = obj_rotation @ hinge @ np.swapaxes(obj_rotation, 1, 2)
         for side in SIDES:
             holder = contact[side][1]
-            params[side] = move_hand(params[side], j0[side], np.where(holder[:, None, None], swing, eye),
-                                     grasps.obj_trans)
+            poses[side] = move_hand(poses[side], j0[side], np.where(holder[:, None, None], swing, eye),
+                                    object_pose.transl)
 
     centre = object_verts.mean(axis=1)
     for side in SIDES:
         angles = rng.uniform(0.0, np.radians(cfg.max_rotation_deg), (count, 3)) * random_signs(rng, (count, 3))
         turn = Rotation.from_euler("ZYX", angles[:, ::-1]).as_matrix()  # Rz(γ)·Ry(β)·Rx(α)
-        params[side] = move_hand(params[side], j0[side], turn, centre)
-        away = j0[side] + params[side]["trans"] - centre
-        params[side]["trans"] = params[side]["trans"] + cfg.push_fraction * away
+        poses[side] = move_hand(poses[side], j0[side], turn, centre)
+        away = j0[side] + poses[side].transl - centre
+        poses[side] = dataclasses.replace(poses[side], transl=poses[side].transl + cfg.push_fraction * away)
 
     direction = rng.normal(size=(count, 3))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     offset = direction * rng.uniform(0.0, cfg.max_offset, (count, 1))
     for side in SIDES:
-        params[side]["trans"] = params[side]["trans"] + offset
-    return Grasps(params, articulation, grasps.obj_rot.copy(), grasps.obj_trans + offset, grasps.object_name.copy(),
-                  grasps.group.copy(), grasps.source.copy())
+        poses[side] = dataclasses.replace(poses[side], transl=poses[side].transl + offset)
+    moved = ObjectPose(articulation, object_pose.rot.copy(), object_pose.transl + offset)
+    return Grasps(poses, moved, grasps.object_name.copy(), grasps.group.copy(), grasps.source.copy())

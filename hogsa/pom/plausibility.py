@@ -23,9 +23,10 @@ import torch
 from hogsa.articulated import ArticulatedObject
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.schema import SIDES
-from hogsa.hand import HandModel
+from hogsa.articulated import ArticulatedObject
+from hogsa.hand import HandModel, hand_vertices
 from hogsa.pom.contact import SurfaceSamples, Solid, hand_object_contact, intersection_volume
-from hogsa.pom.grasps import Grasps, hand_vertices
+from hogsa.pom.grasps import Grasps
 
 M_TO_MM = 1000.0
 M3_TO_CM3 = 1e6
@@ -54,10 +55,10 @@ def plausibility_records(grasps: Grasps, hands: dict[str, HandModel], obj: Artic
         raise ValueError(f"plausibility_records: grasps of {sorted(set(grasps.object_name))}, expected only {obj.name!r}")
     count = len(grasps)
     samples = SurfaceSamples(obj, cfg.object_samples, seed=0)
-    f = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    pose = grasps.object_pose
     with torch.no_grad():
-        object_points, _ = samples.pose(f(grasps.articulation), f(grasps.obj_rot), f(grasps.obj_trans))
-        object_verts = obj.pose(f(grasps.articulation), f(grasps.obj_rot), f(grasps.obj_trans)).numpy()
+        object_points, _ = samples.pose(*pose.torch(torch.float64))
+        object_verts = obj.pose(*pose.torch(torch.float64)).numpy()
     verts = {side: hand_vertices(hands[side], grasps.hands[side]) for side in SIDES}
     faces = {side: hands[side].faces.numpy() for side in SIDES}
     record = {f"{side}_{key}": np.zeros(count) for side in SIDES
@@ -69,7 +70,7 @@ def plausibility_records(grasps: Grasps, hands: dict[str, HandModel], obj: Artic
         hand_solids = {}
         for side in SIDES:
             hand_solids[side] = Solid(verts[side][k], faces[side])
-            signed = distance(verts[side][k], grasps.articulation[k], grasps.obj_rot[k], grasps.obj_trans[k])
+            signed = distance(verts[side][k], pose.articulation[k], pose.rot[k], pose.transl[k])
             measure = hand_object_contact(hand_solids[side], solid, signed, object_points[k].numpy(), cfg.voxel)
             record[f"{side}_gap_mm"][k] = measure.gap * M_TO_MM
             record[f"{side}_hand_depth_mm"][k] = measure.hand_depth * M_TO_MM
@@ -113,7 +114,9 @@ def filter_grasps(grasps: Grasps, record: dict[str, np.ndarray]) -> tuple[Grasps
 def summary(record: dict[str, np.ndarray]) -> dict[str, float]:
     """Means over samples and both hands: penetration depth (mm), hand→object depth, object→hand
     depth, volume (cm³), contact rate, and the pass rate."""
-    both = lambda key: np.concatenate([record[f"{s}_{key}"] for s in SIDES]).astype(float)  # noqa: E731
+    def both(key: str) -> np.ndarray:  # [2S] the column of both hands
+        return np.concatenate([record[f"{s}_{key}"] for s in SIDES]).astype(float)
+
     return {
         "penetration_mm": float(both("depth_mm").mean()),
         "hand_in_object_mm": float(both("hand_depth_mm").mean()),

@@ -25,19 +25,15 @@ def posed_hands(seq: Sequence, hands: dict[str, HandModel], frames: list[int] | 
     frames = list(range(seq.frames)) if frames is None else frames
     out = {}
     for side, hand in hands.items():
-        track = seq.hands[side]
-        f = lambda a: torch.as_tensor(a[frames], dtype=torch.float32)  # noqa: E731
-        betas = torch.as_tensor(np.tile(track.betas, (len(frames), 1)), dtype=torch.float32)
         with torch.no_grad():
-            out[side] = hand(f(track.rot), f(track.pose), betas, f(track.trans))
+            out[side] = hand(*seq.hands[side].take(frames).torch())
     return out
 
 
 def posed_object(seq: Sequence, obj: ArticulatedObject, frames: list[int]) -> np.ndarray:
     """[F',V,3] object vertices of the annotated ``frames``."""
-    f = lambda a: torch.as_tensor(a[frames], dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
-        return obj.pose(f(seq.obj_articulation), f(seq.obj_rot), f(seq.obj_trans)).double().numpy()
+        return obj.pose(*seq.object_pose.take(frames).torch()).double().numpy()
 
 
 def split_counts(index: DatasetIndex, sequences: dict[str, Sequence]) -> dict:
@@ -99,11 +95,12 @@ def contact_distances(seq: Sequence, hands: dict[str, HandModel], distance: Obje
     """Per side, [F] signed distance (m) of the hand's closest vertex to the object (negative: the
     deepest penetration), from the annotations."""
     posed = posed_hands(seq, hands)
+    pose = seq.object_pose
     out = {}
     for side, result in posed.items():
         verts = result.vertices.double().numpy()
         out[side] = np.array([
-            distance(verts[f], seq.obj_articulation[f], seq.obj_rot[f], seq.obj_trans[f]).min()
+            distance(verts[f], pose.articulation[f], pose.rot[f], pose.transl[f]).min()
             for f in range(seq.frames)
         ])
     return out
@@ -158,7 +155,7 @@ def contact_histograms(distances_mm: np.ndarray, dpi: int) -> Figure:
 
 def read_objects(index: DatasetIndex, names: set[str]) -> dict[str, ArticulatedObject]:
     """Object templates of an ARCTIC-layout dataset (embedded or ARCTIC), by name."""
-    from hogsa.data.arctic import read_object_template
+    from hogsa.data.arctic_objects import read_object_template
 
     return {name: read_object_template(index.root, name) for name in sorted(names)}
 

@@ -12,8 +12,9 @@ from hogsa.articulated import ArticulatedObject
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import intrinsics, look_at
 from hogsa.data.schema import SIDES
-from hogsa.hand import HandModel
-from hogsa.pom.grasps import Grasps, hand_vertices
+from hogsa.articulated import ArticulatedObject
+from hogsa.hand import HandModel, hand_vertices
+from hogsa.pom.grasps import Grasps
 
 HAND_RGB = {"right": (0.86, 0.62, 0.50), "left": (0.62, 0.72, 0.90)}
 GROUP_COLORS = {"train": "#1f77b4", "generated": "#ff7f0e", "test": "#7f7f7f"}
@@ -24,12 +25,11 @@ def grasp_layers(grasps: Grasps, index: int, hands: dict[str, HandModel], obj: A
     textured object."""
     layers = []
     for part, side in enumerate(SIDES, start=1):
-        verts = hand_vertices(hands[side], {k: v[index:index + 1] for k, v in grasps.hands[side].items()})[0]
+        verts = hand_vertices(hands[side], grasps.hands[side].take(index))[0]
         colors = np.tile(HAND_RGB[side], (len(verts), 1))
         layers.append(MeshLayer(verts, hands[side].faces.numpy(), part, vertex_colors=colors))
-    f = lambda a: torch.as_tensor(a[index:index + 1], dtype=torch.float64)  # noqa: E731
     with torch.no_grad():
-        obj_verts = obj.pose(f(grasps.articulation), f(grasps.obj_rot), f(grasps.obj_trans))[0].numpy()
+        obj_verts = obj.pose(*grasps.object_pose.take(index).torch(torch.float64))[0].numpy()
     layers.append(MeshLayer(obj_verts, obj.faces.numpy(), 3, face_uvs=obj.face_uvs.numpy(), texture=obj.texture.numpy()))
     return layers
 
