@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from hogsa.articulated import ArticulatedObject
 from hogsa.code_identity import code_digest
-from hogsa.data.arctic import read_object_template
+from hogsa.data.arctic_objects import read_object_template
 from hogsa.data.dataset import DatasetIndex
 from hogsa.data.schema import Camera, Sequence
 from hogsa.geometry import project_points
