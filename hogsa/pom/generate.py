@@ -1,8 +1,8 @@
 """The POM stage's work: dataset grasps → perturbed initial poses → optimised poses → plausibility.
 
 ``read_grasps`` takes a split's bimanual grasp frames; ``generate_poses`` draws training grasps per
-object, perturbs them, optimises both hands and measures every sample before and after; the
-notebook filters, saves and reports.
+object, perturbs them, optimises both hands and measures every sample before and after; the stage
+(``hogsa.report.pom``) filters, saves and reports.
 """
 
 from __future__ import annotations
