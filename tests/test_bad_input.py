@@ -429,7 +429,7 @@ def index_case(root: Path, edit) -> Callable[[], object]:
     DatasetIndex("embedded", "data/embedded", {"train": [NAME], "val": [], "test": []}, "relative", None,
                  "data/embedded").save(path)
     edit(path)
-    return lambda: DatasetIndex.load(path, hands_mean={"right": np.zeros(45), "left": np.zeros(45)})
+    return lambda: DatasetIndex.load(path, hands=hand_models(HandConfig(None, 0)))
 
 
 @case("index-invalid-json", ValueError,
@@ -470,7 +470,7 @@ def _(root):
 
 
 @case("index-relative-poses-without-hands-mean", ValueError,
-      "index.json: this dataset stores finger poses relative to MANO's mean pose; load its index with the hand models'")
+      "index.json: this dataset stores finger poses relative to MANO's mean pose; load its index with the hand models")
 def _(root):
     index_case(root, lambda path: None)
     return lambda: DatasetIndex.load(root / "index.json")

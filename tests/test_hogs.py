@@ -41,6 +41,7 @@ from hogsa.hogs.train import (
     GroupData,
     HOGSConfig,
     HOGSLearningRates,
+    HOGSReportConfig,
     PointLearningRates,
     PoseLearningRates,
     Sample,
@@ -126,6 +127,8 @@ def _config(**changes) -> HOGSConfig:
         refine_poses=True, lr_poses=PoseLearningRates(angles=1e-3, offsets=1e-4), pose_fit_iterations=2,
         lambda_ssim=0.2, lambda_r=0.5, eval_every=1000, checkpoint_every=1000,
         lpips_weights=None,
+        report=HOGSReportConfig(dpi=60, image_inches=1.0, held_out_shown=2, orbit_views=4, orbit_fov_deg=40.0,
+                                orbit_elevation_deg=25.0, novel_poses_elevation_deg=30.0, object_opening=0.6),
     )
     return dataclasses.replace(cfg, **changes)
 

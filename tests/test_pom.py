@@ -13,8 +13,8 @@ from hogsa.hand import HandConfig, HandPose, hand_models, hand_vertices, rest_wr
 from hogsa.metrics.diversity import coverage, grasp_descriptors, mean_pairwise_distance, pose_distances
 from hogsa.open_objects import open_object
 from hogsa.pom.contact import ObjectOccupancy
-from hogsa.pom.contactnet import (ContactNetConfig, contact_examples, farthest_points, load_contactnet,
-                                  object_surfaces, save_contactnet, train_contactnet)
+from hogsa.pom.contactnet import (ContactNetConfig, ContactNetReportConfig, contact_examples, farthest_points,
+                                  load_contactnet, object_surfaces, save_contactnet, train_contactnet)
 from hogsa.pom.grasps import Grasps, grasp_joints, repeated
 from hogsa.pom.optimize import OptimizeConfig, contact_prior, optimize_grasps
 from hogsa.pom.perturb import PerturbConfig, perturb
@@ -154,7 +154,8 @@ def test_contact_prior_of_the_open_hand_faces_the_palm_side(hands):
 @pytest.fixture(scope="module")
 def tiny_net(hands):
     cfg = ContactNetConfig(object_points=96, hand_points=48, global_features=32, epochs=25, batch_size=4,
-                           learning_rate=3e-3, jitter=0.0, contact_distance=0.005)
+                           learning_rate=3e-3, jitter=0.0, contact_distance=0.005,
+                           report=ContactNetReportConfig(dpi=60))
     grasps = palm_down_on_box(hands, 4, 0.001)
     surfaces = object_surfaces({"box": open_object("box")}, cfg.object_points, seed=0)
     pairs = contact_examples(grasps, hands, surfaces)

@@ -33,10 +33,16 @@ def test_dvc_deps_cover_the_import_closure_of_the_stage_notebook(name):
     assert not missing, f"dvc.yaml: stage {name!r} deps miss files its notebook imports: {missing}"
 
 
+def _stage_code(notebook: Path) -> str:
+    """The notebook's code and the source of the hogsa modules it imports (its stage's functions)."""
+    sources = [code_identity.module_file(m).read_text() for m in sorted(notebook_modules(notebook))]
+    return "\n".join([notebook_code(notebook), *sources])
+
+
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_dvc_params_name_every_section_the_stage_notebook_reads(name):
     stage = STAGES[name]
-    read = {a or b for a, b in PARAMS_READ.findall(notebook_code(_notebook(stage)))}
+    read = {a or b for a, b in PARAMS_READ.findall(_stage_code(_notebook(stage)))}
     assert read, f"{_notebook(stage)}: reads no params section (the pattern may be out of date)"
     missing = sorted(read - set(stage.get("params", [])))
     assert not missing, f"dvc.yaml: stage {name!r} params miss the sections its notebook reads: {missing}"

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, Mapping, get_args
 
 import numpy as np
 
 from hogsa.data import arctic, arctic_objects, h2o
 from hogsa.data.schema import Sequence
 from hogsa.data.synth import EmbeddedConfig
+from hogsa.hand import HandModel
 from hogsa.io import atomic_write_text
 
 Source = Literal["embedded", "arctic", "h2o"]
@@ -53,8 +54,8 @@ class DataConfig:
 class DatasetIndex:
     """Where a dataset lives, which sequences each split holds, and how to read them.
 
-    ``hands_mean`` ({"right": [45], "left": [45]}, the hand model's) converts finger poses stored
-    relative to MANO's mean pose; an index of such a dataset is loaded with it (``load``).
+    ``hands_mean`` ({"right": [45], "left": [45]}, the hand models') converts finger poses stored
+    relative to MANO's mean pose; an index of such a dataset is loaded with the hand models (``load``).
     """
 
     source: Source
@@ -73,13 +74,14 @@ class DatasetIndex:
         atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path, hands_mean: dict[str, np.ndarray] | None = None) -> DatasetIndex:
-        """The index at ``path``; ``hands_mean`` per side (``HandModel.hands_mean``) is needed to read a
-        dataset whose poses are relative to it (``pose_convention`` "relative")."""
+    def load(cls, path: str | Path, hands: Mapping[str, HandModel] | None = None) -> DatasetIndex:
+        """The index at ``path``; the hand models (``hand_models``) are needed to read a dataset whose
+        finger poses are relative to their mean pose (``pose_convention`` "relative")."""
         data = _read_index(Path(path))
-        if data["pose_convention"] == "relative" and hands_mean is None:
+        if data["pose_convention"] == "relative" and hands is None:
             raise ValueError(f"{path}: this dataset stores finger poses relative to MANO's mean pose; "
-                             "load its index with the hand models' hands_mean")
+                             "load its index with the hand models")
+        hands_mean = None if hands is None else {side: hand.hands_mean.numpy() for side, hand in hands.items()}
         return cls(**data, hands_mean=hands_mean)
 
     def sequences(self, split: str) -> list[str]:

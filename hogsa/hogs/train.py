@@ -104,6 +104,20 @@ class PoseLearningRates:
 
 
 @dataclass(frozen=True)
+class HOGSReportConfig:
+    """params.yaml ``hogs.report``: the stage's figures (hogsa.report.hogs), rendered at the crops' size."""
+
+    dpi: int
+    image_inches: float  # side of each image of a figure's grid
+    held_out_shown: int  # held-out crops shown per subset (novel views, novel poses), spread over it
+    orbit_views: int  # cameras of the 360° orbit, evenly spaced in azimuth
+    orbit_fov_deg: float  # field of view of the orbit's and the novel poses' cameras
+    orbit_elevation_deg: float
+    novel_poses_elevation_deg: float  # of the novel poses' two cameras, half a turn apart
+    object_opening: float  # radians added to the object's articulation in the novel poses' figure
+
+
+@dataclass(frozen=True)
 class HOGSConfig:
     """params.yaml ``hogs`` section."""
 
@@ -129,6 +143,7 @@ class HOGSConfig:
     eval_every: int  # steps between held-out evaluations logged to dvclive
     checkpoint_every: int
     lpips_weights: str | None  # safetensors file of LPIPS (AlexNet) weights; None: LPIPS is "not computed"
+    report: HOGSReportConfig
 
 
 @dataclass(frozen=True, eq=False)
@@ -368,7 +383,7 @@ def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, params: dic
                  ) -> dict[str, str]:
     """What a checkpoint must match to be resumed: the settings that shape training, the parameters and
     the code (so a resumed or reloaded model never mixes code versions)."""
-    bookkeeping = ("groups", "eval_every", "checkpoint_every", "lpips_weights")
+    bookkeeping = ("groups", "eval_every", "checkpoint_every", "lpips_weights", "report")
     settings = {k: v for k, v in asdict(cfg).items() if k not in bookkeeping}
     shapes = {name: list(p.shape) for name, p in params.items()}
     return {"kind": kind, "group": group, "seed": str(seed), "config": json.dumps(settings, sort_keys=True),

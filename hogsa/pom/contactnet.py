@@ -43,6 +43,13 @@ INPUT_SCALE = 10.0  # metres → decimetres: hand-object scenes span about one u
 
 
 @dataclass(frozen=True)
+class ContactNetReportConfig:
+    """params.yaml ``contactnet.report``: the stage's figure (hogsa.report.contactnet)."""
+
+    dpi: int
+
+
+@dataclass(frozen=True)
 class ContactNetConfig:
     """params.yaml ``contactnet``."""
 
@@ -54,6 +61,7 @@ class ContactNetConfig:
     learning_rate: float  # Adam
     jitter: float  # m: training hands are moved by up to this much (target: the unmoved contact)
     contact_distance: float  # m: a frame is a grasp when each hand has a vertex this close to the object
+    report: ContactNetReportConfig
 
 
 class PointNetEncoder(nn.Module):
@@ -188,10 +196,11 @@ def contact_errors(predicted: Tensor, target: Tensor) -> dict[str, float]:
 
 
 def save_contactnet(net: ContactNet, hand_subset: Tensor, cfg: ContactNetConfig, path: str | Path) -> None:
-    """Weights and the hand-vertex subset in safetensors; the config and the code digest in its metadata
-    (atomic write)."""
+    """Weights and the hand-vertex subset in safetensors; the training config (without ``report``) and the
+    code digest in its metadata (atomic write)."""
     tensors = {k: v.contiguous() for k, v in net.state_dict().items()} | {"hand_subset": hand_subset}
-    save_safetensors(tensors, path, {"config": json.dumps(asdict(cfg)), "code": code_digest(__name__)})
+    training = {k: v for k, v in asdict(cfg).items() if k != "report"}
+    save_safetensors(tensors, path, {"config": json.dumps(training), "code": code_digest(__name__)})
 
 
 def load_contactnet(path: str | Path) -> tuple[ContactNet, Tensor]:

@@ -1,8 +1,8 @@
 """The POM stage's work: dataset grasps → perturbed initial poses → optimised poses → plausibility.
 
 ``read_grasps`` takes a split's bimanual grasp frames; ``generate_poses`` draws training grasps per
-object, perturbs them, optimises both hands and measures every sample before and after; the
-notebook filters, saves and reports.
+object, perturbs them, optimises both hands and measures every sample before and after; the stage
+(``hogsa.report.pom``) filters, saves and reports.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from hogsa.articulated import ArticulatedObject
-from hogsa.data.arctic_objects import read_object_template
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.dataset import DatasetIndex
 from hogsa.hand import HandModel
@@ -53,17 +52,11 @@ class PomConfig:
     report: PomReportConfig
 
 
-def read_objects(index: DatasetIndex, names: set[str]) -> dict[str, ArticulatedObject]:
-    """The dataset's object templates by name."""
-    return {name: read_object_template(index.root, name) for name in sorted(names)}
-
-
 def read_grasps(index: DatasetIndex, split: str, hands: dict[str, HandModel], contact_distance: float
                 ) -> tuple[Grasps, dict[str, ArticulatedObject]]:
     """The bimanual grasp frames of ``split`` and the objects they hold."""
-    hands_mean = {side: hand.hands_mean.numpy() for side, hand in hands.items()}
-    sequences = [index.read(name, hands_mean) for name in index.sequences(split)]
-    objects = read_objects(index, {s.object_name for s in sequences})
+    sequences = [index.read(name) for name in index.sequences(split)]
+    objects = index.objects({s.object_name for s in sequences})
     return from_sequences(sequences, hands, objects, contact_distance), objects
 
 

@@ -1,1 +1,2 @@
-"""Figures and tables from stage outputs."""
+"""Each stage's work as plain functions: ``hogsa.report.<stage>`` holds its steps, metrics and figures, and
+``run(params, paths)`` does what the stage's notebook does (``hogsa <stage>`` on the command line)."""

@@ -1,6 +1,8 @@
-"""The assets figure and summary: both hands (rest, fist, pinch) and every open object."""
+"""The assets stage: a figure of both hands (rest, fist, pinch) and every open object, and their summary."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -9,11 +11,41 @@ import trimesh
 from matplotlib.figure import Figure
 
 from hogsa.articulated import ArticulatedObject, upright_rotation
-from hogsa.hand import HandModel
+from hogsa.config import section
+from hogsa.hand import HandConfig, HandModel, hand_models
+from hogsa.io import write_json
 from hogsa.open_hand.poses import fist_pose, pinch_pose
+from hogsa.open_objects import OPEN_OBJECTS, open_object
 from hogsa.report.meshplot import draw_mesh, shaded_colors
+from hogsa.report.outputs import StageClock, save_and_close
+from hogsa.report.paths import AssetsPaths
 
 SKIN = np.array([0.87, 0.68, 0.58])
+
+
+@dataclass(frozen=True)
+class AssetsConfig:
+    """params.yaml ``assets``."""
+
+    dpi: int  # of the figure
+    object_opening: float  # radians by which articulated objects are shown opened
+
+
+def load_assets(params: dict) -> tuple[dict[str, HandModel], list[ArticulatedObject]]:
+    """Both hands of ``params``' ``hand`` section and every open object (``OPEN_OBJECTS`` order)."""
+    return hand_models(section(params, "hand", HandConfig)), [open_object(name) for name in OPEN_OBJECTS]
+
+
+def run(params: dict, paths: AssetsPaths) -> dict:
+    """The assets stage as its notebook runs it: the figure, the metrics and the timings; returns the metrics."""
+    clock = StageClock()
+    cfg = section(params, "assets", AssetsConfig)
+    hands, objects = load_assets(params)
+    save_and_close(assets_figure(hands, objects, cfg.object_opening, cfg.dpi), paths.figure)
+    summary = assets_summary(hands, objects)
+    write_json(paths.metrics, summary)
+    clock.write(paths.timings)
+    return summary
 
 
 def hand_poses(side: str) -> dict[str, np.ndarray]:

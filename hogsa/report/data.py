@@ -1,7 +1,11 @@
-"""Dataset report: counts per split, a contact sheet of views with projected annotations, and the
+"""The data stage: build the embedded dataset (or index a real one), read every sequence back and
+report on it: counts per split, contact sheets of all views with projected annotations, and the
 hand-object contact and penetration statistics of the annotations."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,11 +14,16 @@ from matplotlib.figure import Figure
 from scipy.spatial import ConvexHull
 
 from hogsa.articulated import ArticulatedObject
+from hogsa.config import section
 from hogsa.data.contact import ObjectDistance
-from hogsa.data.dataset import DatasetIndex
+from hogsa.data.dataset import DataConfig, DataReportConfig, DatasetIndex, index_dataset
 from hogsa.data.schema import Sequence
+from hogsa.data.synth import generate, timeline
 from hogsa.geometry import project_points
-from hogsa.hand import MANO_PARENTS, HandModel
+from hogsa.hand import MANO_PARENTS, HandConfig, HandModel, hand_models
+from hogsa.io import write_json
+from hogsa.report.outputs import StageClock, save_and_close
+from hogsa.report.paths import DataPaths
 
 SIDE_COLORS = {"right": "#e8443a", "left": "#3a7be8"}
 TIP_PARENTS = (15, 3, 6, 12, 9)  # joints 16-20 (tips thumb, index, middle, ring, pinky) hang off these
@@ -153,19 +162,12 @@ def contact_histograms(distances_mm: np.ndarray, dpi: int) -> Figure:
     return fig
 
 
-def read_objects(index: DatasetIndex, names: set[str]) -> dict[str, ArticulatedObject]:
-    """Object templates of an ARCTIC-layout dataset (embedded or ARCTIC), by name."""
-    from hogsa.data.arctic_objects import read_object_template
-
-    return {name: read_object_template(index.root, name) for name in sorted(names)}
-
-
 def dataset_summary(index: DatasetIndex, sequences: dict[str, Sequence], hands: dict[str, HandModel],
                     objects: dict[str, ArticulatedObject]) -> tuple[dict, np.ndarray]:
     """Metrics of the data stage and the [hand-frames] closest-distance array (mm).
 
-    Contact statistics need object templates (ARCTIC layout); joint-on-mask agreement needs part
-    masks (the embedded dataset) and is checked at each sequence's middle frame.
+    Joint-on-mask agreement needs part masks (the embedded dataset and ARCTIC) and is checked at each
+    sequence's middle frame.
     """
     metrics: dict = {"source": index.source, "splits": split_counts(index, sequences)}
     distances = []
@@ -193,3 +195,65 @@ def dataset_summary(index: DatasetIndex, sequences: dict[str, Sequence], hands: 
     if visible:
         metrics["joints_on_mask_rate"] = round(hits / visible, 4)
     return metrics, distances_mm
+
+
+# --------------------------------------------------------------------------- #
+# The stage
+# --------------------------------------------------------------------------- #
+class Dataset(NamedTuple):
+    """The dataset as the data stage read it back."""
+
+    index: DatasetIndex
+    sequences: dict[str, Sequence]  # every sequence of every split, by name
+    objects: dict[str, ArticulatedObject]  # the sequences' objects, by name
+
+
+def build_dataset(cfg: DataConfig, seed: int, hands: dict[str, HandModel], paths: DataPaths) -> Dataset:
+    """Generate the embedded dataset (resuming) or index the real one, write the index and read it all back."""
+    if cfg.source == "embedded":
+        generate(paths.embedded_root, cfg.embedded, seed)
+    index_dataset(cfg, paths.embedded_root).save(paths.index_file)
+    index = DatasetIndex.load(paths.index_file, hands)
+    sequences = {name: index.read(name) for names in index.splits.values() for name in names}
+    return Dataset(index, sequences, index.objects({s.object_name for s in sequences.values()}))
+
+
+def save_contact_histograms(distances_mm: np.ndarray, cfg: DataReportConfig, report_dir: str | Path) -> Figure | None:
+    """contact_histograms.png of the annotations' hand-object distances; None (nothing saved) without any."""
+    if not len(distances_mm):
+        return None
+    return save_and_close(contact_histograms(distances_mm, cfg.dpi), Path(report_dir) / "contact_histograms.png")
+
+
+def grasp_frame(seq: Sequence) -> int:
+    """The frame of the peak of the manipulation (the embedded sequences' timeline)."""
+    return int(timeline(seq.frames)[1].argmax())
+
+
+def save_contact_sheets(dataset: Dataset, hands: dict[str, HandModel], cfg: DataReportConfig,
+                        report_dir: str | Path) -> list[Figure]:
+    """contact_sheet_<k>.png of the grasp frame of each of the first ``cfg.sheet_sequences`` test sequences
+    (none without object templates)."""
+    figures = []
+    for k, name in enumerate(dataset.index.sequences("test")[: cfg.sheet_sequences]):
+        seq = dataset.sequences[name]
+        if dataset.objects:
+            sheet = contact_sheet(seq, grasp_frame(seq), hands, dataset.objects[seq.object_name], cfg.dpi)
+            figures.append(save_and_close(sheet, Path(report_dir) / f"contact_sheet_{k}.png"))
+    return figures
+
+
+def run(params: dict, paths: DataPaths) -> dict:
+    """The data stage as its notebook runs it: the dataset, its index, figures, metrics and timings;
+    returns the metrics."""
+    clock = StageClock()
+    cfg = section(params, "data", DataConfig)
+    hands = hand_models(section(params, "hand", HandConfig))
+    Path(paths.report_dir).mkdir(parents=True, exist_ok=True)
+    dataset = build_dataset(cfg, params["seed"], hands, paths)
+    summary, distances_mm = dataset_summary(dataset.index, dataset.sequences, hands, dataset.objects)
+    save_contact_histograms(distances_mm, cfg.report, paths.report_dir)
+    save_contact_sheets(dataset, hands, cfg.report, paths.report_dir)
+    write_json(paths.metrics, summary)
+    clock.write(paths.timings)
+    return summary

@@ -1,7 +1,17 @@
-"""POM report figures: mesh renders of grasps before and after optimisation, the t-SNE of grasp
-descriptors (paper Fig. 7) and the optimisation's loss curves."""
+"""The pom stage: perturb training grasps, optimise both hands, measure every sample before and after,
+keep the plausible ones, and report: a plausibility table, the loss curves, mesh renders before and
+after, the t-SNE of grasp descriptors (paper Fig. 7) and the coverage of held-out test poses.
+
+Coverage is the mean distance (mean per-joint, mm, object frame) from each test grasp to its nearest
+grasp of the same object in a reference set: the training grasps, or those plus the generated ones
+(adding poses can only lower it; the question is by how much).
+"""
 
 from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -9,12 +19,21 @@ import torch
 from matplotlib.figure import Figure
 
 from hogsa.articulated import ArticulatedObject
+from hogsa.config import section
+from hogsa.data.dataset import DatasetIndex
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import intrinsics, look_at
 from hogsa.data.schema import SIDES
-from hogsa.articulated import ArticulatedObject
-from hogsa.hand import HandModel, hand_vertices
-from hogsa.pom.grasps import Grasps
+from hogsa.hand import HandConfig, HandModel, hand_models, hand_vertices
+from hogsa.io import atomic_path, write_json
+from hogsa.metrics.diversity import coverage, grasp_descriptors, mean_pairwise_distance, tsne_embedding
+from hogsa.pom.contactnet import ContactNet, load_contactnet
+from hogsa.pom.generate import GeneratedPoses, PomConfig, generate_poses, read_grasps
+from hogsa.pom.grasps import Grasps, grasp_joints
+from hogsa.pom.plausibility import failure_counts, filter_grasps
+from hogsa.pom.plausibility import summary as plausibility_summary
+from hogsa.report.outputs import StageClock, save_and_close
+from hogsa.report.paths import PomPaths
 
 HAND_RGB = {"right": (0.86, 0.62, 0.50), "left": (0.62, 0.72, 0.90)}
 GROUP_COLORS = {"train": "#1f77b4", "generated": "#ff7f0e", "test": "#7f7f7f"}
@@ -101,3 +120,161 @@ def loss_figure(curves: dict[str, np.ndarray], dpi: int) -> Figure:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- #
+# The stage
+# --------------------------------------------------------------------------- #
+class PomInputs(NamedTuple):
+    cfg: PomConfig
+    seed: int
+    hands: dict[str, HandModel]
+    index: DatasetIndex
+    net: ContactNet  # the contactnet stage's, in eval mode
+    hand_subset: torch.Tensor  # [H] int64 hand vertices the net takes
+
+
+class Generation(NamedTuple):
+    train: Grasps  # the training split's grasp frames
+    test: Grasps  # the test split's
+    objects: dict[str, ArticulatedObject]  # the training grasps' objects, by name
+    poses: GeneratedPoses  # every sample, initial and optimised, measured before and after
+    kept: Grasps  # the plausible optimised samples
+    dropped: int
+
+
+def read_inputs(params: dict, paths: PomPaths) -> PomInputs:
+    """The stage's settings, hands, dataset index and the trained ContactNet; makes the report folder."""
+    cfg = section(params, "pom", PomConfig)
+    hands = hand_models(section(params, "hand", HandConfig))
+    index = DatasetIndex.load(paths.index_file, hands)
+    net, hand_subset = load_contactnet(paths.model_file)
+    Path(paths.report_dir).mkdir(parents=True, exist_ok=True)
+    return PomInputs(cfg, params["seed"], hands, index, net, hand_subset)
+
+
+def generate(inputs: PomInputs, poses_file: str | Path) -> Generation:
+    """Perturb, optimise and measure samples of the training grasps; save the plausible ones to ``poses_file``."""
+    cfg, hands = inputs.cfg, inputs.hands
+    train, objects = read_grasps(inputs.index, "train", hands, cfg.contact_distance)
+    test, _ = read_grasps(inputs.index, "test", hands, cfg.contact_distance)
+    poses = generate_poses(train, hands, objects, inputs.net, inputs.hand_subset, cfg, inputs.seed)
+    kept, dropped = filter_grasps(poses.optimised, poses.after)
+    kept.save(poses_file)
+    return Generation(train, test, objects, poses, kept, dropped)
+
+
+def csv_value(value: object) -> str:
+    """A plausibility record's value as the table writes it: a flag as 0 or 1, a number to 3 decimals."""
+    return str(int(value)) if isinstance(value, np.bool_) else f"{value:.3f}"
+
+
+def write_plausibility_table(poses: GeneratedPoses, path: str | Path) -> None:
+    """One CSV row per sample: its source grasp, then every plausibility column before and after."""
+    columns = list(poses.after)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(["sample"] + [f"{stage}_{c}" for stage in ("before", "after") for c in columns])
+        for k in range(len(poses.optimised)):
+            values = [poses.before[c][k] for c in columns] + [poses.after[c][k] for c in columns]
+            writer.writerow([poses.optimised.source[k]] + [csv_value(v) for v in values])
+
+
+def save_loss_figure(poses: GeneratedPoses, cfg: PomConfig, report_dir: str | Path) -> Figure:
+    """loss_terms.png."""
+    return save_and_close(loss_figure(poses.terms, cfg.report.dpi), Path(report_dir) / "loss_terms.png")
+
+
+def shown_samples(poses: GeneratedPoses, count: int) -> list[int]:
+    """``count`` samples spread over the passing ones (over all when none passes), hence over the objects."""
+    passing = np.flatnonzero(poses.after["passes"])
+    pool = passing if len(passing) else np.arange(len(poses.optimised))
+    return list(pool[:: max(1, len(pool) // count)][:count])
+
+
+def save_before_after(generation: Generation, hands: dict[str, HandModel], cfg: PomConfig,
+                      report_dir: str | Path) -> Figure:
+    """before_after.png of ``pom.report.renders`` samples."""
+    poses = generation.poses
+    fig = before_after_figure(poses.initial, poses.optimised, shown_samples(poses, cfg.report.renders), hands,
+                              generation.objects, {"before": poses.before, "after": poses.after},
+                              cfg.report.render_size, cfg.report.dpi)
+    return save_and_close(fig, Path(report_dir) / "before_after.png")
+
+
+class Diversity(NamedTuple):
+    descriptors: dict[str, np.ndarray]  # "train", "generated", "test" → [S, D] grasp descriptors
+    coverage_train: float  # mm
+    coverage_train_plus_pom: float  # mm
+    embedding: np.ndarray  # [S, 2] t-SNE of all descriptors: train, then generated, then test
+    labels: np.ndarray  # [S] "train", "generated" or "test"
+
+
+def measure_diversity(generation: Generation, hands: dict[str, HandModel], seed: int) -> Diversity:
+    """Coverage of the test grasps by the training ones, and by those plus the kept ones; their t-SNE."""
+    train, kept, test = generation.train, generation.kept, generation.test
+    train_d, kept_d, test_d = (grasp_descriptors(grasp_joints(g, hands), g.object_pose.rot, g.object_pose.transl)
+                                for g in (train, kept, test))
+    coverage_train = coverage(test_d, test.object_name, train_d, train.object_name)
+    coverage_both = coverage(test_d, test.object_name, np.concatenate([train_d, kept_d]),
+                             np.concatenate([train.object_name, kept.object_name]))
+    labels = np.array(["train"] * len(train) + ["generated"] * len(kept) + ["test"] * len(test))
+    embedding = tsne_embedding(np.concatenate([train_d, kept_d, test_d]), seed)
+    return Diversity({"train": train_d, "generated": kept_d, "test": test_d}, coverage_train, coverage_both,
+                     embedding, labels)
+
+
+def save_tsne(diversity: Diversity, cfg: PomConfig, report_dir: str | Path) -> Figure:
+    """tsne.png."""
+    figure = tsne_figure(diversity.embedding, diversity.labels, cfg.report.dpi)
+    return save_and_close(figure, Path(report_dir) / "tsne.png")
+
+
+def pom_summary(generation: Generation, diversity: Diversity, cfg: PomConfig) -> dict:
+    """reports/metrics/pom.json: plausibility before and after (means over samples and hands; depths mm,
+    volumes cm³), the samples kept, and the diversity of the poses."""
+    poses, kept = generation.poses, generation.kept
+    before, after = plausibility_summary(poses.before), plausibility_summary(poses.after)
+    pairwise_pom = mean_pairwise_distance(diversity.descriptors["generated"], kept.object_name)
+    return {
+        "penetration_mm_before": before["penetration_mm"],
+        "penetration_mm_after": after["penetration_mm"],
+        "contact_rate_before": before["contact_rate"],
+        "contact_rate_after": after["contact_rate"],
+        "pass_rate": after["pass_rate"],
+        "pass_rate_before": before["pass_rate"],
+        "volume_cm3_before": before["volume_cm3"],
+        "volume_cm3_after": after["volume_cm3"],
+        "hand_in_object_mm_before": before["hand_in_object_mm"],
+        "hand_in_object_mm_after": after["hand_in_object_mm"],
+        "object_in_hand_mm_before": before["object_in_hand_mm"],
+        "object_in_hand_mm_after": after["object_in_hand_mm"],
+        "hand_hand_volume_cm3_after": after["hand_hand_volume_cm3"],
+        "coverage_mm_train": diversity.coverage_train,
+        "coverage_mm_train_plus_pom": diversity.coverage_train_plus_pom,
+        "mean_pairwise_mm_train": mean_pairwise_distance(diversity.descriptors["train"], generation.train.object_name),
+        "mean_pairwise_mm_pom": None if np.isnan(pairwise_pom) else pairwise_pom,
+        "samples": len(poses.optimised),
+        "kept": len(kept),
+        "dropped": generation.dropped,
+        "failures_after": failure_counts(poses.after, cfg.plausibility),
+        "train_grasps": len(generation.train),
+        "test_grasps": len(generation.test),
+    }
+
+
+def run(params: dict, paths: PomPaths) -> dict:
+    """The pom stage as its notebook runs it: the poses, table, figures, metrics and timings; returns the metrics."""
+    clock = StageClock()
+    inputs = read_inputs(params, paths)
+    generation = generate(inputs, paths.poses_file)
+    write_plausibility_table(generation.poses, Path(paths.report_dir) / "plausibility.csv")
+    save_loss_figure(generation.poses, inputs.cfg, paths.report_dir)
+    save_before_after(generation, inputs.hands, inputs.cfg, paths.report_dir)
+    diversity = measure_diversity(generation, inputs.hands, inputs.seed)
+    save_tsne(diversity, inputs.cfg, paths.report_dir)
+    summary = pom_summary(generation, diversity, inputs.cfg)
+    write_json(paths.metrics, summary)
+    clock.parts["optimise"] = generation.poses.optimise_seconds
+    clock.write(paths.timings)
+    return summary

@@ -47,6 +47,16 @@ CHECKPOINT = "srm.safetensors"
 
 
 @dataclass(frozen=True)
+class SRMReportConfig:
+    """params.yaml ``srm.report``: the stage's figures (hogsa.report.srm)."""
+
+    dpi: int
+    image_inches: float  # side of each image of the grids
+    grid_crops: int  # held-out crops in the grids (rows), spread over the groups and subsets
+    zoom: float  # the enlarged grid shows the central 1 / zoom of each crop
+
+
+@dataclass(frozen=True)
 class SRMConfig:
     """params.yaml ``srm`` section."""
 
@@ -66,6 +76,7 @@ class SRMConfig:
     vgg_weights: str | None  # safetensors file of torchvision's VGG19 features; None: L_VGG is off
     eval_every: int  # steps between held-out evaluations logged to dvclive
     checkpoint_every: int
+    report: SRMReportConfig
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,7 +211,7 @@ def discriminator_step(cfg: SRMConfig, srm: SRM, optimizer: torch.optim.Optimize
 # --------------------------------------------------------------------------- #
 def run_identity(cfg: SRMConfig, seed: int, pairs: RenderPairs) -> dict[str, str]:
     """What a checkpoint must match to be resumed: training settings, seed, the training pairs and the code."""
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("eval_every", "checkpoint_every")}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("eval_every", "checkpoint_every", "report")}
     return {"config": json.dumps(settings, sort_keys=True), "seed": str(seed), "pairs": pairs.digest(),
             "code": code_digest(__name__)}
 
