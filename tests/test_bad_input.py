@@ -21,7 +21,7 @@ from test_h2o import hand_row, object_pose, write_h2o_fixture, write_line
 from hogsa.config import load_params, section
 from hogsa.data import arctic, arctic_objects, h2o
 from hogsa.data.dataset import DataConfig, DatasetIndex
-from hogsa.hand import HandConfig, load_mano_file
+from hogsa.hand import HandConfig, hand_models, load_mano_file
 from hogsa.open_hand import build_open_hand
 
 ROOT = Path(__file__).resolve().parents[1]
