@@ -16,8 +16,8 @@ For a machine with a CUDA GPU, nvcc and ninja (README, "On a GPU"); ``make gpu-c
 4. train: HOGS on the smoke group (params.yaml with params/smoke.yaml; its embedded data generated into
    a temporary folder) for a fixed number of steps on CUDA, at the smoke crop (32²) and the default
    crop (128², cut from the same images), and a few steps on the CPU for comparison: iterations per
-   second after warm-up steps. The step is ``hogsa.hogs.train.train_hogs``'s (render the batch, paper
-   eq. 6, Adam, deterministic algorithms), without its logging and checkpoints.
+   second after warm-up steps. The step is ``hogsa.hogs.train.train_step``, as ``train_hogs`` takes it
+   (render the batch, paper eq. 6, Adam, deterministic algorithms), without its logging and checkpoints.
 5. speed_cpu: the CPU rasterizer on the cases of 3, cheapest first, inside what is left of the time
    budget (``--budget-s``, 7 minutes): a case whose cost, predicted from the same Gaussians at the
    previous size, would not fit is skipped and says why.
@@ -368,7 +368,8 @@ def smoke_group(workdir: Path) -> SmokeGroup:
     from hogsa.data.dataset import DataConfig, index_dataset
     from hogsa.data.synth import generate
     from hogsa.hand import HandConfig, hand_models
-    from hogsa.hogs.train import HOGSConfig, load_group, resolve_groups
+    from hogsa.hogs.group_data import load_group, resolve_groups
+    from hogsa.hogs.train import HOGSConfig
 
     params = load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml")
     data_cfg = section(params, "data", DataConfig)
@@ -377,10 +378,10 @@ def smoke_group(workdir: Path) -> SmokeGroup:
     splits = {split: members if split == "train" else [] for split, members in data_cfg.embedded.splits.items()}
     data_cfg = dataclasses.replace(data_cfg, embedded=dataclasses.replace(data_cfg.embedded, splits=splits))
     generate(workdir / "embedded", data_cfg.embedded, params["seed"])
-    index = index_dataset(data_cfg, workdir / "embedded")
     hands = hand_models(section(params, "hand", HandConfig))
+    index = index_dataset(data_cfg, workdir / "embedded").with_hands(hands)
     cfg = section(params, "hogs", HOGSConfig)
-    group = resolve_groups(cfg.groups, index, hands)[0]
+    group = resolve_groups(cfg.groups, index)[0]
     default_crop = int(load_params(ROOT / "params.yaml")["hogs"]["crop"])
     return SmokeGroup(cfg, load_group(cfg, index, hands, group), params["seed"], default_crop, index, hands)
 
@@ -411,15 +412,7 @@ def on_device(sample, device: str):
 def training_speed(cfg, data, seed: int, device: str, warm_up: int, steps: int) -> dict[str, Any]:
     """Iterations per second of HOGS training on ``device``: ``warm_up`` steps, then ``steps`` timed
     (``train_hogs``'s step and deterministic settings; model, poses and crops moved to ``device``)."""
-    from hogsa.hogs.train import (
-        build_model,
-        check_finite_gradients,
-        checkpoint_parameters,
-        hogs_loss,
-        init_colors,
-        learning_rates,
-        pose_corrections,
-    )
+    from hogsa.hogs.train import build_model, build_optimizer, init_colors, pose_corrections, train_step
     from hogsa.training import batch_indices, deterministic_algorithms
 
     model = build_model("hogs", cfg, data, seed)
@@ -428,25 +421,13 @@ def training_speed(cfg, data, seed: int, device: str, warm_up: int, steps: int) 
     model.to(device)
     model.obj = model.obj.to(device)  # not a module: .to does not reach it
     poses.to(device)
-    groups = model.param_groups(learning_rates("hogs", cfg))
-    if cfg.refine_poses:
-        groups += poses.param_groups(dataclasses.asdict(cfg.lr_poses))
-    optimizer = torch.optim.Adam(groups, eps=1e-15)
-    params = checkpoint_parameters(model, poses)
+    optimizer = build_optimizer("hogs", cfg, model, poses)
     samples = [on_device(s, device) for s in data.train]
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step(i: int) -> dict[str, float]:  # train_hogs's loop body
         batch = [samples[j] for j in batch_indices(i, len(samples), cfg.batch_views, seed)]
-        pred = torch.stack([model.render(s.camera, *poses.apply((s.sequence, s.frame), s.right, s.left, s.obj)
-                                         ).rgb.permute(2, 0, 1) for s in batch])
-        target = torch.stack([s.image for s in batch])
-        loss, terms = hogs_loss(pred, target, model.regularizer(), cfg.lambda_ssim, cfg.lambda_r)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        check_finite_gradients(params, i)
-        optimizer.step()
-        return terms
+        return train_step(cfg, model, poses, optimizer, batch, i)
 
     with deterministic_algorithms():
         losses = [step(i)["loss"] for i in range(warm_up)]
@@ -466,7 +447,7 @@ def training_speed(cfg, data, seed: int, device: str, warm_up: int, steps: int) 
 def train(group: SmokeGroup, devices: dict[str, int], warm_up: int, crops: list[int]) -> dict[str, Any]:
     """``training_speed`` at each of ``crops`` on each of ``devices`` (device → timed steps); crops
     other than the smoke set's are cut from the same smoke images."""
-    from hogsa.hogs.train import load_group
+    from hogsa.hogs.group_data import load_group
 
     results: dict[str, Any] = {"group": group.data.name, "train_crops": len(group.data.train)}
     for crop in crops:

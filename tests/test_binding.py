@@ -3,7 +3,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from hogsa.hogs.binding import LR_KEYS, SH_C0, MeshGaussians, barycentric_weights, bind_gaussians, face_frames
+from hogsa.hogs.binding import LR_KEYS, MeshGaussians, barycentric_weights, bind_gaussians, face_frames
+from hogsa.render.sh import SH_C0
 
 # A small, non-planar, asymmetric open mesh: 4 faces around vertex 0; vertex 5 belongs to face 3 only.
 VERTS = torch.tensor(

@@ -71,3 +71,9 @@ def test_relative_poses_are_converted_with_the_given_hands_mean(tmp_path, monkey
     index = DatasetIndex("embedded", "data/embedded", {"train": ["s01/box_grab_01"]}, "relative", None,
                          "data/embedded", hands_mean=hands_mean)
     assert index.read("s01/box_grab_01") == "s01/box_grab_01" and seen == [hands_mean]
+
+
+def test_relative_poses_are_not_read_without_the_hand_models():
+    index = DatasetIndex("embedded", "data/embedded", {"train": ["s01/box_grab_01"]}, "relative", None, "data/embedded")
+    with pytest.raises(ValueError, match="reading s01/box_grab_01 needs the hand models' mean poses"):
+        index.read("s01/box_grab_01")

@@ -11,6 +11,7 @@ import trimesh
 from safetensors.torch import load_file
 
 from hogsa.articulated import ArticulatedObject
+from hogsa.data.crops import box_from_mask, crop_view
 from hogsa.data.rig import look_at
 from hogsa.data.schema import Camera
 from hogsa.geometry import axis_angle_to_matrix, project_points
@@ -24,7 +25,6 @@ from hogsa.hogs.model import (
     HandPose,
     ObjectPose,
     gaussian_normals,
-    orbit_cameras,
     pose_hand,
     pose_object,
     shaded_colors,
@@ -35,26 +35,24 @@ from hogsa.hogs.pointcloud import (
     object_vertex_transforms,
     quaternion_multiply,
 )
+from hogsa.hogs.evaluate import evaluate, evaluate_held_out
+from hogsa.hogs.group_data import GroupData, Sample
 from hogsa.hogs.poses import PoseCorrections, fit_corrections
 from hogsa.hogs.train import (
     CHECKPOINT,
-    GroupData,
     HOGSConfig,
     HOGSLearningRates,
     HOGSReportConfig,
     PointLearningRates,
     PoseLearningRates,
-    Sample,
     build_model,
+    build_optimizer,
     checkpoint_parameters,
-    crop_box,
-    crop_camera,
-    crop_view,
-    evaluate,
-    evaluate_held_out,
     frame_keys,
     image_loss,
+    pose_corrections,
     train_hogs,
+    train_step,
 )
 from hogsa.metrics import psnr
 from hogsa.training import ITERATION, batch_indices, checkpoint_metadata, load_checkpoint
@@ -149,7 +147,7 @@ def scene(hands, cube) -> GroupData:
         camera = _camera(azimuth)
         with torch.no_grad():
             out = truth.render(camera, right, left, obj, parts=True)
-        image = out.rgb.permute(2, 0, 1).clamp(0, 1)
+        image = out.rgb.clamp(0, 1)
         samples.append(Sample(image, out.parts, camera, right, left, obj, "s00/cube_grab_01", view, 0))
     return GroupData("s00/cube", hands, cube, [], samples, samples[:2])
 
@@ -165,7 +163,7 @@ def test_render_shapes_labels_and_depth(hands, cube):
         out = model.render(camera, right, left, obj, background=(0.2, 0.4, 0.6), parts=True)
         posed = model.posed_vertices(right, left, obj)
     height, width = SIZE[1], SIZE[0]
-    assert out.rgb.shape == (height, width, 3) and out.alpha.shape == (height, width)
+    assert out.rgb.shape == (3, height, width) and out.alpha.shape == (height, width)  # networks' layout
     assert out.depth.shape == (height, width) and out.parts.shape == (height, width) and out.parts.dtype == torch.uint8
     assert set(out.parts.unique().tolist()) == {0, 1, 2, 3}
     # each part's label sits where that part's centre projects (the parts are apart from this view)
@@ -177,7 +175,7 @@ def test_render_shapes_labels_and_depth(hands, cube):
         assert 0.3 < float(out.depth[row, col]) < float(z[0]) + 0.03  # the surface in front of the centre
     # background shows where nothing is; no labels there
     empty = out.alpha < 1e-3
-    assert empty.any() and torch.allclose(out.rgb[empty], torch.tensor([0.2, 0.4, 0.6]), atol=1e-5)
+    assert empty.any() and torch.allclose(out.rgb[:, empty], torch.tensor([[0.2], [0.4], [0.6]]), atol=1e-5)
     assert (out.parts[empty] == 0).all()
     assert model.render(camera, right, left, obj).parts is None
 
@@ -262,25 +260,6 @@ def test_posing_carries_gaussians_with_the_mesh(hands, cube):
         assert (change[top_faces] > 1e-3).all() and (change[bottom_faces] < 1e-6).all()
 
 
-def test_orbit_cameras_circle_the_centre_with_z_up():
-    center = np.array([0.1, -0.2, 0.3])
-    K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
-    cameras = orbit_cameras(center, 0.5, 8, 20.0, K, 64, 48)
-    assert len(cameras) == 8
-    positions = []
-    for camera in cameras:
-        world2cam = torch.tensor(camera.world2cam)
-        uv, _ = project_points(torch.tensor(np.stack([center, center + [0, 0, 0.05]])), torch.tensor(K), world2cam)
-        assert torch.allclose(uv[0], torch.tensor([32.0, 24.0], dtype=torch.float64), atol=1e-9)  # centre in the middle
-        assert uv[1, 1] < uv[0, 1]  # +z is up in the image
-        positions.append(-camera.world2cam[:3, :3].T @ camera.world2cam[:3, 3])
-    positions = np.array(positions)
-    assert np.allclose(np.linalg.norm(positions - center, axis=1), 0.5)
-    assert np.allclose(positions[:, 2] - center[2], 0.5 * np.sin(np.radians(20.0)))
-    azimuths = np.degrees(np.arctan2(positions[:, 1] - center[1], positions[:, 0] - center[0])) % 360
-    assert np.allclose(azimuths, np.arange(0, 360, 45))
-
-
 # --------------------------------------------------------------------------- #
 # The 3DGS ablation
 # --------------------------------------------------------------------------- #
@@ -357,11 +336,11 @@ def test_snapshot_rasterizes_to_the_render(hands, cube, shading, tmp_path):
                             scene["viewmat"][None], scene["K"][None], *scene["size"].tolist())
     with torch.no_grad():
         expected = model.render(camera, *poses).rgb
-    assert torch.allclose(image[0], expected, atol=1e-5)
+    assert torch.allclose(image[0], expected.permute(1, 2, 0), atol=1e-5)
     assert scene["size"].tolist() == [camera.width, camera.height]
 
     trained = hogs_train.TrainedScene(model, PoseCorrections([]))
-    sample = Sample(expected.permute(2, 0, 1), None, camera, *poses, "s00/cube_grab_01", 1, 0)
+    sample = Sample(expected, None, camera, *poses, "s00/cube_grab_01", 1, 0)
     hogs_train.export_scene(trained, sample, tmp_path / "scene.safetensors")
     stored = load_file(str(tmp_path / "scene.safetensors"))
     assert set(stored) == set(scene) and all(torch.equal(stored[k], scene[k]) for k in scene)  # a file copy: exact
@@ -426,7 +405,7 @@ def test_fitting_recovers_a_misannotated_object_pose_with_the_model_frozen(hands
     for camera in cameras:
         camera.K[:2, 2] = 24.0  # the cube in the middle of each view
     with torch.no_grad():
-        images = [truth.render(c, right, left, obj).rgb.permute(2, 0, 1) for c in cameras]
+        images = [truth.render(c, right, left, obj).rgb for c in cameras]
     offset = torch.tensor([0.012, 0.0, 0.0])
     annotated = dataclasses.replace(obj, transl=obj.transl + offset)
     samples = [Sample(image, None, c, right, left, annotated, FRAME[0], v, FRAME[1])
@@ -434,7 +413,7 @@ def test_fitting_recovers_a_misannotated_object_pose_with_the_model_frozen(hands
     corrections = PoseCorrections([FRAME])
     before = {name: p.clone() for name, p in truth.trainable_parameters().items()}
     fit_corrections(truth, corrections, {FRAME: samples}, lambda p, t: image_loss(p, t, 0.2),
-                    {"angles": 1e-3, "offsets": 1e-3}, iterations=40, batch=2, seed=0)
+                    {"angles": 1e-3, "offsets": 1e-3}, iterations=40, batch=2, seed=0, desc="fit")
     fitted = corrections.apply(FRAME, right, left, annotated)[2]
     assert (fitted.transl - obj.transl).norm() < 0.004  # from 12 mm off to under 4 mm
     assert all(torch.equal(p, before[name]) for name, p in truth.trainable_parameters().items())  # frozen: untouched
@@ -450,8 +429,8 @@ def test_short_training_lowers_loss_and_raises_psnr(scene, kind, tmp_path):
     before = evaluate(build_model(kind, cfg, scene, seed=0), scene.train)
     model = train_hogs(cfg, scene, kind, tmp_path, seed=0).model
     after = evaluate(model, scene.train)
-    assert after["psnr"] > before["psnr"] + 1.0 and after["ssim"] > before["ssim"]
-    assert after["lpips"] == "not computed" and after["images"] == 4
+    assert after.mean.psnr > before.mean.psnr + 1.0 and after.mean.ssim > before.mean.ssim
+    assert after.mean.lpips is None and after.count == 4
     rows = (tmp_path / "live/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
     losses = [float(row.split("\t")[-1]) for row in rows]
     assert len(losses) == cfg.iterations and np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
@@ -460,20 +439,41 @@ def test_short_training_lowers_loss_and_raises_psnr(scene, kind, tmp_path):
 def test_held_out_evaluation_reports_each_non_empty_subset(scene):
     model, cfg = build_model("hogs", _config(), scene, seed=0), _config(held_out_views=[2])
     scores = evaluate_held_out(model, scene, cfg)
-    assert set(scores) == {"held_out", "novel_views", "novel_poses"}
-    assert scores["novel_views"]["images"] == 1 and scores["novel_poses"]["images"] == 1
+    assert scores.novel_views.count == 1 and scores.novel_poses.count == 1 and scores.held_out.count == 2
     # exact: the same crops rendered by the same model and averaged in the same order give the same numbers
-    assert scores["held_out"] == evaluate(model, scene.held_out)
-    means = (scores["novel_views"]["psnr"] + scores["novel_poses"]["psnr"]) / 2
-    assert scores["held_out"]["psnr"] == pytest.approx(means)
-    assert set(evaluate_held_out(model, scene, _config(held_out_views=[8]))) == {"held_out", "novel_poses"}
+    assert scores.held_out == evaluate(model, scene.held_out)
+    means = (scores.novel_views.mean.psnr + scores.novel_poses.mean.psnr) / 2
+    assert scores.held_out.mean.psnr == pytest.approx(means)
+    metrics = scores.as_metrics()  # what the stage writes
+    assert set(metrics) == {"held_out", "novel_views", "novel_poses"}
+    assert metrics["novel_views"] == {"psnr": scores.novel_views.mean.psnr, "ssim": scores.novel_views.mean.ssim,
+                                      "lpips": "not computed", "images": 1}
+    no_novel_views = evaluate_held_out(model, scene, _config(held_out_views=[8]))
+    assert no_novel_views.novel_views is None and set(no_novel_views.as_metrics()) == {"held_out", "novel_poses"}
+    with pytest.raises(ValueError, match="s00/cube: no held-out crops"):
+        evaluate_held_out(model, dataclasses.replace(scene, held_out=[]), cfg)
 
 
 def test_color_init_takes_the_pixels_each_gaussian_covers(scene):
     model = build_model("hogs", _config(), scene, seed=0)
-    grey = evaluate(model, scene.train)["psnr"]
+    grey = evaluate(model, scene.train).mean.psnr
     hogs_train.init_colors(model, scene.train, 4, torch.Generator().manual_seed(0))
-    assert evaluate(model, scene.train)["psnr"] > grey + 2.0
+    assert evaluate(model, scene.train).mean.psnr > grey + 2.0
+
+
+def test_train_step_updates_the_model_and_the_poses_and_reports_the_loss(scene):
+    cfg = _config()
+    model, poses = build_model("hogs", cfg, scene, seed=0), pose_corrections(cfg, scene)
+    optimizer = build_optimizer("hogs", cfg, model, poses)
+    before = {name: p.detach().clone() for name, p in checkpoint_parameters(model, poses).items()}
+    batch = scene.train[:2]
+    losses = [train_step(cfg, model, poses, optimizer, batch, step)["loss"] for step in range(6)]
+    terms = train_step(cfg, model, poses, optimizer, batch, 6)
+    assert set(terms) == {"loss", "image", "l_r", "psnr"} and losses[-1] < losses[0]
+    assert terms["loss"] == pytest.approx(terms["image"] + cfg.lambda_r * terms["l_r"], rel=1e-5)
+    after = checkpoint_parameters(model, poses)
+    assert not torch.equal(after["deltas.right"], before["deltas.right"])
+    assert not torch.equal(after["poses.angles.s00|cube_grab_01|0"], before["poses.angles.s00|cube_grab_01|0"])
 
 
 def test_checkpoint_round_trip_and_resume(scene, tmp_path, monkeypatch):
@@ -565,24 +565,6 @@ def test_batches_depend_on_seed_and_step_only():
 # --------------------------------------------------------------------------- #
 # Crops
 # --------------------------------------------------------------------------- #
-def test_crop_box_is_a_centred_square_with_margin():
-    mask = np.zeros((50, 80), dtype=np.uint8)
-    mask[10:20, 30:70] = 3  # 10 rows × 40 columns
-    x0, y0, side = crop_box(mask, margin=0.25)
-    assert side == 60 and x0 == 20 and y0 == -15  # may reach outside the image
-    assert crop_box(np.zeros((5, 5), dtype=np.uint8), 0.1) is None
-
-
-def test_crop_camera_maps_pixels_of_the_window():
-    camera = _camera(size=(64, 48))
-    cropped = crop_camera(camera, x0=10, y0=-4, side=40, size=20)
-    points = torch.tensor([[0.0, 0.0, 0.0], [0.02, -0.01, 0.03]], dtype=torch.float64)
-    uv, _ = project_points(points, torch.tensor(camera.K), torch.tensor(camera.world2cam))
-    uv_crop, _ = project_points(points, torch.tensor(cropped.K), torch.tensor(cropped.world2cam))
-    assert torch.allclose(uv_crop, (uv - torch.tensor([10.0, -4.0], dtype=torch.float64)) * 0.5)
-    assert (cropped.width, cropped.height) == (20, 20)
-
-
 def test_a_crop_of_a_render_matches_the_render_of_the_crop_camera(hands, cube):
     """Cropping + resizing an image and rendering with the crop's camera put things at the same pixels
     (a half-pixel slip in K or in the resampling would move the picture's centroid by ≥ 0.5 px)."""
@@ -590,9 +572,9 @@ def test_a_crop_of_a_render_matches_the_render_of_the_crop_camera(hands, cube):
     camera = _camera(size=(96, 80), distance=1.1)
     with torch.no_grad():
         full = model.render(camera, *poses, parts=True)
-        box = crop_box(full.parts.numpy(), margin=0.1)
-        image, labels, cropped = crop_view(full.rgb.permute(2, 0, 1), full.parts, camera, box, 40)
-        direct = model.render(cropped, *poses).rgb.permute(2, 0, 1)
+        box = box_from_mask(full.parts.numpy(), margin=0.1)
+        image, labels, cropped = crop_view(full.rgb, full.parts, camera, box, 40)
+        direct = model.render(cropped, *poses).rgb
     assert box[2] > 60 and (cropped.width, cropped.height) == (40, 40)
     assert set(labels.unique().tolist()) == {0, 1, 2, 3}
     assert torch.allclose(_centroid(direct), _centroid(image), atol=0.2)

@@ -20,7 +20,7 @@ from kornia.geometry.conversions import quaternion_to_rotation_matrix
 
 from hogsa.render import _compile, rasterize, rasterizer
 from hogsa.render.projection import project_gaussians
-from hogsa.render.sh import SH_C0, eval_sh
+from hogsa.render.sh import eval_sh, rgb_to_sh_dc, sh_colors
 
 try:
     from gsplat.cuda._torch_impl import _fully_fused_projection, _spherical_harmonics
@@ -438,11 +438,22 @@ def test_sh_matches_gsplat(degree):
 
 def test_sh_degree_zero_is_the_plain_colour_path():
     scene = random_scene(15)
-    sh0 = (scene["colors"] - 0.5) / SH_C0
+    sh0 = rgb_to_sh_dc(scene["colors"])
     plain = rasterize(*scene_args(scene))[0]
     scene["colors"] = sh0[:, None, :]
     via_sh = rasterize(*scene_args(scene), sh_degree=0)[0]
     torch.testing.assert_close(via_sh, plain)
+
+
+def test_sh_colours_invert_the_dc_coefficients_and_clamp_at_zero():
+    rgb = torch.rand(50, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    dirs = torch.randn(50, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    dc = rgb_to_sh_dc(rgb)
+    torch.testing.assert_close(dc, (rgb - 0.5) / 0.28209479177387814)  # Y_0^0 = 1 / (2√π)
+    torch.testing.assert_close(sh_colors(0, dirs, dc[:, None, :]), rgb)  # degree 0: any direction
+    higher = torch.cat([dc[:, None, :], torch.zeros(50, 8, 3, dtype=dc.dtype)], dim=1)  # degree 2, no view dependence
+    torch.testing.assert_close(sh_colors(2, dirs, higher), rgb)
+    assert (sh_colors(0, dirs, torch.full((50, 1, 3), -2.0, dtype=torch.float64)) == 0).all()  # 0.5 − 0.56 < 0
 
 
 def test_sh_colour_uses_direction_from_camera_centre():

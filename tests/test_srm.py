@@ -1,5 +1,5 @@
 """SRM: modulated convolution, StyleUNet, discriminator, losses (R1 against a closed form), training
-with checkpoints and resume, evaluation helpers. Tiny networks on tiny images."""
+with checkpoints and resume, refinement and pairs helpers. Tiny networks on tiny images."""
 
 import dataclasses
 import math
@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from hogsa.metrics.scores import image_scores
 from hogsa.srm import train as srm_train
 from hogsa.srm.discriminator import Discriminator, DiscriminatorConfig, blur_downsample, minibatch_stddev
 from hogsa.srm.losses import (
@@ -25,12 +26,8 @@ from hogsa.srm.train import (
     SRMConfig,
     SRMReportConfig,
     build_srm,
-    group_summaries,
-    image_scores,
     lr_factor,
     refine,
-    sharpness,
-    summarize_by_group,
     train_srm,
 )
 
@@ -195,8 +192,8 @@ def test_training_improves_held_out_psnr_over_the_renders(tmp_path):
     pairs, held_out = _pairs(24, seed=0), _pairs(8, seed=1)
     cfg = _config(iterations=60, gan_start=40, checkpoint_every=1000, eval_every=30)
     srm = train_srm(cfg, pairs, tmp_path, seed=0, name="test", held_out=held_out)
-    before = image_scores(held_out.rgb, held_out.target)["psnr"]
-    after = image_scores(refine(srm.generator, held_out), held_out.target)["psnr"]
+    before = [s.psnr for s in image_scores(held_out.rgb, held_out.target)]
+    after = [s.psnr for s in image_scores(refine(srm.generator, held_out), held_out.target)]
     assert sum(after) / len(after) > sum(before) / len(before) + 1.0
     assert (tmp_path / CHECKPOINT).is_file() and (tmp_path / "live" / "metrics.json").is_file()
 
@@ -249,22 +246,6 @@ def test_build_is_seeded_and_leaves_the_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a.generator.encoder[0].conv.weight, b.generator.encoder[0].conv.weight)  # same seed: same bytes
     assert not torch.equal(a.generator.encoder[0].conv.weight, build_srm(_config(), 16, 4).generator.encoder[0].conv.weight)
-
-
-def test_scores_summaries_and_sharpness():
-    target = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    pred = (target + 0.1).clamp(0, 1)
-    scores = image_scores(pred, target)
-    groups = ("a", "a", "b")
-    per_group = group_summaries(scores, groups)
-    assert per_group["a"]["images"] == 2 and per_group["a"]["lpips"] == "not computed"
-    assert per_group["a"]["psnr"] == pytest.approx((scores["psnr"][0] + scores["psnr"][1]) / 2)
-    overall = summarize_by_group(scores, groups)  # the mean of the group means, not of the images
-    assert overall["psnr"] == pytest.approx((per_group["a"]["psnr"] + scores["psnr"][2]) / 2)
-    assert overall["images"] == 3
-    blurred = F.avg_pool2d(F.pad(target, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    assert (sharpness(blurred) < 0.5 * sharpness(target)).all()
-    assert torch.allclose(sharpness(torch.full((1, 3, 8, 8), 0.4)), torch.zeros(1))
 
 
 def test_pairs_helpers(tmp_path):

@@ -10,7 +10,7 @@ process) and ``object`` (an ARCTIC object template or an H2O object mesh).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Mapping, get_args
 
@@ -81,8 +81,12 @@ class DatasetIndex:
         if data["pose_convention"] == "relative" and hands is None:
             raise ValueError(f"{path}: this dataset stores finger poses relative to MANO's mean pose; "
                              "load its index with the hand models")
-        hands_mean = None if hands is None else {side: hand.hands_mean.numpy() for side, hand in hands.items()}
-        return cls(**data, hands_mean=hands_mean)
+        index = cls(**data)
+        return index if hands is None else index.with_hands(hands)
+
+    def with_hands(self, hands: Mapping[str, HandModel]) -> DatasetIndex:
+        """This index reading with the mean poses of ``hands`` ({"right": HandModel, "left": HandModel})."""
+        return replace(self, hands_mean={side: hand.hands_mean.numpy() for side, hand in hands.items()})
 
     def sequences(self, split: str) -> list[str]:
         if split not in self.splits:
@@ -92,6 +96,9 @@ class DatasetIndex:
     def read(self, name: str) -> Sequence:
         """Sequence ``name`` (its finger poses absolute), parsed on first use and kept for the process."""
         if name not in self._sequences:
+            if self.pose_convention == "relative" and self.hands_mean is None:
+                raise ValueError(f"{self.root}: reading {name} needs the hand models' mean poses (its finger poses "
+                                 "are relative to them); use DatasetIndex.load(path, hands) or with_hands(hands)")
             if self.source == "h2o":
                 self._sequences[name] = h2o.read_sequence(Path(self.root) / name, cam=self.h2o_cam)
             else:

@@ -1,4 +1,4 @@
-"""Camera rigs: look-at extrinsics and the ring of allocentric cameras of the embedded dataset.
+"""Camera rigs: look-at extrinsics, intrinsics from a field of view, and rings of cameras around a point.
 
 OpenCV cameras (x right, y down, z forward); the world's up axis is +z.
 """
@@ -6,6 +6,8 @@ OpenCV cameras (x right, y down, z forward); the world's up axis is +z.
 from __future__ import annotations
 
 import numpy as np
+
+from hogsa.data.schema import Camera
 
 WORLD_UP = np.array([0.0, 0.0, 1.0])
 
@@ -32,16 +34,23 @@ def intrinsics(width: int, height: int, fov_deg: float) -> np.ndarray:
     return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]])
 
 
-def camera_ring(center: np.ndarray, distance: float, sizes: list[tuple[int, int]], fov_deg: float,
-                elevations_deg: tuple[float, ...] = (15.0, 45.0), azimuth_offset_deg: float = 10.0
-                ) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
-    """Cameras evenly spaced in azimuth around ``center`` (one per entry of ``sizes`` [(W,H)]),
-    alternating elevations, all looking at ``center``. Returns [(K [3,3], world2cam [4,4], W, H)]."""
+def camera_ring(
+    center: np.ndarray,  # [3] metres, the point every camera looks at
+    distance: float,  # metres from the centre
+    sizes: list[tuple[int, int]],  # (W, H) of each camera: len(sizes) cameras evenly spaced over 360° of azimuth
+    fov_deg: float,  # horizontal field of view of every camera
+    elevations_deg: tuple[float, ...] = (15.0, 45.0),  # camera i's is entry i mod len, above the horizontal
+    azimuth_offset_deg: float = 10.0,  # camera 0's azimuth, from +x towards +y
+) -> list[Camera]:
+    """A ring of cameras around ``center``, all looking at it: the embedded dataset's allocentric views
+    (the defaults) and the novel-view orbits of the reports (one elevation, offset 0)."""
+    center = np.asarray(center, dtype=np.float64)
     cameras = []
     for view, (width, height) in enumerate(sizes):
         azimuth = np.radians(azimuth_offset_deg + 360.0 * view / len(sizes))
         elevation = np.radians(elevations_deg[view % len(elevations_deg)])
         direction = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
         position = center + distance * direction
-        cameras.append((intrinsics(width, height, fov_deg), look_at(position, center), width, height))
+        cameras.append(Camera(K=intrinsics(width, height, fov_deg), world2cam=look_at(position, center), width=width,
+                              height=height))
     return cameras

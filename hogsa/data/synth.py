@@ -252,9 +252,8 @@ def rig_cameras(cfg: EmbeddedConfig, subject_index: int) -> list[Camera | None]:
     """The subject's 8 allocentric cameras (view 1..8; view 0 absent), ring turned per subject."""
     width, height = cfg.image_size
     sizes = [(int(round(width * s)), int(round(height * s))) for s in cfg.view_scales]
-    ring = camera_ring(np.array([0.0, 0.0, 0.08]), cfg.camera_distance, sizes, cfg.fov_deg,
-                       azimuth_offset_deg=10.0 + 7.0 * subject_index)
-    return [None] + [Camera(K, w2c, w, h) for K, w2c, w, h in ring]
+    return [None] + camera_ring(np.array([0.0, 0.0, 0.08]), cfg.camera_distance, sizes, cfg.fov_deg,
+                                azimuth_offset_deg=10.0 + 7.0 * subject_index)
 
 
 def table_layer(size: float = 1.2, seed: int = 0) -> MeshLayer:

@@ -11,7 +11,7 @@ Conventions: metres; rotation matrices act on column vectors and their COLUMNS a
 (first = face normal); quaternions are (w, x, y, z) as gsplat's; Gaussian n = f·k + j is the j-th
 Gaussian of face f. Scales are standard deviations per axis (gsplat's ``scales``), covariance
 Σ = R diag(s)² Rᵀ. Colours are degree-d real spherical harmonics in gsplat's layout [N, (d+1)², 3],
-colour = 0.5 + C0·sh_dc at degree 0.
+colour = 0.5 + C0·sh_dc at degree 0 (``hogsa.render.sh``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from kornia.geometry.conversions import rotation_matrix_to_quaternion
 from torch import Tensor, nn
 
-SH_C0 = 0.28209479177387814  # Y_0^0 = 1 / (2√π); colour = 0.5 + SH_C0 · sh_dc (gsplat, 3DGS)
+from hogsa.render.sh import rgb_to_sh_dc
+
 _BARY_FLOOR = 1e-8  # the reference's floor: keeps α > 0 and the normaliser > 0
 LR_KEYS = ("bary", "scale", "opacity", "sh_dc", "sh_rest")
 
@@ -177,7 +178,7 @@ class MeshGaussians(nn.Module):
             rgb = face_colors.float()[:, None, :].expand(num_faces, k, 3)
         elif vertex_colors is not None:
             rgb = torch.einsum("fjc,fcx->fjx", barycentric_weights(logits), vertex_colors.float()[faces])
-        self.sh_dc = nn.Parameter(((rgb.reshape(n, 1, 3) - 0.5) / SH_C0).contiguous())
+        self.sh_dc = nn.Parameter(rgb_to_sh_dc(rgb.reshape(n, 1, 3)).contiguous())
         self.sh_rest = nn.Parameter(torch.zeros(n, (sh_degree + 1) ** 2 - 1, 3))
 
     @property

@@ -44,12 +44,11 @@ from kornia.geometry.conversions import quaternion_to_rotation_matrix
 from torch import Tensor, nn
 
 from hogsa.articulated import ArticulatedObject
-from hogsa.data.rig import look_at
-from hogsa.data.schema import MASK_LABELS, Camera, Sequence
+from hogsa.data.schema import MASK_LABELS, Sequence
 from hogsa.hand import HandModel
-from hogsa.hogs.binding import SH_C0, GaussianSet, MeshGaussians
+from hogsa.hogs.binding import GaussianSet, MeshGaussians
 from hogsa.render import rasterize
-from hogsa.render.sh import eval_sh, sh_bases
+from hogsa.render.sh import SH_C0, rgb_to_sh_dc, sh_bases, sh_colors
 
 PARTS = ("right", "left", "object")
 PART_LABELS = tuple(MASK_LABELS[part] for part in PARTS)  # (1, 2, 3)
@@ -98,7 +97,7 @@ class ObjectPose:
 
 
 class RenderOutput(NamedTuple):
-    rgb: Tensor  # [H, W, 3] in [0, 1], background composited behind
+    rgb: Tensor  # [3, H, W] in [0, 1] (the layout networks take), background composited behind
     alpha: Tensor  # [H, W] accumulated opacity
     depth: Tensor  # [H, W] expected camera depth of the rendered surface, metres; 0 where alpha = 0
     parts: Tensor | None  # [H, W] uint8 labels (0 background, 1 right, 2 left, 3 object); None unless asked
@@ -145,7 +144,7 @@ class GaussianScene(nn.Module, abc.ABC):
     def set_colors(self, part: str, rgb: Tensor, where: Tensor) -> None:
         """Set the base colour (SH degree 0) of ``part``'s Gaussians ``where`` [N] bool to ``rgb`` [N, 3]."""
         dc = self.sh_dc(part)
-        dc[where] = ((rgb[where] - 0.5) / SH_C0)[:, None, :].to(dc)
+        dc[where] = rgb_to_sh_dc(rgb[where])[:, None, :].to(dc)
 
     def center(self, right: HandPose, left: HandPose, obj: ObjectPose) -> Tensor:  # [3] metres
         """Mean of all Gaussian centres at this pose: the interaction's centre."""
@@ -295,7 +294,8 @@ def render_gaussians(
                                            **common)
         part_labels = torch.tensor([MASK_LABELS[name] for name in names], device=device, dtype=torch.uint8)
         labels = torch.where(part_alpha[0, ..., 0] > 0.5, part_labels[weights[0].argmax(dim=-1)], 0).to(torch.uint8)
-    return RenderOutput(rgb=colors[0, ..., :3], alpha=alphas[0, ..., 0], depth=colors[0, ..., 3], parts=labels)
+    return RenderOutput(rgb=colors[0, ..., :3].permute(2, 0, 1), alpha=alphas[0, ..., 0], depth=colors[0, ..., 3],
+                        parts=labels)
 
 
 def merge_parts(gaussians: Mapping[str, GaussianSet]) -> GaussianSet:
@@ -313,7 +313,7 @@ def view_colors(
     (+ 0.5, clamped at 0), times the irradiance at its normal when shaded."""
     if lighting is not None:
         return shaded_colors(gaussians, camera_center, sh_degree, lighting)
-    return (eval_sh(sh_degree, gaussians.means - camera_center, gaussians.sh) + 0.5).clamp_min(0.0)
+    return sh_colors(sh_degree, gaussians.means - camera_center, gaussians.sh)
 
 
 def shaded_colors(
@@ -324,7 +324,7 @@ def shaded_colors(
 ) -> Tensor:  # [N, 3]
     """Albedo (SH colour towards the camera, as the rasterizer computes it) × irradiance at the normal."""
     directions = gaussians.means - camera_center  # [N, 3] camera → Gaussian
-    albedo = (eval_sh(sh_degree, directions, gaussians.sh) + 0.5).clamp_min(0.0)
+    albedo = sh_colors(sh_degree, directions, gaussians.sh)
     normals = gaussian_normals(gaussians)
     normals = torch.where((normals * directions).sum(-1, keepdim=True) > 0, -normals, normals)  # face the camera
     irradiance = (sh_bases(2, normals) @ lighting).clamp_min(0.0)  # [N, 3]
@@ -336,27 +336,6 @@ def gaussian_normals(gaussians: GaussianSet) -> Tensor:  # [N, 3] unit
     axes = quaternion_to_rotation_matrix(nn.functional.normalize(gaussians.quats, dim=-1))  # [N, 3, 3] columns
     thinnest = gaussians.scales.argmin(dim=-1)  # [N]
     return axes.gather(-1, thinnest[:, None, None].expand(-1, 3, 1))[..., 0]
-
-
-def orbit_cameras(
-    center: Tensor | np.ndarray,  # [3] metres, the point looked at
-    radius: float,  # metres from the centre
-    n: int,  # cameras, evenly spaced over 360° of azimuth starting at +x
-    elevation_deg: float,  # above the horizontal plane (world up +z)
-    K: np.ndarray,  # [3, 3] intrinsics shared by all cameras
-    width: int,
-    height: int,
-) -> list[Camera]:
-    """A 360° ring of OpenCV cameras around ``center``, all looking at it (novel views)."""
-    center = np.asarray(center, dtype=np.float64)
-    elevation = np.radians(elevation_deg)
-    cameras = []
-    for azimuth in np.linspace(0.0, 2.0 * np.pi, n, endpoint=False):
-        direction = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
-                              np.sin(elevation)])
-        cameras.append(Camera(K=K, world2cam=look_at(center + radius * direction, center), width=width,
-                              height=height))
-    return cameras
 
 
 def _tensor(value) -> Tensor:

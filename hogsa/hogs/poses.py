@@ -108,11 +108,10 @@ def fit_corrections(
     iterations: int,
     batch: int,
     seed: int,
-    desc: str = "fit poses",
+    desc: str,  # labels the progress bar
 ) -> None:
     """Fit the corrections of the given frames to their crops with the model frozen (Adam, ``iterations``
-    steps per frame, ``batch`` crops a step, drawn by a generator seeded by ``seed``; a progress bar
-    labelled ``desc``)."""
+    steps per frame, ``batch`` crops a step, drawn by a generator seeded by ``seed``)."""
     with frozen(model):
         for frame, samples in tqdm(samples_by_frame.items(), desc=desc):
             name = frame_name(frame)
@@ -122,8 +121,8 @@ def fit_corrections(
             draw = random.Random(f"{seed}|{name}")
             for _ in range(iterations):
                 picks = draw.sample(list(samples), min(batch, len(samples)))
-                pred = torch.stack([model.render(s.camera, *corrections.apply(frame, s.right, s.left, s.obj)
-                                                 ).rgb.permute(2, 0, 1) for s in picks])
+                pred = torch.stack([model.render(s.camera, *corrections.apply(frame, s.right, s.left, s.obj)).rgb
+                                    for s in picks])
                 loss = image_loss(pred, torch.stack([s.image for s in picks]))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

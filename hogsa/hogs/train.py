@@ -1,13 +1,7 @@
-"""Training and evaluation of HOGS (and of its 3DGS ablation) for one (subject, object) group.
+"""Training of HOGS (and of its 3DGS ablation) for one (subject, object) group.
 
-A group is "sXX/<object>": every train-split sequence of that subject with that object. Its images are
-split into training and held-out samples: a view in ``held_out_views`` is held out at every frame,
-and frame f of every view is held out when ``f % held_out_every == held_out_every // 2`` (the middle
-of each block, so held-out frames are interpolated, not extrapolated). Each sample is a square crop
-around the union of the parts' masks (plus a margin), resized to ``crop``² with its camera's K
-adjusted, and with the background set to black using the mask: the model renders only hands and
-object, so a black background (also behind the renders) is what it can match. Held-out PSNR and SSIM
-are computed on these whole crops.
+The group's crops come from ``hogsa.hogs.group_data``; held-out scores logged during training and
+reported by the stage come from ``hogsa.hogs.evaluate``.
 
 Loss (paper eq. 6): (1 − λ_SSIM)·L1 + λ_SSIM·(1 − SSIM) + λ_R·L_R. Adam; checkpoints
 (``hogsa.training``) hold the parameters, the optimizer state and, as the run's identity, the
@@ -18,39 +12,25 @@ generator seeded by (seed, step), so a resumed run draws the batches an uninterr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from hogsa.articulated import ArticulatedObject
 from hogsa.code_identity import code_digest
-from hogsa.data.arctic_objects import read_object_template
-from hogsa.data.dataset import DatasetIndex
-from hogsa.data.schema import Camera, Sequence
 from hogsa.geometry import project_points
-from hogsa.hand import HandModel
-from hogsa.hogs.model import (
-    HOGS,
-    PART_LABELS,
-    PARTS,
-    GaussianScene,
-    HandPose,
-    ObjectPose,
-    Shading,
-    render_gaussians,
-)
+from hogsa.hogs.evaluate import evaluate
+from hogsa.hogs.group_data import GroupData, Sample
+from hogsa.hogs.model import HOGS, PART_LABELS, PARTS, GaussianScene, Shading, render_gaussians
 from hogsa.hogs.pointcloud import PointCloudGaussians
 from hogsa.hogs.poses import FrameKey, PoseCorrections, corrected, fit_corrections
 from hogsa.io import save_safetensors
-from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
+from hogsa.metrics.image import psnr, ssim
 from hogsa.training import (
     ITERATION,
     batch_indices,
@@ -146,33 +126,6 @@ class HOGSConfig:
     report: HOGSReportConfig
 
 
-@dataclass(frozen=True, eq=False)
-class Sample:
-    """One cropped view of one frame, with the poses that produced it."""
-
-    image: Tensor  # [3, S, S] float32 in [0, 1], black outside the parts' mask
-    mask: Tensor  # [S, S] uint8 part labels (0 background, 1 right, 2 left, 3 object)
-    camera: Camera  # the crop's camera (S × S)
-    right: HandPose
-    left: HandPose
-    obj: ObjectPose
-    sequence: str
-    view: int
-    frame: int
-
-
-@dataclass(frozen=True, eq=False)
-class GroupData:
-    """Everything a group's model is trained and evaluated on."""
-
-    name: str  # "sXX/<object>"
-    hands: dict[str, HandModel]
-    obj: ArticulatedObject
-    sequences: list[Sequence]
-    train: list[Sample]
-    held_out: list[Sample]
-
-
 # --------------------------------------------------------------------------- #
 # Training
 # --------------------------------------------------------------------------- #
@@ -196,10 +149,7 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
     model = build_model(kind, cfg, data, seed)
     poses = pose_corrections(cfg, data)
     params = checkpoint_parameters(model, poses)
-    groups = model.param_groups(learning_rates(kind, cfg))
-    if cfg.refine_poses:
-        groups += poses.param_groups(asdict(cfg.lr_poses))
-    optimizer = torch.optim.Adam(groups, eps=1e-15)
+    optimizer = build_optimizer(kind, cfg, model, poses)
     identity = run_identity(cfg, kind, data.name, seed, params)
     stored = resume(out_dir / CHECKPOINT, params, [optimizer], identity)
     start, fitted = int(stored.get(ITERATION, 0)), stored.get(FITTED) == "true"
@@ -210,24 +160,14 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
     steps = tqdm(range(start, cfg.iterations), desc=f"{kind} {data.name}", initial=start, total=cfg.iterations)
     for step in steps:
         batch = [data.train[i] for i in batch_indices(step, len(data.train), cfg.batch_views, seed)]
-        pred = torch.stack([model.render(s.camera, *poses.apply((s.sequence, s.frame), s.right, s.left, s.obj)
-                                         ).rgb.permute(2, 0, 1) for s in batch])
-        target = torch.stack([s.image for s in batch])
-        loss, terms = hogs_loss(pred, target, model.regularizer(), cfg.lambda_ssim, cfg.lambda_r)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        check_finite_gradients(params, step)
-        optimizer.step()
-
-        terms["psnr"] = float(psnr(pred.detach().clamp(0, 1), target).mean())
+        terms = train_step(cfg, model, poses, optimizer, batch, step)
         for name, value in terms.items():
             live.log_metric(f"train/{name}", value)
         steps.set_postfix(loss=f"{terms['loss']:.4f}", psnr=f"{terms['psnr']:.2f}")
         done = step + 1
-        if done % cfg.eval_every == 0 or done == cfg.iterations:
-            for name, value in evaluate(model, [corrected(s, poses) for s in data.held_out]).items():
-                if isinstance(value, float):
-                    live.log_metric(f"held_out/{name}", value)
+        if data.held_out and (done % cfg.eval_every == 0 or done == cfg.iterations):
+            for name, value in evaluate(model, [corrected(s, poses) for s in data.held_out]).means().items():
+                live.log_metric(f"held_out/{name}", value)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             save_checkpoint(out_dir / CHECKPOINT, params, [optimizer],
                             {**identity, ITERATION: str(done), FITTED: "false"})
@@ -238,6 +178,22 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
         save_checkpoint(out_dir / CHECKPOINT, params, [optimizer],
                         {**identity, ITERATION: str(cfg.iterations), FITTED: "true"})
     return TrainedScene(model, poses)
+
+
+def train_step(cfg: HOGSConfig, model: GaussianScene, poses: PoseCorrections, optimizer: torch.optim.Optimizer,
+               batch: list[Sample], step: int) -> dict[str, float]:
+    """One Adam step of paper eq. 6 on ``batch``'s crops, rendered at their frames' corrected poses;
+    returns the loss terms and the batch's PSNR (of the renders before the step) for logging."""
+    pred = torch.stack([model.render(s.camera, *poses.apply((s.sequence, s.frame), s.right, s.left, s.obj)).rgb
+                        for s in batch])  # [B, 3, S, S]
+    target = torch.stack([s.image for s in batch])
+    loss, terms = hogs_loss(pred, target, model.regularizer(), cfg.lambda_ssim, cfg.lambda_r)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    check_finite_gradients(checkpoint_parameters(model, poses), step)
+    optimizer.step()
+    terms["psnr"] = float(psnr(pred.detach().clamp(0, 1), target).mean())
+    return terms
 
 
 def load_trained(cfg: HOGSConfig, data: GroupData, kind: Kind, path: str | Path, seed: int) -> TrainedScene:
@@ -293,12 +249,6 @@ def fit_held_out_poses(cfg: HOGSConfig, model: GaussianScene, poses: PoseCorrect
                     desc=f"fit held-out poses {data.name}")
 
 
-def corrected_group(data: GroupData, poses: PoseCorrections) -> GroupData:
-    """``data`` with every sample's poses corrected (what the trained model is compared with)."""
-    return dataclasses.replace(data, train=[corrected(s, poses) for s in data.train],
-                               held_out=[corrected(s, poses) for s in data.held_out])
-
-
 def build_model(kind: Kind, cfg: HOGSConfig, data: GroupData, seed: int) -> GaussianScene:
     """A fresh ``kind`` model of the group (HOGS, or the 3DGS ablation)."""
     if kind == "hogs":
@@ -309,8 +259,13 @@ def build_model(kind: Kind, cfg: HOGSConfig, data: GroupData, seed: int) -> Gaus
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def learning_rates(kind: Kind, cfg: HOGSConfig) -> dict[str, float]:
-    return asdict(cfg.lr_hogs if kind == "hogs" else cfg.lr_3dgs)
+def build_optimizer(kind: Kind, cfg: HOGSConfig, model: GaussianScene, poses: PoseCorrections) -> torch.optim.Adam:
+    """Adam over the model's parameter groups (at the ``kind``'s learning rates) and, with
+    ``refine_poses``, the pose corrections'."""
+    groups = model.param_groups(asdict(cfg.lr_hogs if kind == "hogs" else cfg.lr_3dgs))
+    if cfg.refine_poses:
+        groups += poses.param_groups(asdict(cfg.lr_poses))
+    return torch.optim.Adam(groups, eps=1e-15)
 
 
 def image_loss(pred: Tensor, target: Tensor, lambda_ssim: float) -> Tensor:  # [B, 3, H, W] each → []
@@ -388,155 +343,3 @@ def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, params: dic
     shapes = {name: list(p.shape) for name, p in params.items()}
     return {"kind": kind, "group": group, "seed": str(seed), "config": json.dumps(settings, sort_keys=True),
             "parameters": json.dumps(shapes, sort_keys=True), "code": code_digest(__name__)}
-
-
-# --------------------------------------------------------------------------- #
-# Evaluation
-# --------------------------------------------------------------------------- #
-def evaluate(model: GaussianScene, samples: list[Sample], lpips: LPIPS | None = None) -> dict[str, float | str | int]:
-    """Mean PSNR, SSIM (and LPIPS, given its network) over ``samples``' crops, black background."""
-    return summarize(image_scores(model, samples, lpips))
-
-
-def evaluate_held_out(model: GaussianScene, data: GroupData, cfg: HOGSConfig,
-                      lpips: LPIPS | None = None) -> dict[str, dict[str, float | str | int]]:
-    """``evaluate`` over all held-out crops and over each non-empty subset of ``held_out_subsets``
-    (each crop rendered once)."""
-    scores = dict(zip(map(id, data.held_out), image_scores(model, data.held_out, lpips)))
-    subsets = held_out_subsets(data, cfg)
-    return {name: summarize([scores[id(s)] for s in samples]) for name, samples in subsets.items() if samples}
-
-
-@torch.no_grad()
-def image_scores(model: GaussianScene, samples: list[Sample], lpips: LPIPS | None = None) -> list[dict[str, float]]:
-    """Per crop: PSNR and SSIM (and LPIPS) of the render, clamped to [0, 1], against the image."""
-    scores = []
-    for sample in samples:
-        pred = model.render(sample.camera, sample.right, sample.left, sample.obj).rgb.permute(2, 0, 1)[None]
-        pred, target = pred.clamp(0, 1), sample.image[None]
-        score = {"psnr": float(psnr(pred, target)[0]), "ssim": float(ssim(pred, target)[0])}
-        if lpips is not None:
-            score["lpips"] = float(lpips(pred, target)[0])
-        scores.append(score)
-    return scores
-
-
-def summarize(scores: list[dict[str, float]]) -> dict[str, float | str | int]:
-    """Means of per-image scores; LPIPS is ``NOT_COMPUTED`` when the scores lack it."""
-    mean = {key: float(np.mean([score[key] for score in scores])) for key in ("psnr", "ssim")}
-    lpips = float(np.mean([score["lpips"] for score in scores])) if scores and "lpips" in scores[0] else NOT_COMPUTED
-    return {**mean, "lpips": lpips, "images": len(scores)}
-
-
-# --------------------------------------------------------------------------- #
-# Data
-# --------------------------------------------------------------------------- #
-def resolve_groups(groups: list[str], index: DatasetIndex, hands: dict[str, HandModel]) -> list[str]:
-    """``groups`` as "sXX/<object>" names; ["all"] expands to every (subject, object) of the train split."""
-    hands_mean = {side: hand.hands_mean.numpy() for side, hand in hands.items()}
-    sequences = [index.read(name, hands_mean) for name in index.sequences("train")]
-    present = sorted({f"{seq.subject}/{seq.object_name}" for seq in sequences})
-    if groups == ["all"]:
-        return present
-    unknown = [g for g in groups if g not in present]
-    if unknown:
-        raise ValueError(f"params.yaml: hogs.groups names {unknown}, which the train split lacks; it has {present}")
-    return list(groups)
-
-
-def load_group(cfg: HOGSConfig, index: DatasetIndex, hands: dict[str, HandModel], group: str) -> GroupData:
-    """The group's train-split sequences, cut into training and held-out crops (module docstring), and
-    its object's template (ARCTIC layout)."""
-    hands_mean = {side: hand.hands_mean.numpy() for side, hand in hands.items()}
-    sequences = [seq for seq in (index.read(name, hands_mean) for name in index.sequences("train"))
-                 if f"{seq.subject}/{seq.object_name}" == group]
-    if not sequences:
-        raise ValueError(f"group {group!r}: no train-split sequence of this subject and object")
-    train, held_out = [], []
-    for seq in sequences:
-        for frame in tqdm(range(seq.frames), desc=f"crops {seq.name}", leave=False):
-            if not (seq.hand_valid["right"][frame] and seq.hand_valid["left"][frame]):
-                continue  # a model of both hands is trained on frames where both are annotated
-            poses = (HandPose.from_sequence(seq, "right", frame), HandPose.from_sequence(seq, "left", frame),
-                     ObjectPose.from_sequence(seq, frame))
-            for view in seq.views:
-                sample = crop_sample(seq, view, frame, poses, cfg.crop, cfg.crop_margin)
-                if sample is not None:
-                    (held_out if is_held_out(view, frame, cfg) else train).append(sample)
-    obj = read_object_template(index.root, sequences[0].object_name)
-    return GroupData(group, hands, obj, sequences, train, held_out)
-
-
-def is_held_out(view: int, frame: int, cfg: HOGSConfig) -> bool:
-    return view in cfg.held_out_views or frame % cfg.held_out_every == cfg.held_out_every // 2
-
-
-def held_out_subsets(data: GroupData, cfg: HOGSConfig) -> dict[str, list[Sample]]:
-    """The held-out samples, all of them and split into novel views (held-out views, every frame) and
-    novel poses (held-out frames seen from the training views)."""
-    return {
-        "held_out": data.held_out,
-        "novel_views": [s for s in data.held_out if s.view in cfg.held_out_views],
-        "novel_poses": [s for s in data.held_out if s.view not in cfg.held_out_views],
-    }
-
-
-def crop_sample(seq: Sequence, view: int, frame: int, poses: tuple[HandPose, HandPose, ObjectPose], size: int,
-                margin: float) -> Sample | None:
-    """The ``size``² crop of one view (module docstring); None when no part is in view."""
-    mask = seq.mask(view, frame)
-    if mask is None:
-        raise ValueError(f"sequence {seq.name}: HOGS needs part masks (view {view}, frame {frame} has none)")
-    box = crop_box(mask, margin)
-    if box is None:
-        return None
-    image = torch.tensor(seq.image(view, frame)).permute(2, 0, 1).float() / 255.0  # [3, H, W]
-    crop_image, crop_mask, camera = crop_view(image, torch.tensor(mask), seq.camera(view, frame), box, size)
-    return Sample(crop_image, crop_mask, camera, *poses, seq.name, view, frame)
-
-
-def crop_view(
-    image: Tensor,  # [3, H, W] in [0, 1]
-    labels: Tensor,  # [H, W] uint8 part labels
-    camera: Camera,  # the image's camera
-    box: tuple[int, int, int],  # (x0, y0, side) window, pixels
-    size: int,
-) -> tuple[Tensor, Tensor, Camera]:
-    """The window resized to ``size``²: image [3, S, S] black where the labels are 0 (antialiased
-    bilinear), labels [S, S] (nearest, pixel centres aligned) and the window's camera."""
-    x0, y0, side = box
-    masked = image * (labels > 0)
-    crop_image = F.interpolate(_window(masked, x0, y0, side)[None], size=(size, size), mode="bilinear",
-                               antialias=True, align_corners=False)[0].clamp(0, 1)
-    crop_labels = F.interpolate(_window(labels[None].float(), x0, y0, side)[None], size=(size, size),
-                                mode="nearest-exact")[0, 0].to(torch.uint8)
-    return crop_image, crop_labels, crop_camera(camera, x0, y0, side, size)
-
-
-def crop_box(mask: np.ndarray, margin: float) -> tuple[int, int, int] | None:  # mask [H, W] labels
-    """Square window (x0, y0, side) in pixels around the labelled pixels, ``margin``·longer side added
-    on each side; it may reach outside the image. None for an empty mask."""
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        return None
-    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-    side = int(np.ceil(max(height, width) * (1.0 + 2.0 * margin)))
-    y0 = round(float(rows.min() + rows.max() + 1 - side) / 2)
-    x0 = round(float(cols.min() + cols.max() + 1 - side) / 2)
-    return x0, y0, side
-
-
-def crop_camera(camera: Camera, x0: int, y0: int, side: int, size: int) -> Camera:
-    """The camera whose ``size``² image is the window (x0, y0, side) of ``camera``'s, resized."""
-    scale = size / side
-    K = camera.K.copy()
-    K[0, 0], K[1, 1] = K[0, 0] * scale, K[1, 1] * scale
-    K[0, 2], K[1, 2] = (K[0, 2] - x0) * scale, (K[1, 2] - y0) * scale
-    return Camera(K=K, world2cam=camera.world2cam, width=size, height=size)
-
-
-def _window(image: Tensor, x0: int, y0: int, side: int) -> Tensor:  # [C, H, W] → [C, side, side]
-    """Pixels [y0, y0 + side) × [x0, x0 + side), zero outside the image."""
-    _, height, width = image.shape
-    padded = F.pad(image, (max(-x0, 0), max(x0 + side - width, 0), max(-y0, 0), max(y0 + side - height, 0)))
-    return padded[:, max(y0, 0): max(y0, 0) + side, max(x0, 0): max(x0, 0) + side]

@@ -1,4 +1,4 @@
-"""Evaluation metrics: image quality (``image``)."""
+"""Evaluation metrics: image quality (``image``) and the score records built from it (``scores``)."""
 
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 

@@ -1,4 +1,4 @@
-"""Image quality metrics: PSNR, SSIM and (given its weights) LPIPS.
+"""Image quality metrics: PSNR, SSIM, (given its weights) LPIPS, and sharpness.
 
 Images are float tensors [B, 3, H, W] with values in [0, 1]; every metric returns one value per image,
 [B], so callers choose how to average.
@@ -14,6 +14,8 @@ Images are float tensors [B, 3, H, W] with values in [0, 1]; every metric return
   .{weight,bias}`` and the LPIPS linear heads ``lin{0..4}.model.1.weight`` (the keys of the ``lpips``
   package's ``weights/v0.1/alex.pth``), e.g. written with ``safetensors.torch.save_file`` from both
   state dicts merged.
+- Sharpness is the mean absolute 4-neighbour Laplacian over pixels and channels (of one image, no
+  target): a blurred image scores lower, so a refinement that only smooths shows as a drop.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ def ssim(
     """Mean structural similarity per image (differentiable, usable as a loss: 1 − ssim)."""
     _check_images(pred, target)
     return kornia_ssim(pred, target, SSIM_WINDOW, max_val=1.0, eps=0.0).mean(dim=(1, 2, 3))
+
+
+def sharpness(images: Tensor) -> Tensor:  # [B, 3, H, W] in [0, 1] → [B]
+    """Mean absolute 4-neighbour Laplacian over pixels and channels (a blurred image scores lower)."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=images.dtype)
+    laplacian = torch.nn.functional.conv2d(images.flatten(0, 1)[:, None], kernel[None, None])
+    return laplacian.abs().reshape(images.shape[0], -1).mean(dim=1)
 
 
 class LPIPS(nn.Module):

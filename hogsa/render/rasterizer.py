@@ -39,7 +39,7 @@ from torch import Tensor
 from hogsa.render.composite import composite
 from hogsa.render.fragments import build_fragments
 from hogsa.render.projection import Projection, project_gaussians
-from hogsa.render.sh import eval_sh
+from hogsa.render.sh import sh_colors
 from hogsa.render.tiles import (
     TileGrid,
     TileIntersections,
@@ -216,7 +216,7 @@ def _features(
         camera_centres = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
         centres = camera_centres.index_select(0, visible.camera_ids)
         dirs = means.index_select(0, visible.gaussian_ids) - centres
-        picked = (eval_sh(sh_degree, dirs, picked) + 0.5).clamp(min=0.0)
+        picked = sh_colors(sh_degree, dirs, picked)
     return picked if render_mode == "RGB" else torch.cat([picked, depths], dim=-1)
 
 

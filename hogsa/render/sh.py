@@ -1,8 +1,9 @@
 """Real spherical harmonics up to degree 3, with gsplat's (and the 3DGS reference's) constants and sign
 convention: basis k = l² + l + m for m = -l..l, evaluated at the unit view direction from the camera
 centre to the Gaussian (``means - campos``, world frame). The rendered colour is then
-``max(Σ_k coeffs_k · Y_k(dir) + 0.5, 0)`` (``rasterize`` adds the 0.5 and the clamp), so a degree-0
-coefficient c₀ gives the colour c₀·C0 + 0.5 with C0 = 0.28209479…
+``max(Σ_k coeffs_k · Y_k(dir) + 0.5, 0)`` (``sh_colors``; ``rasterize`` adds the 0.5 and the clamp), so a
+degree-0 coefficient c₀ gives the colour c₀·C0 + 0.5 with C0 = Y₀⁰ = 1 / (2√π) = 0.28209479…, and the
+colour c is given by the coefficient (c − 0.5) / C0 (``rgb_to_sh_dc``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-SH_C0 = 0.2820947917738781
+SH_C0 = 0.2820947917738781  # Y_0^0 = 1 / (2√π), gsplat's (and the 3DGS reference's) literal
 
 
 def num_sh_bases(degree: int) -> int:
@@ -66,3 +67,17 @@ def eval_sh(
         raise ValueError(f"sh degree {degree} needs {n_bases} coefficients, got {coeffs.shape[-2]}")
     bases = sh_bases(degree, F.normalize(dirs, dim=-1))  # [..., n_bases]
     return torch.einsum("...k,...kc->...c", bases, coeffs[..., :n_bases, :])
+
+
+def sh_colors(
+    degree: int,
+    dirs: Tensor,  # [..., 3] view directions (camera → Gaussian), any length
+    coeffs: Tensor,  # [..., K, 3] SH coefficients, K ≥ (degree + 1)²
+) -> Tensor:  # [..., 3] RGB, ≥ 0
+    """The colour the rasterizer gives SH coefficients seen along ``dirs``: max(SH(dir) + 0.5, 0)."""
+    return (eval_sh(degree, dirs, coeffs) + 0.5).clamp_min(0.0)
+
+
+def rgb_to_sh_dc(rgb: Tensor) -> Tensor:  # [..., 3] in [0, 1] → [..., 3]
+    """The degree-0 coefficients whose colour is ``rgb`` (the inverse of ``sh_colors`` at degree 0)."""
+    return (rgb - 0.5) / SH_C0

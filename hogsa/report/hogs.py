@@ -20,12 +20,13 @@ from matplotlib.figure import Figure
 
 from hogsa.config import section
 from hogsa.data.dataset import DatasetIndex
-from hogsa.data.rig import intrinsics
+from hogsa.data.rig import camera_ring
 from hogsa.data.schema import Camera, Sequence
 from hogsa.hand import HandConfig, HandModel, hand_models
-from hogsa.hogs.model import GaussianScene, HandPose, ObjectPose, orbit_cameras
-from hogsa.hogs.train import (KINDS, GroupData, HOGSConfig, Sample, TrainedScene, corrected_group, evaluate_held_out,
-                              export_scene, held_out_subsets, load_group, resolve_groups, train_hogs)
+from hogsa.hogs.evaluate import corrected_group, evaluate_held_out, held_out_subsets
+from hogsa.hogs.group_data import GroupData, Sample, load_group, resolve_groups
+from hogsa.hogs.model import GaussianScene, HandPose, ObjectPose
+from hogsa.hogs.train import KINDS, HOGSConfig, TrainedScene, export_scene, train_hogs
 from hogsa.io import write_json
 from hogsa.metrics.image import LPIPS
 from hogsa.report.outputs import StageClock, save_and_close
@@ -55,7 +56,7 @@ def read_inputs(params: dict, paths: HogsPaths) -> HogsInputs:
     cfg = section(params, "hogs", HOGSConfig)
     hands = hand_models(section(params, "hand", HandConfig))
     index = DatasetIndex.load(paths.index_file, hands)
-    groups = resolve_groups(cfg.groups, index, hands)
+    groups = resolve_groups(cfg.groups, index)
     lpips = LPIPS.from_file(cfg.lpips_weights) if cfg.lpips_weights else None
     Path(paths.report_dir).mkdir(parents=True, exist_ok=True)
     return HogsInputs(cfg, params["seed"], hands, index, groups, lpips)
@@ -76,8 +77,8 @@ def train_group(inputs: HogsInputs, group: str, models_dir: str | Path) -> Group
         out_dir = Path(models_dir) / group_slug(group) / kind
         model, poses = scenes[kind] = train_hogs(cfg, data, kind, out_dir, inputs.seed)
         scores[kind] = {
-            "corrected_poses": evaluate_held_out(model, corrected_group(data, poses), cfg, inputs.lpips),
-            "annotated_poses": evaluate_held_out(model, data, cfg, inputs.lpips),
+            "corrected_poses": evaluate_held_out(model, corrected_group(data, poses), cfg, inputs.lpips).as_metrics(),
+            "annotated_poses": evaluate_held_out(model, data, cfg, inputs.lpips).as_metrics(),
             "pose_corrections": poses.magnitudes(),
         }
         if kind == "hogs":
@@ -116,7 +117,7 @@ def hogs_summary(results: dict[str, GroupResult]) -> dict:
 def render_image(model: GaussianScene, camera: Camera, right: HandPose, left: HandPose,
                  obj: ObjectPose) -> np.ndarray:  # [H, W, 3] in [0, 1]
     with torch.no_grad():
-        return model.render(camera, right, left, obj).rgb.clamp(0, 1).numpy()
+        return model.render(camera, right, left, obj).rgb.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def image_grid(rows: dict[str, list[np.ndarray]], titles: list[str], image_inches: float) -> Figure:
@@ -181,8 +182,8 @@ def orbit_figure(result: GroupResult, cfg: HOGSConfig) -> Figure:
     frame = seq.frames // 2
     center, radius = framing(result.scenes["hogs"].model, frame_poses(result.scenes["hogs"], seq, frame),
                              report.orbit_fov_deg)
-    cameras = orbit_cameras(center, radius, report.orbit_views, report.orbit_elevation_deg,
-                            intrinsics(size, size, report.orbit_fov_deg), size, size)
+    cameras = camera_ring(center, radius, [(size, size)] * report.orbit_views, report.orbit_fov_deg,
+                          (report.orbit_elevation_deg,), 0.0)
     rows = {}
     for kind in KINDS:
         scene = result.scenes[kind]
@@ -198,7 +199,6 @@ def novel_poses_figure(result: GroupResult, cfg: HOGSConfig) -> Figure:
     report, size = cfg.report, cfg.crop
     seq = result.data.sequences[0]
     frame = seq.frames // 2
-    K = intrinsics(size, size, report.orbit_fov_deg)
     rows = {}
     for kind in KINDS:
         scene = result.scenes[kind]
@@ -208,7 +208,8 @@ def novel_poses_figure(result: GroupResult, cfg: HOGSConfig) -> Figure:
         variants = {"recorded": (right, left, obj), "hands of frame 0": (first_right, first_left, obj),
                     f"opened +{report.object_opening:g} rad": (right, left, opened)}
         center, radius = framing(result.scenes["hogs"].model, (right, left, obj), report.orbit_fov_deg)
-        cameras = orbit_cameras(center, radius, 2, report.novel_poses_elevation_deg, K, size, size)
+        cameras = camera_ring(center, radius, [(size, size)] * 2, report.orbit_fov_deg,
+                              (report.novel_poses_elevation_deg,), 0.0)
         for c, camera in enumerate(cameras):
             rows[f"{kind} {180 * c}°"] = [render_image(scene.model, camera, *pose) for pose in variants.values()]
     return image_grid(rows, list(variants), report.image_inches)

@@ -20,14 +20,15 @@ from torch import Tensor
 from hogsa.config import section
 from hogsa.data.dataset import DatasetIndex
 from hogsa.hand import HandConfig, HandModel, hand_models
-from hogsa.hogs.train import KINDS, HOGSConfig, resolve_groups
+from hogsa.hogs.group_data import resolve_groups
+from hogsa.hogs.train import KINDS, HOGSConfig
 from hogsa.io import write_json
 from hogsa.metrics.image import LPIPS
+from hogsa.metrics.scores import group_summaries, image_scores, summarize_by_group
 from hogsa.report.outputs import StageClock, save_and_close
 from hogsa.report.paths import SrmPaths
 from hogsa.srm.pairs import RenderPairs, all_pairs
-from hogsa.srm.train import (SRM, SRMConfig, group_summaries, image_scores, perceptual_status, refine,
-                             summarize_by_group, train_srm)
+from hogsa.srm.train import SRM, SRMConfig, perceptual_status, refine, train_srm
 
 PSNR_ROWS = ("3dgs", "3dgs_srm", "hogs", "hogs_srm")  # bars of the per-group figure, left to right
 
@@ -48,7 +49,7 @@ def read_inputs(params: dict, paths: SrmPaths) -> SrmInputs:
     cfg = section(params, "srm", SRMConfig)
     hands = hand_models(section(params, "hand", HandConfig))
     index = DatasetIndex.load(paths.index_file, hands)
-    groups = resolve_groups(hogs_cfg.groups, index, hands)
+    groups = resolve_groups(hogs_cfg.groups, index)
     lpips = LPIPS.from_file(hogs_cfg.lpips_weights) if hogs_cfg.lpips_weights else None
     Path(paths.report_dir).mkdir(parents=True, exist_ok=True)
     return SrmInputs(hogs_cfg, cfg, params["seed"], hands, index, groups, lpips)
@@ -75,13 +76,13 @@ def train_srms(inputs: SrmInputs, pairs: dict[str, tuple[RenderPairs, RenderPair
 def score_held_out(inputs: SrmInputs, pairs: dict[str, tuple[RenderPairs, RenderPairs]],
                    srms: dict[str, SRM]) -> tuple[dict[str, Tensor], dict[str, dict[str, list[float]]]]:
     """Per kind the refined held-out renders [N, 3, S, S]; per row (``<kind>``, ``<kind>_srm``) the
-    per-crop scores (``hogsa.srm.train.image_scores``)."""
+    per-crop scores (``hogsa.metrics.scores.image_scores``)."""
     refined, scores = {}, {}
     for kind in KINDS:
         held_out = pairs[kind][1]
         refined[kind] = refine(srms[kind].generator, held_out)
-        scores[kind] = image_scores(held_out.rgb, held_out.target, inputs.lpips)
-        scores[f"{kind}_srm"] = image_scores(refined[kind], held_out.target, inputs.lpips)
+        scores[kind] = image_scores(held_out.rgb, held_out.target, inputs.lpips, with_sharpness=True)
+        scores[f"{kind}_srm"] = image_scores(refined[kind], held_out.target, inputs.lpips, with_sharpness=True)
     return refined, scores
 
 
@@ -91,14 +92,14 @@ def srm_summary(inputs: SrmInputs, pairs: dict[str, tuple[RenderPairs, RenderPai
     summary: dict = {}
     for kind in KINDS:
         for row in (kind, f"{kind}_srm"):
-            summary[row] = summarize_by_group(scores[row], pairs[kind][1].groups)
+            summary[row] = summarize_by_group(scores[row], pairs[kind][1].groups).as_metrics()
     held_out = pairs["hogs"][1]
-    reference = image_scores(held_out.target, held_out.target)
-    summary["reference_sharpness"] = summarize_by_group(reference, held_out.groups)["sharpness"]
+    reference = image_scores(held_out.target, held_out.target, with_sharpness=True)
+    summary["reference_sharpness"] = summarize_by_group(reference, held_out.groups).mean.sharpness
     summary["gain_db"] = {kind: summary[f"{kind}_srm"]["psnr"] - summary[kind]["psnr"] for kind in KINDS}
     summary["perceptual"] = perceptual_status(inputs.cfg)
     per_group = {row: group_summaries(scores[row], held_out.groups) for row in scores}
-    summary["groups"] = {group: {row: per_group[row][group] for row in scores} for group in inputs.groups}
+    summary["groups"] = {group: {row: per_group[row][group].as_metrics() for row in scores} for group in inputs.groups}
     return summary
 
 

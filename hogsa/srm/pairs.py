@@ -1,11 +1,11 @@
 """The SRM's data: (render, real crop) pairs made by trained HOGS (or 3DGS) models of every group.
 
 For each group the trained model (``data/models/hogs/<group with / as _>/<kind>/model.safetensors``,
-written by the hogs stage) renders every training and held-out crop of ``hogsa.hogs.train.load_group``
-once, at the crop's camera and at its frame's corrected poses (``hogsa.hogs.poses``: learned for the
-training frames, fitted for the held-out ones, as the hogs stage evaluates), over the same black
-background as the crops; HOGS is frozen, so the renders are computed once and kept in memory for all
-SRM steps. One SRM is trained on the pairs of all groups (paper §3.4).
+written by the hogs stage) renders every training and held-out crop of ``hogsa.hogs.group_data.load_group``
+once, at the crop's camera (``hogsa.data.crops``) and at its frame's corrected poses
+(``hogsa.hogs.poses``: learned for the training frames, fitted for the held-out ones, as the hogs stage
+evaluates), over the same black background as the crops; HOGS is frozen, so the renders are computed
+once and kept in memory for all SRM steps. One SRM is trained on the pairs of all groups (paper §3.4).
 """
 
 from __future__ import annotations
@@ -20,17 +20,9 @@ from tqdm.auto import tqdm
 
 from hogsa.data.dataset import DatasetIndex
 from hogsa.hand import HandModel
-from hogsa.hogs.train import (
-    CHECKPOINT,
-    KINDS,
-    GroupData,
-    HOGSConfig,
-    Kind,
-    Sample,
-    TrainedScene,
-    corrected_group,
-    load_group,
-)
+from hogsa.hogs.evaluate import corrected_group
+from hogsa.hogs.group_data import GroupData, Sample, load_group
+from hogsa.hogs.train import CHECKPOINT, KINDS, HOGSConfig, Kind, TrainedScene
 from hogsa.hogs.train import load_trained as load_trained_scene
 
 
@@ -81,7 +73,7 @@ def render_pairs(model, samples: list[Sample], group: str) -> RenderPairs:
     rgb, alpha = [], []
     for sample in tqdm(samples, desc=f"renders {group}", leave=False):
         out = model.render(sample.camera, sample.right, sample.left, sample.obj)
-        rgb.append(out.rgb.permute(2, 0, 1).clamp(0, 1))
+        rgb.append(out.rgb.clamp(0, 1))
         alpha.append(out.alpha[None].clamp(0, 1))
     return RenderPairs(torch.stack(rgb), torch.stack(alpha), torch.stack([s.image for s in samples]),
                        (group,) * len(samples))

@@ -13,7 +13,7 @@ discriminator's learning rate and betas are corrected for the lazy regularisatio
 Checkpoints (``hogsa.training``) hold both networks (``generator/<name>``, ``discriminator/<name>``),
 both Adam states and, as the run's identity, the configuration, the seed and a digest of the training
 pairs: a run resumes where it stopped and starts afresh (saying so) when any of these changed. Curves
-go to dvclive.
+go to dvclive. Refined renders are scored as the hogs stage scores its renders (``hogsa.metrics.scores``).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from hogsa.code_identity import code_digest
-from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
+from hogsa.metrics.image import psnr
+from hogsa.metrics.scores import image_scores, summarize
 from hogsa.srm.discriminator import Discriminator, DiscriminatorConfig
 from hogsa.srm.losses import (
     PERCEPTUAL_OFF,
@@ -178,8 +178,8 @@ def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int
         steps.set_postfix(l1=f"{terms['l1']:.4f}", psnr=f"{terms['psnr']:.2f}")
         done = step + 1
         if held_out is not None and (done % cfg.eval_every == 0 or done == cfg.iterations):
-            live.log_metric("held_out/psnr", float(np.mean(image_scores(refine(srm.generator, held_out),
-                                                                       held_out.target)["psnr"])))
+            live.log_metric("held_out/psnr", summarize(image_scores(refine(srm.generator, held_out),
+                                                                    held_out.target)).mean.psnr)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             save_checkpoint(out_dir / CHECKPOINT, params, optims.values(), {**identity, ITERATION: str(done)})
         live.next_step()
@@ -232,49 +232,3 @@ def refine(generator: StyleUNet, pairs: RenderPairs, batch_size: int = 16) -> Te
     outputs = [generator(pairs.rgb[i:i + batch_size], pairs.alpha[i:i + batch_size]).clamp(0, 1)
                for i in range(0, len(pairs), batch_size)]
     return torch.cat(outputs)
-
-
-@torch.no_grad()
-def image_scores(images: Tensor, targets: Tensor, lpips: LPIPS | None = None,
-                 batch_size: int = 16) -> dict[str, list[float]]:
-    """Per image (``images``, ``targets`` [N, 3, S, S] in [0, 1]): PSNR, SSIM, sharpness (and LPIPS)."""
-    scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "sharpness": []}
-    if lpips is not None:
-        scores["lpips"] = []
-    for i in range(0, len(images), batch_size):
-        pred, target = images[i:i + batch_size], targets[i:i + batch_size]
-        scores["psnr"] += psnr(pred, target).tolist()
-        scores["ssim"] += ssim(pred, target).tolist()
-        scores["sharpness"] += sharpness(pred).tolist()
-        if lpips is not None:
-            scores["lpips"] += lpips(pred, target).tolist()
-    return scores
-
-
-def sharpness(images: Tensor) -> Tensor:  # [B, 3, H, W] in [0, 1] → [B]
-    """Mean absolute 4-neighbour Laplacian over pixels and channels (a blurred image scores lower)."""
-    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=images.dtype)
-    laplacian = torch.nn.functional.conv2d(images.flatten(0, 1)[:, None], kernel[None, None])
-    return laplacian.abs().reshape(images.shape[0], -1).mean(dim=1)
-
-
-def group_summaries(scores: dict[str, list[float]], groups: tuple[str, ...]) -> dict[str, dict[str, float | str | int]]:
-    """Per group (sorted): mean of each score over its images, and their count; LPIPS is ``NOT_COMPUTED``
-    without its scores."""
-    summaries = {}
-    for group in sorted(set(groups)):
-        members = [i for i, g in enumerate(groups) if g == group]
-        summary: dict[str, float | str | int] = {
-            key: float(np.mean([scores[key][i] for i in members])) if key in scores else NOT_COMPUTED
-            for key in ("psnr", "ssim", "lpips", "sharpness")}
-        summaries[group] = {**summary, "images": len(members)}
-    return summaries
-
-
-def summarize_by_group(scores: dict[str, list[float]], groups: tuple[str, ...]) -> dict[str, float | str | int]:
-    """Mean over groups of each group's mean score (as the hogs stage reports), and the image count."""
-    per_group = list(group_summaries(scores, groups).values())
-    summary: dict[str, float | str | int] = {
-        key: float(np.mean([g[key] for g in per_group])) if key in scores else NOT_COMPUTED
-        for key in ("psnr", "ssim", "lpips", "sharpness")}
-    return {**summary, "images": len(groups)}
