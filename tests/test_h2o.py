@@ -1,5 +1,7 @@
-"""hogsa.data.h2o: H2O sequence folders (both folder spellings) and object meshes."""
+"""hogsa.data.h2o: H2O sequence folders (both folder spellings) and object meshes, read and written."""
 
+import dataclasses
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +9,12 @@ import pytest
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from hogsa.articulated import ObjectPose
 from hogsa.data import h2o
+from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, Sequence
+from hogsa.hand import HandConfig, HandPose, hand_models, hand_vertices, load_mano_file, rest_wrists
+from hogsa.open_hand import open_hand_file
+from hogsa.open_objects import open_object
 
 FRAMES = 3
 LEFT_VALID = [1, 0, 1]
@@ -209,3 +216,119 @@ def test_read_object_takes_uvs_and_texture_from_the_material(tmp_path):
     for face, uvs in zip(obj.faces.tolist(), obj.face_uvs.tolist()):
         assert [uv_of_vertex[v] for v in face] == [tuple(uv) for uv in uvs]
 
+
+
+# --------------------------------------------------------------------------- #
+# Writing H2O
+# --------------------------------------------------------------------------- #
+WRIST_OFFSET = np.array([0.09, 0.006, 0.005])  # m: about where real MANO's rest wrist is; the open hand's is at 0
+
+
+@pytest.fixture(scope="module")
+def hands(tmp_path_factory):
+    """The open hands moved by ``WRIST_OFFSET``, so that turning about J0 differs from turning about 0."""
+    folder = tmp_path_factory.mktemp("mano")
+    for side in SIDES:
+        data = load_mano_file(open_hand_file(side))
+        data["v_template"] = np.asarray(data["v_template"]) + WRIST_OFFSET
+        (folder / f"MANO_{side.upper()}.pkl").write_bytes(pickle.dumps(data))
+    models = hand_models(HandConfig(str(folder), 0))
+    assert np.abs(rest_wrists(models["right"], np.zeros((1, 10)))[0] - WRIST_OFFSET).max() < 0.01
+    return models
+
+
+def camera(rotvec, trans, width=8, height=6) -> Camera:
+    return Camera(K=[[9.0, 0, 4.5], [0, 8.0, 3.5], [0, 0, 1]], world2cam=rigid(rotvec, trans), width=width,
+                  height=height)
+
+
+def world_sequence(frames: int = 3) -> Sequence:
+    """A sequence in a world that no camera's frame is: an ego view 0, static views 1 and 2, view 5 (not H2O's)."""
+    rng = np.random.default_rng(3)
+    cameras = [None] * NUM_VIEWS
+    cameras[1], cameras[2], cameras[5] = camera([0.1, 0.4, 0], [0.1, 0, 0.6]), camera([-0.3, 0, 0.2], [0, 0.1, 0.5]), \
+        camera([0, 0, 0.3], [0, 0, 0.7])
+    ego = np.stack([rigid([0.2, 0.1 * f, 0], [0.05 * f, 0, 0.4]) for f in range(frames)])
+    cameras[0] = Camera(K=cameras[1].K, world2cam=ego[0], width=8, height=6)
+    hands = {side: HandPose(rng.normal(0, 0.5, (frames, 3)), rng.normal(0, 0.3, (frames, 45)),
+                            np.tile(rng.normal(0, 1, 10), (frames, 1)), rng.normal(0, 0.1, (frames, 3)))
+             for side in SIDES}
+    return Sequence(name="subject3/h2/5", subject="subject3", object_name="milk", frames=frames, cameras=cameras,
+                    hands=hands, hand_valid={"right": np.ones(frames, bool), "left": np.array([True, False, True])},
+                    object_pose=ObjectPose(np.zeros(frames), rng.normal(0, 1, (frames, 3)),
+                                           rng.normal(0, 0.1, (frames, 3))),
+                    ego_world2cam=ego)
+
+
+def random_image(view: int, frame: int) -> np.ndarray:
+    return np.random.default_rng([view, frame]).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("cam", [0, 1])
+def test_a_written_sequence_reads_back_in_the_chosen_cameras_frame(tmp_path, hands, cam):
+    seq = world_sequence()
+    folder = h2o.write_sequence(tmp_path, seq, hands, images=random_image)
+    assert folder == tmp_path / "subject3/h2/5" and sorted(p.name for p in folder.iterdir()) == ["cam0", "cam1", "cam4"]
+    read = h2o.read_sequence(folder, cam=cam)
+    assert (read.name, read.subject, read.object_name, read.frames) == (seq.name, seq.subject, "milk", seq.frames)
+    assert read.views == [0, 1, 2]  # view 5 has no H2O camera
+    to_read_world = seq.cameras[h2o.view_of_cam(cam)].world2cam  # the written world → camera cam's frame
+    for view in read.views:
+        np.testing.assert_allclose(read.cameras[view].K, seq.cameras[view].K, atol=1e-12)
+        for frame in range(seq.frames):
+            np.testing.assert_allclose(read.camera(view, frame).world2cam,
+                                       seq.camera(view, frame).world2cam @ np.linalg.inv(to_read_world), atol=1e-12)
+            np.testing.assert_array_equal(read.image(view, frame), random_image(view, frame))
+    for side in SIDES:
+        np.testing.assert_array_equal(read.hand_valid[side], seq.hand_valid[side])
+        np.testing.assert_allclose(read.hands[side].hand_pose, seq.hands[side].hand_pose, atol=1e-12)
+        np.testing.assert_allclose(read.hands[side].betas, seq.hands[side].betas, atol=1e-12)
+        moved = hand_vertices(hands[side], seq.hands[side]) @ to_read_world[:3, :3].T + to_read_world[:3, 3]
+        np.testing.assert_allclose(hand_vertices(hands[side], read.hands[side]), moved, atol=1e-6)  # measured 9e-8
+    obj2world = np.stack([rigid(r, t) for r, t in zip(seq.object_pose.rot, seq.object_pose.transl)])
+    read_obj2world = np.stack([rigid(r, t) for r, t in zip(read.object_pose.rot, read.object_pose.transl)])
+    np.testing.assert_allclose(read_obj2world, to_read_world @ obj2world, atol=1e-12)
+    np.testing.assert_array_equal(read.object_pose.articulation, 0)
+
+
+def test_the_written_hand_is_not_the_rigidly_moved_parameters(tmp_path, hands):
+    """MANO turns about the rest wrist J0: moving transl with the camera alone would misplace the hand."""
+    seq = world_sequence()
+    read = h2o.read_sequence(h2o.write_sequence(tmp_path, seq, hands), cam=0)
+    world2cam = seq.cameras[1].world2cam
+    naive = seq.hands["right"].transl @ world2cam[:3, :3].T + world2cam[:3, 3]
+    assert np.abs(read.hands["right"].transl - naive).max() > 0.01
+
+
+def test_writing_refuses_what_h2o_cannot_hold(tmp_path, hands):
+    seq = world_sequence()
+    with pytest.raises(ValueError, match=r"subject3/h2/5: field 'object_name' is 'bottle'; H2O's objects are \["):
+        h2o.write_sequence(tmp_path, dataclasses.replace(seq, object_name="bottle"), hands)
+    opened = dataclasses.replace(seq.object_pose, articulation=np.array([0.0, 0.1, 0.0]))
+    with pytest.raises(ValueError, match=r"field 'object_pose.articulation' is not 0; H2O's objects are rigid"):
+        h2o.write_sequence(tmp_path, dataclasses.replace(seq, object_pose=opened), hands)
+    with pytest.raises(ValueError, match=r"s01/milk_grab_01: field 'name' must be '<subject>/<scene>/<seq>'"):
+        h2o.write_sequence(tmp_path, dataclasses.replace(seq, name="s01/milk_grab_01", subject="s01"), hands)
+    only_view_5 = [camera if view == 5 else None for view, camera in enumerate(seq.cameras)]
+    with pytest.raises(ValueError, match=r"subject3/h2/5: field 'cameras' has views \[5\]; H2O's are 0-4"):
+        h2o.write_sequence(tmp_path, dataclasses.replace(seq, cameras=only_view_5, ego_world2cam=None), hands)
+    with pytest.raises(ValueError, match=r"000000\.png: image of sequence subject3/h2/5 view 0 must be uint8 \[6, 8"):
+        h2o.write_sequence(tmp_path, seq, hands, images=lambda view, frame: np.zeros((6, 8), np.uint8))
+    assert not any(tmp_path.rglob("*.txt"))  # nothing half-written
+
+
+def test_a_written_object_reads_back_closed_with_its_uvs_and_texture(tmp_path):
+    bottle = open_object("bottle")
+    path = h2o.write_object(tmp_path, dataclasses.replace(bottle, name="milk"))
+    assert path == tmp_path / "milk/milk.obj"
+    read = h2o.read_object(tmp_path, "milk")
+    assert read.vertices.shape == bottle.vertices.shape  # split at UV seams on writing, welded back on reading
+    np.testing.assert_allclose(read.vertices.numpy(), bottle.vertices.numpy(), atol=1e-9)  # in order
+    np.testing.assert_array_equal(read.faces.numpy(), bottle.faces.numpy())
+    np.testing.assert_allclose(read.face_uvs.numpy(), bottle.face_uvs.numpy(), atol=1e-7)
+    np.testing.assert_array_equal(read.texture.numpy(), bottle.texture.numpy())
+    assert read.diameter == pytest.approx(bottle.diameter, abs=1e-6)
+    with pytest.raises(ValueError, match=r"object 'bottle': not an H2O object; expected one of \['book', "):
+        h2o.write_object(tmp_path, bottle)
+    with pytest.raises(ValueError, match=r"object 'book': is articulated; H2O's objects are rigid"):
+        h2o.write_object(tmp_path, open_object("book"))

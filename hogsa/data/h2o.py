@@ -1,4 +1,4 @@
-"""Read H2O sequences (REFERENCES §7) into hogsa's ``Sequence``, and H2O object meshes.
+"""Read and write H2O sequences (REFERENCES §7) as hogsa's ``Sequence``, and H2O object meshes.
 
 Layout of one sequence ``<root>/subjectN/<scene>/<seq>/`` (per-frame files named ``%06d``)::
 
@@ -23,10 +23,17 @@ the head, so view 0 has identity extrinsics at every frame and no other view is 
 
 Views follow ARCTIC's numbering: H2O camera 4 (egocentric) is view 0, cameras 0-3 are views 1-4.
 Pose is already absolute (flat_hand_mean=True), so no hands_mean applies. H2O has no part masks.
+
+Writing (``write_sequence``) is the inverse: every camera folder gets the annotations in its own frame,
+and ``cam_pose`` takes the sequence's world as H2O's world. A hand moved into a camera's frame by the
+world → camera transform (R, t) gets global orient R·R_g and transl R (J0 + transl) + t − J0
+(``hogsa.data.grasp.compose``), so skinning the written parameters gives the world vertices mapped
+into that camera.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -35,19 +42,23 @@ from scipy.spatial import ConvexHull
 from scipy.spatial.distance import pdist
 from scipy.spatial.transform import Rotation
 
+from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.data.grasp import compose
 from hogsa.data.schema import (
     EGO_VIEW,
     NUM_BETAS,
     NUM_VIEWS,
+    SIDES,
     Camera,
     K_from_dataset,
+    K_to_dataset,
     Sequence,
     check_rigid,
     checked_array,
 )
-from hogsa.geometry import invert_rigid
-from hogsa.hand import HandPose
-from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.geometry import axis_angle_to_matrix, invert_rigid, rigid_matrix
+from hogsa.hand import HandModel, HandPose, rest_wrists
+from hogsa.io import atomic_directory, save_image
 
 H2O_OBJECTS = {1: "book", 2: "espresso", 3: "lotion", 4: "spray", 5: "milk", 6: "cocoa", 7: "chips", 8: "cappuccino"}
 EGO_CAM = 4
@@ -57,6 +68,7 @@ OBJ_POSE_DIRS = ("obj_pose_RT", "obj_pose_rt")
 HAND_FIELDS = 62  # valid, trans 3, global orient 3, finger pose 45, betas 10
 HAND_OFFSETS = {"left": 0, "right": HAND_FIELDS}
 MAX_OBJECT_EXTENT_M = 2.0  # a larger H2O mesh is not in metres
+OBJ_DIGITS = 10  # decimals of the OBJ files written: 1e-10 m, below float32's resolution of a metre-sized mesh
 
 
 def view_of_cam(cam: int) -> int:
@@ -137,10 +149,11 @@ def find_object_mesh(object_dir: str | Path, name: str) -> Path:
 def read_object(object_dir: str | Path, name: str):
     """H2O object ``name`` as a rigid ``hogsa.articulated.ArticulatedObject`` (top_mask all False).
 
-    Reads the mesh found by ``find_object_mesh`` with trimesh (metres, as H2O's poses; vertices are
-    split where texture coordinates differ), its UVs in the OBJ convention and its material's
-    texture image; without UVs or texture the object is a flat grey. The diameter is the largest
-    vertex-to-vertex distance.
+    Reads the mesh found by ``find_object_mesh`` with trimesh (metres, as H2O's poses), its UVs in the
+    OBJ convention and its material's texture image; without UVs or texture the object is a flat
+    grey. Vertices that trimesh splits where texture coordinates differ are welded back (one vertex
+    per position, in file order; the UVs stay per face corner), so a closed mesh stays closed for the
+    inside tests of contact and penetration. The diameter is the largest vertex-to-vertex distance.
     """
     import trimesh
 
@@ -162,6 +175,8 @@ def read_object(object_dir: str | Path, name: str):
     else:
         face_uvs = np.asarray(uv, dtype=np.float64)[faces]
         texture = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    first_of_position, vertex_of = trimesh.grouping.unique_rows(vertices, keep_order=True)
+    vertices, faces = vertices[first_of_position], vertex_of[faces]
     hull = vertices[ConvexHull(vertices).vertices]
     return ArticulatedObject(
         name=name,
@@ -173,6 +188,72 @@ def read_object(object_dir: str | Path, name: str):
         articulated=False,
         diameter=float(pdist(hull).max()),
     )
+
+
+def write_sequence(
+    root: str | Path,
+    seq: Sequence,
+    hands: Mapping[str, HandModel],
+    images: Callable[[int, int], np.ndarray] | None = None,
+) -> Path:
+    """Write ``seq`` in H2O's layout as the folder ``root/<seq.name>`` (module doc); returns that folder.
+
+    Views 0-4 become cameras 4, 0-3 (other views are dropped); each camera folder gets its
+    intrinsics, per-frame ``cam_pose`` (camera → the sequence's world), and the hands
+    (``hand_pose_MANO``, invalid frames with valid 0) and the object (``obj_pose_RT``) in that camera's
+    frame. ``hands`` ({"right", "left"}: HandModel) give the rest wrists J0 of the frame change.
+    ``images(view, frame)`` → uint8 [H, W, 3] is written as ``rgb/%06d.png`` for every written view
+    and frame (None: no images). The folder is written whole (``hogsa.io.atomic_directory``).
+    Raises ValueError for a name that is not "<subject>/<scene>/<seq>", an object that is not one of
+    ``H2O_OBJECTS`` or one that is articulated (H2O's objects are rigid), or no view 0-4.
+    """
+    class_id = _class_id(seq)
+    views = [view for view in seq.views if view < NUM_CAMS]
+    if not views:
+        raise ValueError(f"sequence {seq.name}: field 'cameras' has views {seq.views}; H2O's are 0-{NUM_CAMS - 1}")
+    wrists = {side: rest_wrists(hands[side], seq.hands[side].betas) for side in SIDES}  # [F, 3] each
+    folder = Path(root) / seq.name
+    with atomic_directory(folder) as staging:
+        for view in views:
+            cam_dir = staging / f"cam{cam_of_view(view)}"
+            camera = seq.cameras[view]
+            dataset_K = K_to_dataset(camera.K)
+            _write_numbers(cam_dir / "cam_intrinsics.txt", [dataset_K[0, 0], dataset_K[1, 1], dataset_K[0, 2],
+                                                            dataset_K[1, 2], camera.width, camera.height])
+            for frame in range(seq.frames):
+                _write_frame(cam_dir, seq, view, frame, wrists, class_id)
+                if images is not None:
+                    _write_image(cam_dir / "rgb" / f"{frame:06d}.png", images(view, frame), seq, view)
+    return folder
+
+
+def write_object(object_root: str | Path, obj: ArticulatedObject) -> Path:
+    """Write the rigid ``obj`` as H2O's ``<object_root>/<name>/<name>.obj`` with its UVs, material and
+    texture (trimesh's OBJ export; the folder written whole), so that ``read_object`` reads it back;
+    returns the mesh's path. Vertices are split where face corners give them different UVs.
+    Raises ValueError for an articulated object or a name that is not one of ``H2O_OBJECTS``.
+    """
+    import trimesh
+    from PIL import Image
+
+    if obj.name not in H2O_OBJECTS.values():
+        raise ValueError(f"object {obj.name!r}: not an H2O object; expected one of {sorted(H2O_OBJECTS.values())}")
+    if obj.articulated or bool(obj.top_mask.any()):
+        raise ValueError(f"object {obj.name!r}: is articulated; H2O's objects are rigid")
+    corners = np.concatenate([obj.faces.numpy().reshape(-1, 1), obj.face_uvs.double().numpy().reshape(-1, 2)], axis=1)
+    unique_corners, corner_vertex = np.unique(corners, axis=0, return_inverse=True)  # one vertex per (vertex, uv)
+    material = trimesh.visual.material.SimpleMaterial(image=Image.fromarray(obj.texture.numpy()), name=obj.name)
+    mesh = trimesh.Trimesh(obj.vertices.double().numpy()[unique_corners[:, 0].astype(np.int64)],
+                           corner_vertex.reshape(-1, 3), process=False,
+                           visual=trimesh.visual.TextureVisuals(uv=unique_corners[:, 1:], material=material))
+    text, files = trimesh.exchange.obj.export_obj(mesh, return_texture=True, mtl_name=f"{obj.name}.mtl",
+                                                  digits=OBJ_DIGITS)
+    folder = Path(object_root) / obj.name
+    with atomic_directory(folder) as staging:
+        (staging / f"{obj.name}.obj").write_text(text)
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+    return folder / f"{obj.name}.obj"
 
 
 def _find_dir(cam_dir: Path, names: tuple[str, ...], contents: str) -> Path:
@@ -269,3 +350,52 @@ def _cameras(seq_dir: Path, cam: int, stems: list[str]) -> tuple[list[Camera | N
             world2cam = invert_rigid(torch.from_numpy(cam2h2o)).numpy() @ world2h2o
         cameras[view_of_cam(other)] = Camera(K=K, world2cam=world2cam, width=width, height=height)
     return cameras, ego_world2cam
+
+
+def _class_id(seq: Sequence) -> int:
+    """H2O's class id of ``seq``'s object, after checking that ``seq`` can be written as H2O."""
+    parts = seq.name.split("/")
+    if len(parts) != 3 or parts[0] != seq.subject:
+        raise ValueError(f"sequence {seq.name}: field 'name' must be '<subject>/<scene>/<seq>' with the subject "
+                         f"{seq.subject!r} first, as H2O's folders")
+    class_ids = {name: class_id for class_id, name in H2O_OBJECTS.items()}
+    if seq.object_name not in class_ids:
+        raise ValueError(f"sequence {seq.name}: field 'object_name' is {seq.object_name!r}; H2O's objects are "
+                         f"{sorted(class_ids)}")
+    if np.any(seq.object_pose.articulation != 0):
+        raise ValueError(f"sequence {seq.name}: field 'object_pose.articulation' is not 0; H2O's objects are rigid")
+    return class_ids[seq.object_name]
+
+
+def _write_numbers(path: Path, values) -> None:
+    """``values`` on one line, each float written to round-trip exactly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(" ".join(repr(float(value)) for value in np.ravel(values)) + "\n")
+
+
+def _write_frame(cam_dir: Path, seq: Sequence, view: int, frame: int, wrists: dict[str, np.ndarray],
+                 class_id: int) -> None:
+    """cam_pose, hand_pose_MANO and obj_pose_RT of ``frame`` in ``view``'s camera frame."""
+    world2cam = seq.camera(view, frame).world2cam
+    rotation, translation = world2cam[:3, :3], world2cam[:3, 3]
+    stem = f"{frame:06d}"
+    _write_numbers(cam_dir / "cam_pose" / f"{stem}.txt", invert_rigid(torch.from_numpy(world2cam)).numpy())
+    row = []
+    for side in HAND_OFFSETS:  # left first
+        pose = compose(rotation, translation, seq.hands[side].take(frame), wrists[side][frame])
+        row += [float(seq.hand_valid[side][frame]), *pose.transl[0], *pose.global_orient[0], *pose.hand_pose[0],
+                *pose.betas[0]]
+    _write_numbers(cam_dir / HAND_POSE_DIRS[0] / f"{stem}.txt", row)
+    obj = seq.object_pose.take(frame)
+    obj2world = rigid_matrix(axis_angle_to_matrix(torch.from_numpy(obj.rot)), torch.from_numpy(obj.transl))[0]
+    _write_numbers(cam_dir / OBJ_POSE_DIRS[0] / f"{stem}.txt", [class_id, *(world2cam @ obj2world.numpy()).ravel()])
+
+
+def _write_image(path: Path, image: np.ndarray, seq: Sequence, view: int) -> None:
+    """Check ``image`` against the view's camera size and write it as PNG."""
+    camera = seq.cameras[view]
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.shape != (camera.height, camera.width, 3):
+        raise ValueError(f"{path}: image of sequence {seq.name} view {view} must be uint8 "
+                         f"[{camera.height}, {camera.width}, 3], got {image.dtype} {list(image.shape)}")
+    save_image(path, image)
