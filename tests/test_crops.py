@@ -5,7 +5,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import trimesh
 
+from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.data.crops import (
     CropBox,
     box_from_mask,
@@ -16,6 +18,7 @@ from hogsa.data.crops import (
     crop_labels,
     crop_view,
 )
+from hogsa.data.part_masks import render_part_mask
 from hogsa.data.rig import look_at
 from hogsa.data.schema import Camera
 
@@ -93,18 +96,37 @@ def test_a_view_is_cropped_black_outside_its_labels():
     assert torch.equal(crop.labels, labels) and crop.camera.width == 20
 
 
-def test_a_frame_without_masks_is_refused_and_one_without_parts_gives_none():
+def _cube(side: float = 0.15) -> ArticulatedObject:
+    """A rigid cube of ``side`` metres centred at the origin."""
+    mesh = trimesh.creation.box(extents=[side] * 3)
+    faces = torch.as_tensor(mesh.faces, dtype=torch.long)
+    return ArticulatedObject("cube", torch.as_tensor(mesh.vertices, dtype=torch.float32), faces,
+                             torch.zeros(len(mesh.vertices), dtype=torch.bool), torch.zeros(len(faces), 3, 2),
+                             torch.zeros(1, 1, 3, dtype=torch.uint8), False, side * np.sqrt(3))
+
+
+def test_a_frame_without_masks_is_cropped_around_its_rendered_parts_and_one_without_parts_gives_none():
     camera = _camera()
     image = np.full((48, 64, 3), 200, dtype=np.uint8)
+    cube = _cube()
     seq = SimpleNamespace(name="s01/box_grab_01", image=lambda view, frame: image, camera=lambda view, frame: camera,
-                          mask=lambda view, frame: None)
-    with pytest.raises(ValueError, match=r"s01/box_grab_01: crops need part masks \(view 3, frame 7"):
-        crop_frame(seq, 3, 7, 16, 0.05)
+                          mask=lambda view, frame: None, hand_valid={"right": [False] * 8, "left": [False] * 8},
+                          object_pose=ObjectPose(np.zeros(8), np.zeros((8, 3)), np.tile([0.0, 0.02, 0.05], (8, 1))))
+    mask = render_part_mask(seq, 3, 7, {}, cube)  # no hand is annotated: the cube alone
+    assert set(np.unique(mask)) == {0, 3}
+    corners = cube.vertices.double().numpy() + [0.0, 0.02, 0.05]
+    from_mask, from_corners = box_from_mask(mask, 0.0), box_from_points(corners, camera, 0.0)
+    # a cube's silhouette is its corners' hull: the pixel centres it covers reach the corners' pixels, give or take one
+    assert abs(from_mask.x0 - from_corners.x0) <= 1 and abs(from_mask.y0 - from_corners.y0) <= 1
+    assert abs(from_mask.side - from_corners.side) <= 2
+    crop = crop_frame(seq, 3, 7, 16, 0.0, {}, cube)
+    np.testing.assert_allclose(crop.camera.K, crop_camera(camera, from_mask, 16).K)
+    assert set(np.unique(crop.labels)) == {0, 3}
     seq.mask = lambda view, frame: np.zeros((48, 64), dtype=np.uint8)
-    assert crop_frame(seq, 3, 7, 16, 0.05) is None
+    assert crop_frame(seq, 3, 7, 16, 0.05, {}, cube) is None
     mask = np.zeros((48, 64), dtype=np.uint8)
     mask[10:30, 20:40] = 1
-    seq.mask = lambda view, frame: mask
-    crop = crop_frame(seq, 3, 7, 16, 0.0)
+    seq.mask = lambda view, frame: mask  # the dataset's mask comes first
+    crop = crop_frame(seq, 3, 7, 16, 0.0, {}, cube)
     assert crop.image.shape == (3, 16, 16) and torch.allclose(crop.image, torch.tensor(200 / 255), atol=1e-6)
     assert crop.camera.K[0, 2] == pytest.approx((camera.K[0, 2] - 20) * 16 / 20)

@@ -1,9 +1,10 @@
 """The one crop procedure: a square window around the hands and the object, resized, and its camera.
 
 A crop's box is a square window (x0, y0, side) of an image, in pixels, that may reach outside it
-(zeros there). It is found from the part masks (``box_from_mask``: the labelled pixels) or, where there
-are no masks, from geometry (``box_from_points``: the pixels that points [N, 3] project into, e.g. the
-posed meshes of a render): the tight box of those pixels, made square about its centre, with
+(zeros there). It is found from the part masks (``box_from_mask``: the labelled pixels; a dataset
+without masks gets them rendered from its annotations, ``hogsa.data.part_masks``) or from geometry
+(``box_from_points``: the pixels that points [N, 3] project into, e.g. the posed meshes of a
+render): the tight box of those pixels, made square about its centre, with
 ``margin`` × its longer side added on each side. The window is resized to ``size``² (``crop_image``,
 ``crop_labels``), and ``crop_camera`` is the camera that renders the crop directly: K scaled by
 size / side and shifted by the window's corner.
@@ -14,6 +15,7 @@ row) covers [col, col + 1) × [row, row + 1); images [C, H, W].
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -21,8 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hogsa.articulated import ArticulatedObject
+from hogsa.data.part_masks import part_mask
 from hogsa.data.schema import Camera, Sequence
 from hogsa.geometry import project_points
+from hogsa.hand import HandModel
 
 
 class CropBox(NamedTuple):
@@ -103,11 +108,14 @@ def crop_view(
     return Crop(crop_image(masked, box, size), crop_labels(labels, box, size), crop_camera(camera, box, size))
 
 
-def crop_frame(seq: Sequence, view: int, frame: int, size: int, margin: float) -> Crop | None:
-    """The ``size``² crop of one view of one frame around its parts' mask; None when no part is in view."""
-    mask = seq.mask(view, frame)
-    if mask is None:
-        raise ValueError(f"sequence {seq.name}: crops need part masks (view {view}, frame {frame} has none)")
+def crop_frame(seq: Sequence, view: int, frame: int, size: int, margin: float, hands: Mapping[str, HandModel],
+               obj: ArticulatedObject) -> Crop | None:
+    """The ``size``² crop of one view of one frame around its parts' mask; None when no part is in view.
+
+    The mask is the dataset's, or, for a dataset without masks (H2O), rendered from the annotated
+    ``hands`` ({"right", "left"}: HandModel) and ``obj`` (``seq``'s object) by ``hogsa.data.part_masks``.
+    """
+    mask = part_mask(seq, view, frame, hands, obj)
     box = box_from_mask(mask, margin)
     if box is None:
         return None

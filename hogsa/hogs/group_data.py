@@ -86,7 +86,7 @@ def load_group(cfg: GroupSettings, index: DatasetIndex, hands: dict[str, HandMod
             poses = (HandPose.from_sequence(seq, "right", frame), HandPose.from_sequence(seq, "left", frame),
                      ObjectPose.from_sequence(seq, frame))
             for view in seq.views:
-                crop = crop_frame(seq, view, frame, cfg.crop, cfg.crop_margin)
+                crop = crop_frame(seq, view, frame, cfg.crop, cfg.crop_margin, hands, index.object(seq.object_name))
                 if crop is not None:
                     sample = Sample(crop.image, crop.labels, crop.camera, *poses, seq.name, view, frame)
                     (held_out if is_held_out(view, frame, cfg) else train).append(sample)
