@@ -154,7 +154,7 @@ def held_out_figure(result: GroupResult, cfg: HOGSConfig) -> Figure:
         model, poses = result.scenes[kind]
         rows[kind] = [render_image(model, s.camera, *poses.apply((s.sequence, s.frame), s.right, s.left, s.obj))
                       for s in picks]
-    titles = [f"{s.sequence.split('/')[1]} v{s.view} f{s.frame}" for s in picks]
+    titles = [f"{s.sequence.split('/', 1)[1]} v{s.view} f{s.frame}" for s in picks]  # ARCTIC: <seq>; H2O: <scene>/<seq>
     return image_grid(rows, titles, cfg.report.image_inches)
 
 
