@@ -6,7 +6,9 @@ and frame f of every view is held out when ``f % held_out_every == held_out_ever
 of each block, so held-out frames are interpolated, not extrapolated). Each sample is a square crop
 around the union of the parts' masks (plus a margin), resized to ``crop``² with its camera's K
 adjusted, and with the background set to black using the mask (``hogsa.data.crops``): the model renders
-only hands and object, so a black background (also behind the renders) is what it can match.
+only hands and object, so a black background (also behind the renders) is what it can match. A
+sample carries its frame's annotated poses as one-row float32 tensor records (``frame_poses``), the
+form the HOGS models (``hogsa.hogs``) are posed with.
 """
 
 from __future__ import annotations
