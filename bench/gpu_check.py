@@ -368,7 +368,7 @@ def smoke_group(workdir: Path) -> SmokeGroup:
     from hogsa.data.dataset import DataConfig, index_dataset
     from hogsa.data.synth import generate
     from hogsa.hand import HandConfig, hand_models
-    from hogsa.hogs.group_data import load_group, resolve_groups
+    from hogsa.data.groups import load_group, resolve_groups
     from hogsa.hogs.train import HOGSConfig
 
     params = load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml")
@@ -401,12 +401,8 @@ def hogs_scene(cfg, data, seed: int, size: int) -> Scene:
 
 def on_device(sample, device: str):
     """A ``Sample`` with its image and poses on ``device``."""
-    def move(record):
-        return dataclasses.replace(record, **{f.name: getattr(record, f.name).to(device)
-                                              for f in dataclasses.fields(record)})
-
-    return dataclasses.replace(sample, image=sample.image.to(device), right=move(sample.right),
-                               left=move(sample.left), obj=move(sample.obj))
+    return dataclasses.replace(sample, image=sample.image.to(device), right=sample.right.torch(device=device),
+                               left=sample.left.torch(device=device), obj=sample.obj.torch(device=device))
 
 
 def training_speed(cfg, data, seed: int, device: str, warm_up: int, steps: int) -> dict[str, Any]:
@@ -436,7 +432,9 @@ def training_speed(cfg, data, seed: int, device: str, warm_up: int, steps: int) 
         losses += [step(i)["loss"] for i in range(warm_up, warm_up + steps)]
         sync()
         seconds = time.perf_counter() - start
-    n = sum(s.num_gaussians for s in model.surfaces.values())
+    with torch.no_grad():
+        gaussians = model.posed_gaussians(samples[0].right, samples[0].left, samples[0].obj)
+    n = sum(len(g.opacities) for g in gaussians.values())
     k = min(5, len(losses) // 2) or 1  # the loss falls: means of the first and last k steps, a sanity check
     return {"device": device, "crop": cfg.crop, "batch_views": cfg.batch_views, "gaussians": n,
             "warm_up_steps": warm_up, "steps": steps, "seconds": round(seconds, 2),
@@ -447,7 +445,7 @@ def training_speed(cfg, data, seed: int, device: str, warm_up: int, steps: int) 
 def train(group: SmokeGroup, devices: dict[str, int], warm_up: int, crops: list[int]) -> dict[str, Any]:
     """``training_speed`` at each of ``crops`` on each of ``devices`` (device → timed steps); crops
     other than the smoke set's are cut from the same smoke images."""
-    from hogsa.hogs.group_data import load_group
+    from hogsa.data.groups import load_group
 
     results: dict[str, Any] = {"group": group.data.name, "train_crops": len(group.data.train)}
     for crop in crops:

@@ -10,21 +10,23 @@ import torch
 import trimesh
 from safetensors.torch import load_file
 
-from hogsa.articulated import ArticulatedObject
+from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.data.crops import box_from_mask, crop_view
+from hogsa.data.groups import GroupData, Sample
 from hogsa.data.rig import look_at
 from hogsa.data.schema import Camera
 from hogsa.geometry import axis_angle_to_matrix, project_points
-from hogsa.hand import HandModel
+from hogsa.hand import HandModel, HandPose
 from hogsa.hogs import train as hogs_train
 from hogsa.hogs.binding import barycentric_weights, face_frames
 from hogsa.hogs.model import (
     HOGS,
     HOGS_LR_KEYS,
+    PART_LABELS,
     PARTS,
-    HandPose,
-    ObjectPose,
+    GaussianScene,
     gaussian_normals,
+    merge_parts,
     pose_hand,
     pose_object,
     shaded_colors,
@@ -36,7 +38,6 @@ from hogsa.hogs.pointcloud import (
     quaternion_multiply,
 )
 from hogsa.hogs.evaluate import evaluate, evaluate_held_out
-from hogsa.hogs.group_data import GroupData, Sample
 from hogsa.hogs.poses import PoseCorrections, fit_corrections
 from hogsa.hogs.train import (
     CHECKPOINT,
@@ -87,16 +88,16 @@ def cube() -> ArticulatedObject:
 
 
 def _poses(betas_scale: float = 0.0) -> tuple[HandPose, HandPose, ObjectPose]:
-    """Right hand at +x, left hand at −x (the open hands reach 19 cm inwards from the wrist), the cube at the
-    origin turned a little: the three parts apart."""
+    """One-row poses: right hand at +x, left hand at −x (the open hands reach 19 cm inwards from the wrist),
+    the cube at the origin turned a little: the three parts apart."""
     generator = torch.Generator().manual_seed(1)
 
     def hand(x: float) -> HandPose:
-        return HandPose(global_orient=torch.tensor([-1.2, 0.0, 0.0]),
-                        hand_pose=0.1 * torch.rand(45, generator=generator), betas=betas_scale * torch.ones(10),
-                        transl=torch.tensor([x, 0.0, 0.0]))
+        return HandPose(global_orient=torch.tensor([[-1.2, 0.0, 0.0]]),
+                        hand_pose=0.1 * torch.rand(1, 45, generator=generator), betas=betas_scale * torch.ones(1, 10),
+                        transl=torch.tensor([[x, 0.0, 0.0]]))
 
-    return hand(0.25), hand(-0.25), ObjectPose(torch.tensor(0.3), torch.tensor([0.0, 0.0, 0.4]), torch.zeros(3))
+    return hand(0.25), hand(-0.25), ObjectPose(torch.tensor([0.3]), torch.tensor([[0.0, 0.0, 0.4]]), torch.zeros(1, 3))
 
 
 def _camera(azimuth_deg: float = -90.0, size: tuple[int, int] = SIZE, distance: float = 0.7) -> Camera:
@@ -106,6 +107,22 @@ def _camera(azimuth_deg: float = -90.0, size: tuple[int, int] = SIZE, distance: 
     width, height = size
     K = np.array([[1.2 * width, 0, width / 2], [0, 1.2 * width, height / 2], [0, 0, 1.0]])
     return Camera(K=K, world2cam=look_at(position, np.zeros(3)), width=width, height=height)
+
+
+def part_labels(model: GaussianScene, camera: Camera, right: HandPose, left: HandPose,
+                obj: ObjectPose) -> torch.Tensor:  # [H, W] uint8: 0 background, 1 right, 2 left, 3 object
+    """The part mask of a render (as the datasets give it): one-hot colours per part, no background; a pixel
+    takes the part of largest weight where the accumulated alpha exceeds 0.5."""
+    gaussians = model.posed_gaussians(right, left, obj)
+    merged = merge_parts(gaussians)
+    which = torch.repeat_interleave(torch.arange(len(PARTS)), torch.tensor([len(g.opacities) for g in gaussians.values()]))
+    viewmat = torch.as_tensor(camera.world2cam, dtype=torch.float32)[None]
+    K = torch.as_tensor(camera.K, dtype=torch.float32)[None]
+    weights, alpha, _ = rasterize(merged.means, merged.quats, merged.scales, merged.opacities,
+                                  torch.nn.functional.one_hot(which, len(PARTS)).float(), viewmat, K, camera.width,
+                                  camera.height)
+    labels = torch.tensor(PART_LABELS, dtype=torch.uint8)[weights[0].argmax(dim=-1)]
+    return torch.where(alpha[0, ..., 0] > 0.5, labels, 0).to(torch.uint8)
 
 
 def _hogs(hands, cube, seed: int = 0, sh_degree: int = 1, shading: str = "none") -> HOGS:
@@ -146,38 +163,38 @@ def scene(hands, cube) -> GroupData:
     for view, azimuth in enumerate((-90.0, -60.0, -120.0, -75.0), start=1):
         camera = _camera(azimuth)
         with torch.no_grad():
-            out = truth.render(camera, right, left, obj, parts=True)
-        image = out.rgb.clamp(0, 1)
-        samples.append(Sample(image, out.parts, camera, right, left, obj, "s00/cube_grab_01", view, 0))
+            image = truth.render(camera, right, left, obj).rgb.clamp(0, 1)
+            mask = part_labels(truth, camera, right, left, obj)
+        samples.append(Sample(image, mask, camera, right, left, obj, "s00/cube_grab_01", view, 0))
     return GroupData("s00/cube", hands, cube, [], samples, samples[:2])
 
 
 # --------------------------------------------------------------------------- #
 # The model
 # --------------------------------------------------------------------------- #
-def test_render_shapes_labels_and_depth(hands, cube):
+def test_render_shapes_parts_and_depth(hands, cube):
     model = _hogs(hands, cube)
     right, left, obj = _poses()
     camera = _camera()
     with torch.no_grad():
-        out = model.render(camera, right, left, obj, background=(0.2, 0.4, 0.6), parts=True)
+        out = model.render(camera, right, left, obj, background=(0.2, 0.4, 0.6))
+        labels = part_labels(model, camera, right, left, obj)
         posed = model.posed_vertices(right, left, obj)
     height, width = SIZE[1], SIZE[0]
     assert out.rgb.shape == (3, height, width) and out.alpha.shape == (height, width)  # networks' layout
-    assert out.depth.shape == (height, width) and out.parts.shape == (height, width) and out.parts.dtype == torch.uint8
-    assert set(out.parts.unique().tolist()) == {0, 1, 2, 3}
-    # each part's label sits where that part's centre projects (the parts are apart from this view)
+    assert out.depth.shape == (height, width)
+    assert set(labels.unique().tolist()) == {0, 1, 2, 3}
+    # each part is drawn where that part's centre projects (the parts are apart from this view)
     K, world2cam = torch.tensor(camera.K, dtype=torch.float32), torch.tensor(camera.world2cam, dtype=torch.float32)
     for label, part in enumerate(PARTS, start=1):
         uv, z = project_points(posed[part].mean(0, keepdim=True), K, world2cam)
         col, row = uv[0].floor().long().tolist()
-        assert out.parts[row, col] == label, part
+        assert labels[row, col] == label, part
         assert 0.3 < float(out.depth[row, col]) < float(z[0]) + 0.03  # the surface in front of the centre
-    # background shows where nothing is; no labels there
+    # the background shows where nothing is
     empty = out.alpha < 1e-3
     assert empty.any() and torch.allclose(out.rgb[:, empty], torch.tensor([[0.2], [0.4], [0.6]]), atol=1e-5)
-    assert (out.parts[empty] == 0).all()
-    assert model.render(camera, right, left, obj).parts is None
+    assert (labels[empty] == 0).all()
 
 
 def test_gradients_reach_vertex_offsets_and_every_gaussian_parameter(hands, cube):
@@ -302,7 +319,7 @@ def test_vertex_transform_helpers():
 
 
 def test_object_vertex_transforms_are_rigid_per_part(cube):
-    pose = ObjectPose(torch.tensor(0.7), torch.tensor([0.2, -0.1, 0.5]), torch.tensor([0.1, 0.2, 0.3]))
+    pose = ObjectPose(torch.tensor([0.7]), torch.tensor([[0.2, -0.1, 0.5]]), torch.tensor([[0.1, 0.2, 0.3]]))
     transforms = object_vertex_transforms(cube, pose)
     homogeneous = torch.cat([cube.vertices, torch.ones(len(cube.vertices), 1)], dim=1)
     moved = torch.einsum("vij,vj->vi", transforms, homogeneous)[:, :3]
@@ -365,8 +382,7 @@ def test_zero_corrections_leave_poses_and_a_rotation_turns_the_hand_about_its_wr
         corrections.angles["s00|cube_grab_01|0"][0:3] = torch.tensor([0.0, 0.0, np.radians(10.0)], dtype=torch.float32)
         corrections.offsets["s00|cube_grab_01|0"][6:9] = torch.tensor([0.01, 0.0, -0.02])
         new_right, new_left, new_obj = corrections.apply(FRAME, right, left, obj)
-        wrist = hands["right"](right.global_orient[None], right.hand_pose[None], right.betas[None],
-                               right.transl[None]).joints[0, 0]
+        wrist = hands["right"](*right).joints[0, 0]
         rotation = axis_angle_to_matrix(torch.tensor([0.0, 0.0, np.radians(10.0)], dtype=torch.float32))
         expected = (pose_hand(hands["right"], right) - wrist) @ rotation.T + wrist
         assert torch.allclose(pose_hand(hands["right"], new_right), expected, atol=1e-5)
@@ -375,6 +391,13 @@ def test_zero_corrections_leave_poses_and_a_rotation_turns_the_hand_about_its_wr
         assert torch.allclose(pose_object(cube, new_obj), shifted, atol=1e-6)
     assert corrections.magnitudes() == pytest.approx({"rotation_deg": 10.0 / 3**0.5, "translation_mm": 22.36 / 3**0.5},
                                                      rel=1e-3)
+
+
+def test_corrections_take_one_row_poses_only():
+    right, left, obj = _poses()
+    two_rows = HandPose(*(torch.cat([field, field]) for field in right))
+    with pytest.raises(ValueError, match=r"one-row axis-angle \[1, 3\], got \(2, 3\)"):
+        PoseCorrections([FRAME]).apply(FRAME, two_rows, left, obj)
 
 
 def test_adam_leaves_the_frames_absent_from_a_batch_untouched():
@@ -571,9 +594,10 @@ def test_a_crop_of_a_render_matches_the_render_of_the_crop_camera(hands, cube):
     model, poses = _hogs(hands, cube), _poses()
     camera = _camera(size=(96, 80), distance=1.1)
     with torch.no_grad():
-        full = model.render(camera, *poses, parts=True)
-        box = box_from_mask(full.parts.numpy(), margin=0.1)
-        image, labels, cropped = crop_view(full.rgb, full.parts, camera, box, 40)
+        full = model.render(camera, *poses)
+        full_labels = part_labels(model, camera, *poses)
+        box = box_from_mask(full_labels.numpy(), margin=0.1)
+        image, labels, cropped = crop_view(full.rgb, full_labels, camera, box, 40)
         direct = model.render(cropped, *poses).rgb
     assert box[2] > 60 and (cropped.width, cropped.height) == (40, 40)
     assert set(labels.unique().tolist()) == {0, 1, 2, 3}

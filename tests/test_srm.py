@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from hogsa.hogs.train import load_trained
 from hogsa.metrics.scores import image_scores
 from hogsa.srm import train as srm_train
 from hogsa.srm.discriminator import Discriminator, DiscriminatorConfig, blur_downsample, minibatch_stddev
@@ -18,7 +19,7 @@ from hogsa.srm.losses import (
     g_nonsaturating_loss,
     r1_penalty,
 )
-from hogsa.srm.pairs import RenderPairs, load_trained, model_path
+from hogsa.srm.pairs import RenderPairs, model_path
 from hogsa.srm.styleunet import ModulatedConv2d, StyleUNet, StyleUNetConfig, modulated_conv2d
 from hogsa.training import checkpoint_metadata
 from hogsa.srm.train import (
@@ -259,4 +260,4 @@ def test_pairs_helpers(tmp_path):
     assert model_path(tmp_path, "s01/box", "3dgs") == tmp_path / "s01_box" / "3dgs" / "model.safetensors"
     fake_group = type("Group", (), {"name": "s01/box"})()
     with pytest.raises(FileNotFoundError, match="s01_box/hogs/model.safetensors.*hogs stage"):
-        load_trained("hogs", None, fake_group, tmp_path, seed=0)
+        load_trained(None, fake_group, "hogs", model_path(tmp_path, "s01/box", "hogs"), seed=0)

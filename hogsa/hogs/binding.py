@@ -24,8 +24,6 @@ import torch.nn.functional as F
 from kornia.geometry.conversions import rotation_matrix_to_quaternion
 from torch import Tensor, nn
 
-from hogsa.render.sh import rgb_to_sh_dc
-
 _BARY_FLOOR = 1e-8  # the reference's floor: keeps α > 0 and the normaliser > 0
 LR_KEYS = ("bary", "scale", "opacity", "sh_dc", "sh_rest")
 
@@ -139,8 +137,8 @@ class MeshGaussians(nn.Module):
       lr-sized steps on the normal axis from its tiny gradients) and may stretch along either in-plane
       axis;
     - ``opacity_logits`` [N], init logit(init_opacity);
-    - ``sh_dc`` [N, 1, 3] from the initial colour (0.5 grey without one), ``sh_rest`` [N, (d+1)² − 1, 3]
-      zero; split so that their learning rates differ.
+    - ``sh_dc`` [N, 1, 3] zero (colour 0.5 grey; the scene sets the initial colours), ``sh_rest``
+      [N, (d+1)² − 1, 3] zero; split so that their learning rates differ.
     The count is fixed: no densification or pruning (paper, supplement §1.1).
     """
 
@@ -152,8 +150,6 @@ class MeshGaussians(nn.Module):
         sh_degree: int = 3,  # 3DGS / GaMeS
         init_opacity: float = 0.1,  # 3DGS / GaMeS initial opacity
         flat_eps: float = 1e-8,  # GaMeS's ε (metres here): std along the normal
-        face_colors: Tensor | None = None,  # [F, 3] RGB in [0, 1]
-        vertex_colors: Tensor | None = None,  # [V, 3] RGB in [0, 1], interpolated at the initial α
     ) -> None:
         super().__init__()
         if faces.ndim != 2 or faces.shape[1] != 3 or faces.dtype != torch.long:
@@ -162,28 +158,15 @@ class MeshGaussians(nn.Module):
             raise ValueError(f"need gaussians_per_face >= 1, sh_degree >= 0; got {gaussians_per_face}, {sh_degree}")
         if not 0.0 < init_opacity < 1.0:
             raise ValueError(f"init_opacity must lie in (0, 1), got {init_opacity}")
-        if face_colors is not None and vertex_colors is not None:
-            raise ValueError("give face_colors or vertex_colors, not both")
         num_faces, k = faces.shape[0], gaussians_per_face
         n = num_faces * k
         self.flat_eps = flat_eps
         self.register_buffer("faces", faces.clone())
-        logits = torch.rand(num_faces, k, 3, generator=generator)
-        self.bary_logits = nn.Parameter(logits)
+        self.bary_logits = nn.Parameter(torch.rand(num_faces, k, 3, generator=generator))
         self.log_scale_factors = nn.Parameter(torch.zeros(num_faces, k, 2))
         self.opacity_logits = nn.Parameter(torch.full((n,), init_opacity).logit())
-
-        rgb = torch.full((num_faces, k, 3), 0.5)
-        if face_colors is not None:
-            rgb = face_colors.float()[:, None, :].expand(num_faces, k, 3)
-        elif vertex_colors is not None:
-            rgb = torch.einsum("fjc,fcx->fjx", barycentric_weights(logits), vertex_colors.float()[faces])
-        self.sh_dc = nn.Parameter(rgb_to_sh_dc(rgb.reshape(n, 1, 3)).contiguous())
+        self.sh_dc = nn.Parameter(torch.zeros(n, 1, 3))  # colour 0.5 grey
         self.sh_rest = nn.Parameter(torch.zeros(n, (sh_degree + 1) ** 2 - 1, 3))
-
-    @property
-    def num_gaussians(self) -> int:
-        return self.opacity_logits.shape[0]
 
     def gaussians(self, vertices: Tensor) -> GaussianSet:  # vertices [..., V, 3] metres
         """Gaussians on the mesh with these (current, possibly posed) vertices."""

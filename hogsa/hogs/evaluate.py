@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hogsa.hogs.group_data import GroupData, GroupSettings, Sample
+from hogsa.data.groups import GroupData, GroupSettings, Sample
 from hogsa.hogs.model import GaussianScene
 from hogsa.hogs.poses import PoseCorrections, corrected
 from hogsa.metrics.image import LPIPS

@@ -27,7 +27,9 @@ thin Gaussian is seen from both sides). Cast shadows are not modelled.
 ``GaussianScene`` is the interface shared with the 3DGS ablation (``hogsa.hogs.pointcloud``): posed
 Gaussians per part, the regulariser, optimizer groups, colour initialisation and ``render``.
 
-Conventions: metres; cameras are OpenCV (``world2cam`` 4×4, ``K`` 3×3 with pixel centres at
+Conventions: metres; a frame's poses are one-row ``hogsa.hand.HandPose`` (each hand) and
+``hogsa.articulated.ObjectPose`` records of float32 tensors (``hogsa.data.groups.frame_poses``), posed
+as batches of one; cameras are OpenCV (``world2cam`` 4×4, ``K`` 3×3 with pixel centres at
 integer + 0.5, as ``hogsa.render.rasterize``); colours RGB in [0, 1]; world up is +z.
 """
 
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
@@ -43,9 +44,9 @@ import torch
 from kornia.geometry.conversions import quaternion_to_rotation_matrix
 from torch import Tensor, nn
 
-from hogsa.articulated import ArticulatedObject
-from hogsa.data.schema import MASK_LABELS, Sequence
-from hogsa.hand import HandModel
+from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.data.schema import MASK_LABELS
+from hogsa.hand import HandModel, HandPose
 from hogsa.hogs.binding import GaussianSet, MeshGaussians
 from hogsa.render import rasterize
 from hogsa.render.sh import SH_C0, rgb_to_sh_dc, sh_bases, sh_colors
@@ -64,43 +65,10 @@ class CameraLike(Protocol):
     height: int
 
 
-@dataclass(frozen=True, eq=False)
-class HandPose:
-    """One hand's MANO parameters at one frame (float32)."""
-
-    global_orient: Tensor  # [3] axis-angle, radians
-    hand_pose: Tensor  # [45] absolute axis-angle of the 15 finger joints
-    betas: Tensor  # [10] shape
-    transl: Tensor  # [3] metres
-
-    @classmethod
-    def from_sequence(cls, seq: Sequence, side: str, frame: int, betas: Tensor | None = None) -> HandPose:
-        """The pose of ``side`` at ``frame``; ``betas`` replaces the sequence's shape (to drive one
-        subject's model with another subject's pose)."""
-        pose = seq.hands[side]
-        shape = _tensor(pose.betas[frame]) if betas is None else betas
-        return cls(_tensor(pose.global_orient[frame]), _tensor(pose.hand_pose[frame]), shape, _tensor(pose.transl[frame]))
-
-
-@dataclass(frozen=True, eq=False)
-class ObjectPose:
-    """The object's articulation and rigid pose at one frame (float32)."""
-
-    articulation: Tensor  # [] radians about the canonical hinge
-    rot: Tensor  # [3] axis-angle
-    transl: Tensor  # [3] metres
-
-    @classmethod
-    def from_sequence(cls, seq: Sequence, frame: int) -> ObjectPose:
-        pose = seq.object_pose
-        return cls(_tensor(pose.articulation[frame]), _tensor(pose.rot[frame]), _tensor(pose.transl[frame]))
-
-
 class RenderOutput(NamedTuple):
     rgb: Tensor  # [3, H, W] in [0, 1] (the layout networks take), background composited behind
     alpha: Tensor  # [H, W] accumulated opacity
     depth: Tensor  # [H, W] expected camera depth of the rendered surface, metres; 0 where alpha = 0
-    parts: Tensor | None  # [H, W] uint8 labels (0 background, 1 right, 2 left, 3 object); None unless asked
 
 
 class GaussianScene(nn.Module, abc.ABC):
@@ -157,11 +125,11 @@ class GaussianScene(nn.Module, abc.ABC):
         right: HandPose,
         left: HandPose,
         obj: ObjectPose,
-        background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-        parts: bool = False,
+        background: tuple[float, float, float] = (0.0, 0.0, 0.0),  # RGB in [0, 1] composited behind
     ) -> RenderOutput:
-        """Render the scene at this pose from ``camera``; ``parts`` adds a label image (a second pass)."""
-        return render_gaussians(self.posed_gaussians(right, left, obj), camera, self.sh_degree, background, parts,
+        """Render the scene at this pose from ``camera`` over ``background`` (training and evaluation use
+        the crops' black; augmentation composites renders on other backgrounds)."""
+        return render_gaussians(self.posed_gaussians(right, left, obj), camera, self.sh_degree, background,
                                 self.lighting)
 
     @torch.no_grad()
@@ -247,55 +215,37 @@ class HOGS(GaussianScene):
 
 
 def pose_hand(hand: HandModel, pose: HandPose, canonical: Tensor | None = None) -> Tensor:  # [V, 3]
-    """Vertices of ``hand`` at ``pose`` (LBS of ``canonical`` [V, 3], default the model's template)."""
-    out = hand(pose.global_orient[None], pose.hand_pose[None], pose.betas[None], pose.transl[None],
-               v_template=canonical)
-    return out.vertices[0]
+    """Vertices of ``hand`` at the one-row ``pose`` (LBS of ``canonical`` [V, 3], default the model's template)."""
+    return hand(*pose, v_template=canonical).vertices[0]
 
 
 def pose_object(obj: ArticulatedObject, pose: ObjectPose, canonical: Tensor | None = None) -> Tensor:  # [V, 3]
-    """Vertices of ``obj`` at ``pose`` (articulation, then rigid motion of ``canonical`` [V, 3])."""
-    return obj.pose(pose.articulation.reshape(1), pose.rot[None], pose.transl[None], vertices=canonical)[0]
+    """Vertices of ``obj`` at the one-row ``pose`` (articulation, then rigid motion of ``canonical`` [V, 3])."""
+    return obj.pose(*pose, vertices=canonical)[0]
 
 
 def render_gaussians(
     gaussians: Mapping[str, GaussianSet],  # {part: GaussianSet}, unbatched
     camera: CameraLike,
     sh_degree: int,
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    parts: bool = False,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),  # RGB in [0, 1] behind the Gaussians
     lighting: Tensor | None = None,  # [9, 3] irradiance SH coefficients; None: unshaded SH colours
 ) -> RenderOutput:
-    """Rasterize the parts' Gaussians together from one camera ("RGB+ED": colour and expected depth).
-
-    The label image comes from a second pass with one-hot colours per part and no background: a pixel
-    takes the part with the largest weight where the accumulated alpha exceeds 0.5, else 0.
-    """
-    names = list(gaussians)
+    """Rasterize the parts' Gaussians together from one camera ("RGB+ED": colour and expected depth)."""
     merged = merge_parts(gaussians)
     device, dtype = merged.means.device, merged.means.dtype
     viewmat = torch.as_tensor(camera.world2cam, dtype=dtype, device=device)[None]  # [1, 4, 4]
     K = torch.as_tensor(camera.K, dtype=dtype, device=device)[None]  # [1, 3, 3]
     common = {"viewmats": viewmat, "Ks": K, "width": int(camera.width), "height": int(camera.height)}
-    bg = torch.tensor([background], dtype=dtype, device=device)  # [1, 3]
+    backgrounds = torch.tensor([background], dtype=dtype, device=device)  # [1, 3]
     if lighting is None:  # the rasterizer evaluates the SH colours
         colors, alphas, _ = rasterize(merged.means, merged.quats, merged.scales, merged.opacities, merged.sh,
-                                      sh_degree=sh_degree, backgrounds=bg, render_mode="RGB+ED", **common)
+                                      sh_degree=sh_degree, backgrounds=backgrounds, render_mode="RGB+ED", **common)
     else:
         shaded = shaded_colors(merged, torch.linalg.inv(viewmat[0])[:3, 3], sh_degree, lighting)
         colors, alphas, _ = rasterize(merged.means, merged.quats, merged.scales, merged.opacities, shaded,
-                                      backgrounds=bg, render_mode="RGB+ED", **common)
-    labels = None
-    if parts:
-        counts = torch.tensor([g.means.shape[0] for g in gaussians.values()], device=device)
-        which = torch.repeat_interleave(torch.arange(len(names), device=device), counts)  # [N] part index
-        onehot = nn.functional.one_hot(which, len(names)).to(dtype)  # [N, P]
-        weights, part_alpha, _ = rasterize(merged.means, merged.quats, merged.scales, merged.opacities, onehot,
-                                           **common)
-        part_labels = torch.tensor([MASK_LABELS[name] for name in names], device=device, dtype=torch.uint8)
-        labels = torch.where(part_alpha[0, ..., 0] > 0.5, part_labels[weights[0].argmax(dim=-1)], 0).to(torch.uint8)
-    return RenderOutput(rgb=colors[0, ..., :3].permute(2, 0, 1), alpha=alphas[0, ..., 0], depth=colors[0, ..., 3],
-                        parts=labels)
+                                      backgrounds=backgrounds, render_mode="RGB+ED", **common)
+    return RenderOutput(rgb=colors[0, ..., :3].permute(2, 0, 1), alpha=alphas[0, ..., 0], depth=colors[0, ..., 3])
 
 
 def merge_parts(gaussians: Mapping[str, GaussianSet]) -> GaussianSet:
@@ -336,7 +286,3 @@ def gaussian_normals(gaussians: GaussianSet) -> Tensor:  # [N, 3] unit
     axes = quaternion_to_rotation_matrix(nn.functional.normalize(gaussians.quats, dim=-1))  # [N, 3, 3] columns
     thinnest = gaussians.scales.argmin(dim=-1)  # [N]
     return axes.gather(-1, thinnest[:, None, None].expand(-1, 3, 1))[..., 0]
-
-
-def _tensor(value) -> Tensor:
-    return torch.as_tensor(np.asarray(value), dtype=torch.float32)

@@ -29,18 +29,10 @@ import torch.nn.functional as F
 from kornia.geometry.conversions import rotation_matrix_to_quaternion
 from torch import Tensor, nn
 
-from hogsa.articulated import ArticulatedObject
-from hogsa.hand import HandModel
+from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.hand import HandModel, HandPose
 from hogsa.hogs.binding import GaussianSet
-from hogsa.hogs.model import (
-    PARTS,
-    GaussianScene,
-    HandPose,
-    ObjectPose,
-    Shading,
-    pose_hand,
-    pose_object,
-)
+from hogsa.hogs.model import PARTS, GaussianScene, Shading, pose_hand, pose_object
 
 POINT_LR_KEYS = ("position", "rotation", "scale", "opacity", "sh_dc", "sh_rest", "lighting")
 
@@ -110,9 +102,8 @@ class PointCloudGaussians(GaussianScene):
         posed = {}
         for side, pose in (("right", right), ("left", left)):
             hand = self.hands[side]
-            shaped = pose_hand(hand, _shape_only(pose))  # [V, 3] the shaped canonical mesh
-            transforms = hand.vertex_transforms(pose.global_orient[None], pose.hand_pose[None], pose.betas[None],
-                                                pose.transl[None])[0]
+            shaped = pose_hand(hand, shaped_rest_pose(pose))  # [V, 3] the shaped canonical mesh
+            transforms = hand.vertex_transforms(*pose)[0]
             posed[side] = self.points[side].posed(shaped, transforms)
         template = self.obj.vertices.to(obj.rot)
         posed["object"] = self.points["object"].posed(template, object_vertex_transforms(self.obj, obj))
@@ -133,7 +124,7 @@ class PointCloudGaussians(GaussianScene):
 
 
 def object_vertex_transforms(obj: ArticulatedObject, pose: ObjectPose) -> Tensor:  # [V, 4, 4]
-    """Each canonical vertex's rigid transform (that of its part) at ``pose``.
+    """Each canonical vertex's rigid transform (that of its part) at the one-row ``pose``.
 
     ``ArticulatedObject.pose`` is affine per vertex, so posing the template and the template shifted by
     each unit axis gives every vertex's translation and rotation columns exactly.
@@ -174,7 +165,8 @@ def mean_edge_length(vertices: Tensor, faces: Tensor) -> float:  # [V, 3], [F, 3
     return float((tri - tri.roll(1, dims=1)).norm(dim=-1).mean())
 
 
-def _shape_only(pose: HandPose) -> HandPose:
-    """The same hand with zero pose and translation: skinning it gives the shaped canonical mesh."""
+def shaped_rest_pose(pose: HandPose) -> HandPose:
+    """The same one-row hand pose with zero rotations and translation: skinning it gives the shaped
+    canonical mesh."""
     zeros = torch.zeros_like
     return HandPose(zeros(pose.global_orient), zeros(pose.hand_pose), pose.betas, zeros(pose.transl))

@@ -24,8 +24,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hogsa.articulated import ObjectPose
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
-from hogsa.hogs.model import GaussianScene, HandPose, ObjectPose
+from hogsa.hand import HandPose
+from hogsa.hogs.model import GaussianScene
 from hogsa.training import frozen
 
 FrameKey = tuple[str, int]  # (sequence name, frame index)
@@ -52,7 +54,7 @@ class PoseCorrections(nn.Module):
 
     def apply(self, frame: FrameKey, right: HandPose, left: HandPose, obj: ObjectPose
               ) -> tuple[HandPose, HandPose, ObjectPose]:
-        """The poses of ``frame`` with its correction applied (unchanged when the frame has none)."""
+        """The one-row poses of ``frame`` with its correction applied (unchanged when the frame has none)."""
         if frame not in self:
             return right, left, obj
         angles, offsets = self.angles[frame_name(frame)], self.offsets[frame_name(frame)]
@@ -88,12 +90,14 @@ def frame_name(frame: FrameKey) -> str:
     return f"{sequence.replace('/', '|')}|{index}"
 
 
-def compose(correction: Tensor, axis_angle: Tensor) -> Tensor:  # [3], [3] → [3] radians
-    """The axis-angle of R(correction)·R(axis_angle)."""
-    return matrix_to_axis_angle(axis_angle_to_matrix(correction) @ axis_angle_to_matrix(axis_angle))
+def compose(correction: Tensor, axis_angle: Tensor) -> Tensor:  # [3], [1, 3] → [1, 3] radians
+    """The axis-angle of R(correction)·R(axis_angle) for a one-row pose (one 3×3 product)."""
+    if axis_angle.shape != (1, 3):
+        raise ValueError(f"compose: expected a one-row axis-angle [1, 3], got {tuple(axis_angle.shape)}")
+    return matrix_to_axis_angle(axis_angle_to_matrix(correction) @ axis_angle_to_matrix(axis_angle[0]))[None]
 
 
-def correct_hand(pose: HandPose, angles: Tensor, offset: Tensor) -> HandPose:  # angles [48], offset [3]
+def correct_hand(pose: HandPose, angles: Tensor, offset: Tensor) -> HandPose:  # one row; angles [48], offset [3]
     return HandPose(global_orient=compose(angles[:3], pose.global_orient), hand_pose=pose.hand_pose + angles[3:],
                     betas=pose.betas, transl=pose.transl + offset)
 
@@ -134,8 +138,9 @@ def corrected(sample, corrections: PoseCorrections):
     poses, detached."""
     with torch.no_grad():
         right, left, obj = corrections.apply((sample.sequence, sample.frame), sample.right, sample.left, sample.obj)
-    return dataclasses.replace(sample, right=_detached(right), left=_detached(left), obj=_detached(obj))
+    return dataclasses.replace(sample, right=detached(right), left=detached(left), obj=detached(obj))
 
 
-def _detached(pose: HandPose | ObjectPose) -> HandPose | ObjectPose:
-    return dataclasses.replace(pose, **{f.name: getattr(pose, f.name).detach() for f in dataclasses.fields(pose)})
+def detached(pose: HandPose | ObjectPose) -> HandPose | ObjectPose:
+    """The same pose record with every field detached from the graph."""
+    return type(pose)(*(field.detach() for field in pose))

@@ -1,6 +1,6 @@
 """Training of HOGS (and of its 3DGS ablation) for one (subject, object) group.
 
-The group's crops come from ``hogsa.hogs.group_data``; held-out scores logged during training and
+The group's crops come from ``hogsa.data.groups``; held-out scores logged during training and
 reported by the stage come from ``hogsa.hogs.evaluate``.
 
 Loss (paper eq. 6): (1 − λ_SSIM)·L1 + λ_SSIM·(1 − SSIM) + λ_R·L_R. Adam; checkpoints
@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from hogsa.articulated import ArticulatedObject
 from hogsa.code_identity import code_digest
+from hogsa.data.groups import GroupData, Sample
 from hogsa.geometry import project_points
 from hogsa.hogs.evaluate import evaluate
-from hogsa.hogs.group_data import GroupData, Sample
 from hogsa.hogs.model import HOGS, PART_LABELS, PARTS, GaussianScene, Shading, render_gaussians
 from hogsa.hogs.pointcloud import PointCloudGaussians
 from hogsa.hogs.poses import FrameKey, PoseCorrections, corrected, fit_corrections
@@ -45,8 +45,9 @@ from hogsa.training import (
 Kind = Literal["hogs", "3dgs"]
 KINDS = ("hogs", "3dgs")
 CHECKPOINT = "model.safetensors"
-FITTED = "held_out_poses_fitted"  # checkpoint metadata: "true" once the held-out frames' poses are fitted
-_VISIBLE_TOLERANCE = 0.004  # m: a Gaussian farther than this behind the first surface at its pixel is occluded
+# checkpoint metadata: "true" once the held-out frames' pose corrections are fitted, else "false"
+HELD_OUT_POSES_FITTED = "held_out_poses_fitted"
+OCCLUSION_TOLERANCE = 0.004  # m: a Gaussian farther than this behind the first surface at its pixel is occluded
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
     optimizer = build_optimizer(kind, cfg, model, poses)
     identity = run_identity(cfg, kind, data.name, seed, params)
     stored = resume(out_dir / CHECKPOINT, params, [optimizer], identity)
-    start, fitted = int(stored.get(ITERATION, 0)), stored.get(FITTED) == "true"
+    start, fitted = int(stored.get(ITERATION, 0)), stored.get(HELD_OUT_POSES_FITTED) == "true"
     if start == 0:
         init_colors(model, data.train, cfg.color_init_views, torch.Generator().manual_seed(seed))
 
@@ -170,13 +171,13 @@ def train_hogs(cfg: HOGSConfig, data: GroupData, kind: Kind, out_dir: str | Path
                 live.log_metric(f"held_out/{name}", value)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             save_checkpoint(out_dir / CHECKPOINT, params, [optimizer],
-                            {**identity, ITERATION: str(done), FITTED: "false"})
+                            {**identity, ITERATION: str(done), HELD_OUT_POSES_FITTED: "false"})
         live.next_step()
     live.end()
     if cfg.refine_poses and not fitted:
         fit_held_out_poses(cfg, model, poses, data, seed)
         save_checkpoint(out_dir / CHECKPOINT, params, [optimizer],
-                        {**identity, ITERATION: str(cfg.iterations), FITTED: "true"})
+                        {**identity, ITERATION: str(cfg.iterations), HELD_OUT_POSES_FITTED: "true"})
     return TrainedScene(model, poses)
 
 
@@ -211,9 +212,9 @@ def load_trained(cfg: HOGSConfig, data: GroupData, kind: Kind, path: str | Path,
     if changed:
         raise ValueError(f"{path}: written with other {', '.join(changed)} than these; run the hogs stage")
     finished = int(stored[ITERATION]) == cfg.iterations
-    if not finished or (cfg.refine_poses and stored.get(FITTED) != "true"):
+    if not finished or (cfg.refine_poses and stored.get(HELD_OUT_POSES_FITTED) != "true"):
         raise ValueError(f"{path}: training stopped at iteration {stored[ITERATION]} of {cfg.iterations} "
-                         f"(held-out poses fitted: {stored.get(FITTED)}); run the hogs stage")
+                         f"(held-out poses fitted: {stored.get(HELD_OUT_POSES_FITTED)}); run the hogs stage")
     load_checkpoint(path, params)
     return TrainedScene(model.eval(), poses)
 
@@ -299,7 +300,7 @@ def init_colors(model: GaussianScene, samples: list[Sample], n_views: int, gener
     """Set each Gaussian's base colour to the mean of the pixels it covers in ``n_views`` training crops.
 
     A Gaussian counts in a crop when its centre projects inside, onto a pixel that the mask gives to
-    its part, and no more than ``_VISIBLE_TOLERANCE`` behind the first surface there (depth of an opaque
+    its part, and no more than ``OCCLUSION_TOLERANCE`` behind the first surface there (depth of an opaque
     render of the initial model). Gaussians seen nowhere keep their colour.
     """
     if n_views <= 0:
@@ -318,7 +319,7 @@ def init_colors(model: GaussianScene, samples: list[Sample], n_views: int, gener
             col, row = uv[:, 0].floor().long(), uv[:, 1].floor().long()
             inside = (z > 0) & (col >= 0) & (col < sample.camera.width) & (row >= 0) & (row < sample.camera.height)
             col, row = col.clamp(0, sample.camera.width - 1), row.clamp(0, sample.camera.height - 1)
-            seen = inside & (sample.mask[row, col] == label) & (z <= depth[row, col] + _VISIBLE_TOLERANCE)
+            seen = inside & (sample.mask[row, col] == label) & (z <= depth[row, col] + OCCLUSION_TOLERANCE)
             colours = sample.image[:, row, col].T  # [N, 3]
             totals[part] = totals.get(part, 0) + colours * seen[:, None]
             counts[part] = counts.get(part, 0) + seen.float()

@@ -18,14 +18,15 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from hogsa.articulated import ObjectPose
 from hogsa.config import section
 from hogsa.data.dataset import DatasetIndex
+from hogsa.data.groups import GroupData, Sample, frame_poses, load_group, resolve_groups
 from hogsa.data.rig import camera_ring
 from hogsa.data.schema import Camera, Sequence
-from hogsa.hand import HandConfig, HandModel, hand_models
+from hogsa.hand import HandConfig, HandModel, HandPose, hand_models
 from hogsa.hogs.evaluate import corrected_group, evaluate_held_out, held_out_subsets
-from hogsa.hogs.group_data import GroupData, Sample, load_group, resolve_groups
-from hogsa.hogs.model import GaussianScene, HandPose, ObjectPose
+from hogsa.hogs.model import GaussianScene
 from hogsa.hogs.train import KINDS, HOGSConfig, TrainedScene, export_scene, train_hogs
 from hogsa.io import write_json
 from hogsa.metrics.image import LPIPS
@@ -158,11 +159,10 @@ def held_out_figure(result: GroupResult, cfg: HOGSConfig) -> Figure:
     return image_grid(rows, titles, cfg.report.image_inches)
 
 
-def frame_poses(scene: TrainedScene, seq: Sequence, frame: int) -> tuple[HandPose, HandPose, ObjectPose]:
+def corrected_frame_poses(scene: TrainedScene, seq: Sequence, frame: int) -> tuple[HandPose, HandPose, ObjectPose]:
     """The annotated poses of ``frame`` of ``seq`` with ``scene``'s correction of that frame."""
-    hands = (HandPose.from_sequence(seq, side, frame) for side in ("right", "left"))
     with torch.no_grad():
-        return scene.poses.apply((seq.name, frame), *hands, ObjectPose.from_sequence(seq, frame))
+        return scene.poses.apply((seq.name, frame), *frame_poses(seq, frame))
 
 
 def framing(model: GaussianScene, poses: tuple[HandPose, HandPose, ObjectPose],
@@ -180,14 +180,14 @@ def orbit_figure(result: GroupResult, cfg: HOGSConfig) -> Figure:
     report, size = cfg.report, cfg.crop
     seq = result.data.sequences[0]
     frame = seq.frames // 2
-    center, radius = framing(result.scenes["hogs"].model, frame_poses(result.scenes["hogs"], seq, frame),
+    center, radius = framing(result.scenes["hogs"].model, corrected_frame_poses(result.scenes["hogs"], seq, frame),
                              report.orbit_fov_deg)
     cameras = camera_ring(center, radius, [(size, size)] * report.orbit_views, report.orbit_fov_deg,
                           (report.orbit_elevation_deg,), 0.0)
     rows = {}
     for kind in KINDS:
         scene = result.scenes[kind]
-        poses = frame_poses(scene, seq, frame)
+        poses = corrected_frame_poses(scene, seq, frame)
         rows[kind] = [render_image(scene.model, camera, *poses) for camera in cameras]
     titles = [f"{360 * k // report.orbit_views}°" for k in range(report.orbit_views)]
     return image_grid(rows, titles, report.image_inches)
@@ -202,8 +202,8 @@ def novel_poses_figure(result: GroupResult, cfg: HOGSConfig) -> Figure:
     rows = {}
     for kind in KINDS:
         scene = result.scenes[kind]
-        right, left, obj = frame_poses(scene, seq, frame)
-        first_right, first_left, _ = frame_poses(scene, seq, 0)
+        right, left, obj = corrected_frame_poses(scene, seq, frame)
+        first_right, first_left, _ = corrected_frame_poses(scene, seq, 0)
         opened = dataclasses.replace(obj, articulation=obj.articulation + report.object_opening)
         variants = {"recorded": (right, left, obj), "hands of frame 0": (first_right, first_left, obj),
                     f"opened +{report.object_opening:g} rad": (right, left, opened)}

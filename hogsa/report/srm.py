@@ -19,8 +19,8 @@ from torch import Tensor
 
 from hogsa.config import section
 from hogsa.data.dataset import DatasetIndex
+from hogsa.data.groups import resolve_groups
 from hogsa.hand import HandConfig, HandModel, hand_models
-from hogsa.hogs.group_data import resolve_groups
 from hogsa.hogs.train import KINDS, HOGSConfig
 from hogsa.io import write_json
 from hogsa.metrics.image import LPIPS

@@ -1,7 +1,7 @@
 """The SRM's data: (render, real crop) pairs made by trained HOGS (or 3DGS) models of every group.
 
 For each group the trained model (``data/models/hogs/<group with / as _>/<kind>/model.safetensors``,
-written by the hogs stage) renders every training and held-out crop of ``hogsa.hogs.group_data.load_group``
+written by the hogs stage) renders every training and held-out crop of ``hogsa.data.groups.load_group``
 once, at the crop's camera (``hogsa.data.crops``) and at its frame's corrected poses
 (``hogsa.hogs.poses``: learned for the training frames, fitted for the held-out ones, as the hogs stage
 evaluates), over the same black background as the crops; HOGS is frozen, so the renders are computed
@@ -19,11 +19,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hogsa.data.dataset import DatasetIndex
+from hogsa.data.groups import GroupData, Sample, load_group
 from hogsa.hand import HandModel
 from hogsa.hogs.evaluate import corrected_group
-from hogsa.hogs.group_data import GroupData, Sample, load_group
-from hogsa.hogs.train import CHECKPOINT, KINDS, HOGSConfig, Kind, TrainedScene
-from hogsa.hogs.train import load_trained as load_trained_scene
+from hogsa.hogs.model import GaussianScene
+from hogsa.hogs.train import CHECKPOINT, KINDS, HOGSConfig, Kind, load_trained
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,13 +60,8 @@ def model_path(models_dir: str | Path, group: str, kind: Kind) -> Path:
     return Path(models_dir) / group.replace("/", "_") / kind / CHECKPOINT
 
 
-def load_trained(kind: Kind, cfg: HOGSConfig, data: GroupData, models_dir: str | Path, seed: int) -> TrainedScene:
-    """The trained ``kind`` model of ``data``'s group and its pose corrections, as the hogs stage wrote them."""
-    return load_trained_scene(cfg, data, kind, model_path(models_dir, data.name, kind), seed)
-
-
 @torch.no_grad()
-def render_pairs(model, samples: list[Sample], group: str) -> RenderPairs:
+def render_pairs(model: GaussianScene, samples: list[Sample], group: str) -> RenderPairs:
     """``model``'s render of each sample, paired with the sample's image."""
     if not samples:
         raise ValueError(f"group {group}: no crops to render (check hogs.held_out_views / held_out_every)")
@@ -81,8 +76,9 @@ def render_pairs(model, samples: list[Sample], group: str) -> RenderPairs:
 
 def group_pairs(kind: Kind, cfg: HOGSConfig, data: GroupData, models_dir: str | Path,
                 seed: int) -> tuple[RenderPairs, RenderPairs]:
-    """(training pairs, held-out pairs) of one group rendered by its trained ``kind`` model."""
-    model, poses = load_trained(kind, cfg, data, models_dir, seed)
+    """(training pairs, held-out pairs) of one group rendered by its trained ``kind`` model (as the hogs
+    stage wrote it in ``models_dir``), at the corrected poses."""
+    model, poses = load_trained(cfg, data, kind, model_path(models_dir, data.name, kind), seed)
     data = corrected_group(data, poses)
     return render_pairs(model, data.train, data.name), render_pairs(model, data.held_out, data.name)
 

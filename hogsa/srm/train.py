@@ -154,25 +154,7 @@ def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int
         adversarial = cfg.lambda_gan > 0 and step >= cfg.gan_start
         if adversarial:
             terms.update(discriminator_step(cfg, srm, optims["discriminator"], batch, step - cfg.gan_start))
-
-        refined = srm.generator(batch.rgb, batch.alpha)
-        l1 = l1_loss(refined, batch.target)
-        loss = cfg.lambda_l1 * l1
-        terms["l1"] = l1.item()
-        if vgg is not None:
-            l_vgg = vgg(refined, batch.target)
-            loss = loss + cfg.lambda_vgg * l_vgg
-            terms["vgg"] = l_vgg.item()
-        if adversarial:
-            with frozen(srm.discriminator):
-                g_adv = g_nonsaturating_loss(srm.discriminator(refined))
-            loss = loss + cfg.lambda_gan * g_adv
-            terms["g_adv"] = g_adv.item()
-        optims["generator"].zero_grad(set_to_none=True)
-        loss.backward()
-        optims["generator"].step()
-
-        terms["psnr"] = float(psnr(refined.detach().clamp(0, 1), batch.target).mean())
+        terms.update(generator_step(cfg, srm, optims["generator"], vgg, batch, adversarial))
         for key, value in terms.items():
             live.log_metric(f"train/{key}", value)
         steps.set_postfix(l1=f"{terms['l1']:.4f}", psnr=f"{terms['psnr']:.2f}")
@@ -185,6 +167,30 @@ def train_srm(cfg: SRMConfig, pairs: RenderPairs, out_dir: str | Path, seed: int
         live.next_step()
     live.end()
     return srm
+
+
+def generator_step(cfg: SRMConfig, srm: SRM, optimizer: torch.optim.Optimizer, vgg: VGGPerceptual | None,
+                   batch: RenderPairs, adversarial: bool) -> dict[str, float]:
+    """One update of G on λ_1·L1 (+ λ_VGG·L_VGG with ``vgg``) (+ λ_GAN·softplus(−D(G(x))) when
+    ``adversarial``); returns the terms and the batch's PSNR (of the refinements before the step)."""
+    refined = srm.generator(batch.rgb, batch.alpha)
+    l1 = l1_loss(refined, batch.target)
+    loss = cfg.lambda_l1 * l1
+    terms = {"l1": l1.item()}
+    if vgg is not None:
+        l_vgg = vgg(refined, batch.target)
+        loss = loss + cfg.lambda_vgg * l_vgg
+        terms["vgg"] = l_vgg.item()
+    if adversarial:
+        with frozen(srm.discriminator):
+            g_adv = g_nonsaturating_loss(srm.discriminator(refined))
+        loss = loss + cfg.lambda_gan * g_adv
+        terms["g_adv"] = g_adv.item()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    terms["psnr"] = float(psnr(refined.detach().clamp(0, 1), batch.target).mean())
+    return terms
 
 
 def discriminator_step(cfg: SRMConfig, srm: SRM, optimizer: torch.optim.Optimizer, batch: RenderPairs,

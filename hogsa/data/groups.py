@@ -6,7 +6,9 @@ and frame f of every view is held out when ``f % held_out_every == held_out_ever
 of each block, so held-out frames are interpolated, not extrapolated). Each sample is a square crop
 around the union of the parts' masks (plus a margin), resized to ``crop``² with its camera's K
 adjusted, and with the background set to black using the mask (``hogsa.data.crops``): the model renders
-only hands and object, so a black background (also behind the renders) is what it can match.
+only hands and object, so a black background (also behind the renders) is what it can match. A
+sample carries its frame's annotated poses as one-row float32 tensor records (``frame_poses``), the
+form the HOGS models (``hogsa.hogs``) are posed with.
 """
 
 from __future__ import annotations
@@ -17,12 +19,11 @@ from typing import Protocol
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from hogsa.articulated import ArticulatedObject
+from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.data.crops import crop_frame
 from hogsa.data.dataset import DatasetIndex
 from hogsa.data.schema import Camera, Sequence
-from hogsa.hand import HandModel
-from hogsa.hogs.model import HandPose, ObjectPose
+from hogsa.hand import HandModel, HandPose
 
 
 class GroupSettings(Protocol):
@@ -36,14 +37,14 @@ class GroupSettings(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class Sample:
-    """One cropped view of one frame, with the poses that produced it."""
+    """One cropped view of one frame, with the poses that produced it (``frame_poses``)."""
 
     image: Tensor  # [3, S, S] float32 in [0, 1], black outside the parts' mask
     mask: Tensor  # [S, S] uint8 part labels (0 background, 1 right, 2 left, 3 object)
     camera: Camera  # the crop's camera (S × S)
-    right: HandPose
-    left: HandPose
-    obj: ObjectPose
+    right: HandPose  # one row, float32 tensors
+    left: HandPose  # one row, float32 tensors
+    obj: ObjectPose  # one row, float32 tensors
     sequence: str
     view: int
     frame: int
@@ -83,8 +84,7 @@ def load_group(cfg: GroupSettings, index: DatasetIndex, hands: dict[str, HandMod
         for frame in tqdm(range(seq.frames), desc=f"crops {seq.name}", leave=False):
             if not (seq.hand_valid["right"][frame] and seq.hand_valid["left"][frame]):
                 continue  # a model of both hands is trained on frames where both are annotated
-            poses = (HandPose.from_sequence(seq, "right", frame), HandPose.from_sequence(seq, "left", frame),
-                     ObjectPose.from_sequence(seq, frame))
+            poses = frame_poses(seq, frame)
             for view in seq.views:
                 crop = crop_frame(seq, view, frame, cfg.crop, cfg.crop_margin, hands, index.object(seq.object_name))
                 if crop is not None:
@@ -92,6 +92,13 @@ def load_group(cfg: GroupSettings, index: DatasetIndex, hands: dict[str, HandMod
                     (held_out if is_held_out(view, frame, cfg) else train).append(sample)
     obj = index.object(sequences[0].object_name)
     return GroupData(group, hands, obj, sequences, train, held_out)
+
+
+def frame_poses(seq: Sequence, frame: int) -> tuple[HandPose, HandPose, ObjectPose]:
+    """The annotated poses of ``frame`` of ``seq`` (right hand, left hand, object) as one-row float32
+    tensors: what a HOGS model is posed with."""
+    return (seq.hands["right"].take(frame).torch(), seq.hands["left"].take(frame).torch(),
+            seq.object_pose.take(frame).torch())
 
 
 def is_held_out(view: int, frame: int, cfg: GroupSettings) -> bool:
