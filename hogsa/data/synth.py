@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hogsa.articulated import ArticulatedObject, upright_rotation
+from hogsa.articulated import ArticulatedObject, ObjectPose, upright_rotation
 from hogsa.code_identity import code_digest
-from hogsa.data import arctic
+from hogsa.data import arctic_writer
 from hogsa.data.arctic_objects import write_arctic_template
 from hogsa.data.contact import ObjectDistance, SurfaceDistance
 from hogsa.data.grasp import compose, grasp_at, surface_site
@@ -35,8 +35,6 @@ from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import camera_ring
 from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, Sequence
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
-from hogsa.articulated import ArticulatedObject, ObjectPose, upright_rotation
-from hogsa.data.arctic_objects import write_arctic_template
 from hogsa.geometry import axis_angle_to_matrix, hinge_rotation, matrix_to_axis_angle
 from hogsa.hand import HandModel, HandPose, hand_vertices, rest_wrists
 from hogsa.io import atomic_write_text
@@ -365,8 +363,8 @@ def generate(root: str | Path, cfg: EmbeddedConfig, seed: int) -> list[str]:
         folder = root / "meta" / "object_vtemplates" / name
         if not (folder / "parts.json").is_file():
             write_arctic_template(open_object(name), folder)
-    arctic.write_splits(root, {split: [n for n in sequence_names(cfg) if n.split("/")[0] in members]
-                               for split, members in cfg.splits.items()})
+    arctic_writer.write_splits(root, {split: [n for n in sequence_names(cfg) if n.split("/")[0] in members]
+                                      for split, members in cfg.splits.items()})
     names = sequence_names(cfg)
     todo = [n for n in names if not _done_file(root, n).is_file()]
     jobs = [(str(root), name, cfg, seed) for name in todo]
@@ -428,6 +426,6 @@ def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
     rng = np.random.default_rng([seed, sum(map(ord, name)), 7])
     annotated = jitter_annotations(plan, cfg, rng)
     sequence = to_sequence(name, annotated, subject, cameras, obj.name)
-    arctic.write_sequence(root, sequence, images=images, masks=masks, subject_meta={"ioi_offset": 0, "gender": "neutral"},
-                          jpeg_quality=cfg.jpeg_quality)
+    arctic_writer.write_sequence(root, sequence, images=images, masks=masks,
+                                 subject_meta={"ioi_offset": 0, "gender": "neutral"}, jpeg_quality=cfg.jpeg_quality)
     atomic_write_text(_done_file(root, name), json.dumps({"frames": cfg.frames}) + "\n")
