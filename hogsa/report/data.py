@@ -18,7 +18,8 @@ from hogsa.config import section
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.dataset import DataConfig, DataReportConfig, DatasetIndex, index_dataset
 from hogsa.data.schema import Sequence
-from hogsa.data.synth import generate, timeline
+from hogsa.data.synth import generate
+from hogsa.data.synth_motion import timeline
 from hogsa.geometry import project_points
 from hogsa.hand import MANO_PARENTS, HandConfig, HandModel, hand_models
 from hogsa.io import write_json
