@@ -11,10 +11,10 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from hogsa import safe_pickle
+from hogsa.articulated import ObjectPose
 from hogsa.data import arctic, arctic_objects, arctic_writer
 from hogsa.data.schema import NUM_VIEWS, Camera, Sequence
 from hogsa.hand import HandPose
-from hogsa.articulated import ObjectPose
 
 NAME = "s01/box_grab_01"
 FRAMES = 4

@@ -35,7 +35,7 @@ from hogsa.data import arctic_writer
 from hogsa.data.arctic_objects import write_arctic_template
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import camera_ring
-from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, Sequence
+from hogsa.data.schema import MASK_LABELS, NUM_VIEWS, SIDES, Camera, Sequence
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
 from hogsa.data.synth_motion import Plan, plan_sequence
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
@@ -44,7 +44,8 @@ from hogsa.io import atomic_write_text
 from hogsa.open_hand import build_open_hand
 from hogsa.open_objects import OPEN_OBJECTS, open_object
 
-PART_IDS = {"right": 1, "left": 2, "object": 3, "table": 4}
+# mesh-render part ids: the mask labels of the parts, and the table's (written as background)
+PART_IDS = {part: label for part, label in MASK_LABELS.items() if label} | {"table": 4}
 MARKER = ".hogsa-embedded.json"
 
 

@@ -41,12 +41,22 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from hogsa.articulated import ArticulatedObject
-from hogsa.data.schema import SIDES
 from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.data.schema import SIDES
 from hogsa.hand import HandModel, HandPose
-from hogsa.pom.contact import (CM_PER_M, ObjectOccupancy, SurfaceSamples, contact_map, inside_depth, kd_trees, nearest,
-                               penetration_loss, squared_distances, tree_index, vertex_normals)
+from hogsa.pom.contact import (
+    CM_PER_M,
+    ObjectOccupancy,
+    SurfaceSamples,
+    contact_map,
+    inside_depth,
+    kd_trees,
+    nearest,
+    penetration_loss,
+    squared_distances,
+    tree_index,
+    vertex_normals,
+)
 from hogsa.pom.contactnet import ContactNet, farthest_points, to_object_frame
 from hogsa.pom.grasps import Grasps
 

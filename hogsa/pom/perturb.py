@@ -33,9 +33,8 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from hogsa.articulated import ArticulatedObject
-from hogsa.data.schema import SIDES
 from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.data.schema import SIDES
 from hogsa.geometry import hinge_rotation
 from hogsa.hand import HandModel, HandPose, hand_vertices, rest_wrists
 from hogsa.pom.grasps import Grasps

@@ -30,8 +30,7 @@ from hogsa.metrics.diversity import coverage, grasp_descriptors, mean_pairwise_d
 from hogsa.pom.contactnet import ContactNet, load_contactnet
 from hogsa.pom.generate import GeneratedPoses, PomConfig, generate_poses, read_grasps
 from hogsa.pom.grasps import Grasps, grasp_joints
-from hogsa.pom.plausibility import failure_counts, filter_grasps
-from hogsa.pom.plausibility import summary as plausibility_summary
+from hogsa.pom.plausibility import failure_counts, filter_grasps, plausibility_summary
 from hogsa.report.outputs import StageClock, save_and_close
 from hogsa.report.paths import PomPaths
 
