@@ -111,6 +111,8 @@ class HandPose:
 
 
 class HandOutput(NamedTuple):
+    """A posed hand batch (``HandModel.forward``)."""
+
     vertices: Tensor  # [B, V, 3] metres
     joints: Tensor  # [B, 21, 3] metres, MANO/ARCTIC order
 

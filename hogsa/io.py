@@ -83,6 +83,7 @@ def _replace_directory(new: Path, target: Path) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """``text`` into ``path``, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 

@@ -87,6 +87,8 @@ class EmbeddedConfig:
 
 @dataclass(frozen=True)
 class Subject:
+    """One person of the embedded dataset: an open hand of its own shape and skin."""
+
     name: str
     betas: np.ndarray  # [10]
     tone: SkinTone

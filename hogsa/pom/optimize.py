@@ -82,6 +82,8 @@ class OptimizeConfig:
 
 
 class OptimizationResult(NamedTuple):
+    """What ``optimize_grasps`` returns."""
+
     grasps: Grasps  # the optimised samples (same order as the input)
     terms: dict[str, np.ndarray]  # per term ("contact", "hand_centric", "penetration", "hand_hand"): [iterations]
 

@@ -73,6 +73,7 @@ def top_contact(hand_verts: np.ndarray, object_verts: np.ndarray, top_mask: np.n
 
 
 def random_signs(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """-1.0 or 1.0 with equal odds, of ``shape`` (one uniform draw each)."""
     return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
 
 

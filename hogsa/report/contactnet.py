@@ -38,6 +38,8 @@ from hogsa.report.paths import ContactNetPaths
 
 
 class ContactNetInputs(NamedTuple):
+    """What the contactnet stage reads."""
+
     cfg: ContactNetConfig
     seed: int
     hands: dict[str, HandModel]
@@ -45,6 +47,8 @@ class ContactNetInputs(NamedTuple):
 
 
 class ContactPairs(NamedTuple):
+    """The training and test examples of ContactNet."""
+
     train_grasps: int  # grasp frames of the training split
     test_grasps: int
     train: ContactExamples  # one example per hand of each grasp frame
