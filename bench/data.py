@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(sequence: str = "s01/box_grab_01", repeats: int = 3) -> dict:
     torch.set_num_threads(1)  # the generator runs one process per core
     cfg = section(load_params(ROOT / "params.yaml"), "data", DataConfig).embedded
-    hands, rig, right_template = synth._assets()
+    hands, rig, right_template = synth.open_hand_assets()
     start = time.perf_counter()
     plan, subject, obj = synth.plan_for(sequence, cfg, seed=0)
     plan_seconds = time.perf_counter() - start
     cameras = synth.rig_cameras(cfg, 0)
-    renderer = synth.SequenceRenderer(cfg, hands, subject, obj, rig, right_template)
+    renderer = synth.SequenceRenderer(cfg, hands, subject.tone, obj, rig, right_template)
     per_view = []
     for frame in list(range(cfg.frames))[:: max(cfg.frames // repeats, 1)][:repeats]:
         layers = renderer.layers(plan, frame)

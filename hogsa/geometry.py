@@ -1,16 +1,13 @@
 """Rotations, rigid transforms and pinhole projection.
 
 Conventions (once for the package): metres and radians; axis-angle vectors are [..., 3] with the angle
-as their norm; rotation matrices act on column vectors (x' = R x); the 6D representation is the first
-two COLUMNS of R (Zhou et al. 2019, as ARCTIC's and SPIN's ``rot6d_to_rotmat``), stored as
-[c1x, c2x, c1y, c2y, c1z, c2z]; ``world2cam`` is a 4×4 OpenCV extrinsic (x right, y down, z forward);
-K is 3×3 with pixel centres at integer + 0.5, as gsplat.
+as their norm; rotation matrices act on column vectors (x' = R x); ``world2cam`` is a 4×4 OpenCV
+extrinsic (x right, y down, z forward); K is 3×3 with pixel centres at integer + 0.5, as gsplat.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from kornia.geometry.conversions import axis_angle_to_rotation_matrix as _aa_to_mat
 from kornia.geometry.conversions import rotation_matrix_to_axis_angle as _mat_to_aa
 from torch import Tensor
@@ -38,21 +35,6 @@ def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
     """[..., 3, 3] rotation matrices → [..., 3] axis-angle with angle in [0, π]."""
     shape = matrix.shape[:-2]
     return _mat_to_aa(matrix.reshape(-1, 3, 3)).reshape(*shape, 3)
-
-
-def rotation_6d_to_matrix(d6: Tensor) -> Tensor:
-    """[..., 6] first two columns (interleaved, see module doc) → [..., 3, 3] by Gram–Schmidt."""
-    cols = d6.reshape(*d6.shape[:-1], 3, 2)
-    a1, a2 = cols[..., 0], cols[..., 1]
-    b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    b3 = torch.cross(b1, b2, dim=-1)
-    return torch.stack([b1, b2, b3], dim=-1)
-
-
-def matrix_to_rotation_6d(matrix: Tensor) -> Tensor:
-    """[..., 3, 3] → [..., 6] first two columns, interleaved per row (inverse of the above)."""
-    return matrix[..., :, :2].reshape(*matrix.shape[:-2], 6)
 
 
 def rigid_matrix(rotation: Tensor, translation: Tensor) -> Tensor:

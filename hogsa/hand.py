@@ -35,11 +35,6 @@ Side = Literal["right", "left"]
 
 MANO_TIP_IDS = (744, 320, 443, 554, 671)  # thumb, index, middle, ring, pinky (ARCTIC's convention)
 MANO_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
-JOINT_NAMES = (
-    "wrist", "index1", "index2", "index3", "middle1", "middle2", "middle3", "pinky1", "pinky2",
-    "pinky3", "ring1", "ring2", "ring3", "thumb1", "thumb2", "thumb3",
-    "thumb_tip", "index_tip", "middle_tip", "ring_tip", "pinky_tip",
-)
 MANO_DOWNLOAD_HINT = (
     "MANO is a licensed download (https://mano.is.tue.mpg.de, 'Models & Code'); put MANO_RIGHT.pkl "
     "and MANO_LEFT.pkl from its models/ folder in one directory and set hand.model_dir in params.yaml "
@@ -116,6 +111,8 @@ class HandPose:
 
 
 class HandOutput(NamedTuple):
+    """A posed hand batch (``HandModel.forward``)."""
+
     vertices: Tensor  # [B, V, 3] metres
     joints: Tensor  # [B, 21, 3] metres, MANO/ARCTIC order
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # save_image's suffixes → Pillow formats
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -81,12 +82,8 @@ def _replace_directory(new: Path, target: Path) -> None:
     shutil.rmtree(retired)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """``text`` into ``path``, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
@@ -96,19 +93,27 @@ def write_json(path: str | Path, value: object) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def save_figure(figure, path: str | Path, **kwargs) -> None:
-    """A matplotlib figure as PNG, with no timestamp or software metadata (same figure, same bytes)."""
+def save_figure(figure, path: str | Path, dpi: float | None = None) -> None:
+    """A matplotlib figure as PNG at ``dpi`` (None: matplotlib's ``savefig.dpi``), with no timestamp or
+    software metadata (same figure, same bytes)."""
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", metadata={"Software": None}, **kwargs)
+        figure.savefig(tmp, format="png", metadata={"Software": None}, dpi=dpi)
 
 
-def save_image(path: str | Path, image, **kwargs) -> None:
-    """A uint8 [H,W] or [H,W,3] array through Pillow, in the format of ``path``'s suffix."""
+def save_image(path: str | Path, image, jpeg_quality: int | None = None) -> None:
+    """A uint8 [H,W] or [H,W,3] array through Pillow, as PNG or JPEG by ``path``'s suffix; a JPEG at
+    ``jpeg_quality`` (None: Pillow's default, 75), which a PNG does not take."""
     from PIL import Image
 
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}[Path(path).suffix.lower()]
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(f"{path}: no image format for suffix {suffix!r}; expected one of {list(IMAGE_FORMATS)}")
+    fmt = IMAGE_FORMATS[suffix]
+    if fmt != "JPEG" and jpeg_quality is not None:
+        raise ValueError(f"{path}: jpeg_quality={jpeg_quality} given for a {fmt} image; expected None")
+    options = {} if jpeg_quality is None else {"quality": jpeg_quality}
     with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format=fmt, **kwargs)
+        Image.fromarray(image).save(tmp, format=fmt, **options)
 
 
 def save_safetensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> None:

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from dvclive import Live
+from safetensors import safe_open
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -47,7 +47,7 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def deterministic_algorithms():
+def deterministic_algorithms() -> Iterator[None]:
     """``torch.use_deterministic_algorithms`` inside (warning only where an op has no deterministic
     version), the previous setting after; usable as a decorator. On CPU, the backward of indexing
     vertices by faces (``index_put_`` with accumulation) otherwise sums in parallel in a varying order,
@@ -95,6 +95,7 @@ def save_checkpoint(path: str | Path, params: dict[str, nn.Parameter], optimizer
 
 
 def checkpoint_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of the checkpoint at ``path`` (identity and state), without loading its tensors."""
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata())
 

@@ -1,4 +1,4 @@
-"""hogsa.data.arctic: the ARCTIC layout, read from hand-made files and written then read back."""
+"""hogsa.data.arctic and arctic_writer: the ARCTIC layout, read from hand-made files and written then read back."""
 
 import json
 import os
@@ -11,10 +11,10 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from hogsa import safe_pickle
-from hogsa.data import arctic, arctic_objects
+from hogsa.articulated import ObjectPose
+from hogsa.data import arctic, arctic_objects, arctic_writer
 from hogsa.data.schema import NUM_VIEWS, Camera, Sequence
 from hogsa.hand import HandPose
-from hogsa.articulated import ObjectPose
 
 NAME = "s01/box_grab_01"
 FRAMES = 4
@@ -83,8 +83,8 @@ def test_write_read_round_trip_with_hands_mean_images_masks_and_ioi_offset(tmp_p
     seq = random_sequence(rng)
     hands_mean = {"right": rng.normal(size=45), "left": rng.normal(size=45)}
     images = {(view, frame): image_of(view, frame) for view in seq.views for frame in range(FRAMES)}
-    arctic.write_sequence(tmp_path, seq, images=images, masks=mask_of, subject_meta={"ioi_offset": 2},
-                          hands_mean=hands_mean)
+    arctic_writer.write_sequence(tmp_path, seq, images=images, masks=mask_of, subject_meta={"ioi_offset": 2},
+                                 hands_mean=hands_mean)
 
     read = arctic.read_sequence(tmp_path, NAME, hands_mean=hands_mean)
     assert_same_sequence(read, seq)
@@ -111,7 +111,7 @@ def test_reading_without_hands_mean_gives_the_stored_relative_pose(tmp_path):
     rng = np.random.default_rng(1)
     seq = random_sequence(rng, ego=False)
     hands_mean = {"right": np.full(45, 0.1), "left": np.full(45, -0.2)}
-    arctic.write_sequence(tmp_path, seq, hands_mean=hands_mean)
+    arctic_writer.write_sequence(tmp_path, seq, hands_mean=hands_mean)
     read = arctic.read_sequence(tmp_path, NAME)
     np.testing.assert_allclose(read.hands["right"].hand_pose, seq.hands["right"].hand_pose - 0.1, atol=1e-12)
     assert read.cameras[0] is None and read.ego_world2cam is None
@@ -185,13 +185,13 @@ def test_egocentric_camera_is_per_frame(tmp_path):
 def test_splits_round_trip_and_unknown_split(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"protocol_p1\.json: not found; it should hold the split lists"):
         arctic.list_sequences(tmp_path, "train")
-    arctic.write_splits(tmp_path, {"train": [NAME, "s02/laptop_use_03"], "val": [], "test": ["s03/box_use_01"]})
+    arctic_writer.write_splits(tmp_path, {"train": [NAME, "s02/laptop_use_03"], "val": [], "test": ["s03/box_use_01"]})
     assert arctic.list_sequences(tmp_path, "train") == [NAME, "s02/laptop_use_03"]
     assert arctic.list_sequences(tmp_path, "test") == ["s03/box_use_01"]
     with pytest.raises(ValueError, match=r"unknown split 'tran'; valid splits are \['test', 'train', 'val'\]"):
         arctic.list_sequences(tmp_path, "tran")
     with pytest.raises(ValueError, match="not of the form"):
-        arctic.write_splits(tmp_path, {"train": ["box_grab_01"]})
+        arctic_writer.write_splits(tmp_path, {"train": ["box_grab_01"]})
 
 
 def test_missing_files_name_the_path(tmp_path):
@@ -269,9 +269,9 @@ def test_misc_json_merges_subjects_and_refuses_conflicting_cameras(tmp_path):
     fixture = write_arctic_fixture(tmp_path)  # subject s01 in misc.json already
     other = random_sequence(rng, views=(1, 2))
     other = replace(other, name="s02/box_use_01", subject="s02", gender=None)
-    arctic.write_sequence(tmp_path, other, subject_meta={"ioi_offset": 1, "gender": "male"})
+    arctic_writer.write_sequence(tmp_path, other, subject_meta={"ioi_offset": 1, "gender": "male"})
     second = replace(other, name="s02/box_use_02", cameras=other.cameras[:2] + [None] * 7)
-    arctic.write_sequence(tmp_path, second, subject_meta={"ioi_offset": 1})  # fewer views: merged, not dropped
+    arctic_writer.write_sequence(tmp_path, second, subject_meta={"ioi_offset": 1})  # fewer views: merged, not dropped
     misc = json.loads((tmp_path / "meta/misc.json").read_text())
     assert misc["s01"] == fixture["misc"]["s01"]  # exact: read and rewritten untouched (JSON floats round-trip)
     assert misc["s02"]["ioi_offset"] == 1 and misc["s02"]["gender"] == "male"
@@ -279,9 +279,9 @@ def test_misc_json_merges_subjects_and_refuses_conflicting_cameras(tmp_path):
     moved = list(other.cameras)
     moved[2] = Camera(K=moved[2].K, world2cam=np.eye(4), width=W, height=H)
     with pytest.raises(ValueError, match=r"misc\.json \[s02\]: field 'world2cam\[1\]' differs .* shared by all"):
-        arctic.write_sequence(tmp_path, replace(other, cameras=moved), subject_meta={"ioi_offset": 1})
+        arctic_writer.write_sequence(tmp_path, replace(other, cameras=moved), subject_meta={"ioi_offset": 1})
     with pytest.raises(ValueError, match=r"misc\.json \[s02\]: field 'ioi_offset' is 1, this sequence gives 0"):
-        arctic.write_sequence(tmp_path, other)
+        arctic_writer.write_sequence(tmp_path, other)
 
 
 def test_writer_refuses_invalid_frames_and_bad_images(tmp_path):
@@ -289,17 +289,18 @@ def test_writer_refuses_invalid_frames_and_bad_images(tmp_path):
     seq = random_sequence(rng, ego=False)
     invalid = {"right": np.ones(FRAMES, bool), "left": np.array([True, False, True, True])}
     with pytest.raises(ValueError, match=r"field 'hand_valid\.left' has invalid frames"):
-        arctic.write_sequence(tmp_path, replace(seq, hand_valid=invalid))
+        arctic_writer.write_sequence(tmp_path, replace(seq, hand_valid=invalid))
     betas = seq.hands["right"].betas.copy()
     betas[2, 4] += 1e-9
+    changed = replace(seq.hands["right"], betas=betas)
     with pytest.raises(ValueError, match=r"field 'hands\.right\.betas' differs between frame 0 and frame 2; .* one shape"):
-        arctic.write_sequence(tmp_path, replace(seq, hands={**seq.hands, "right": replace(seq.hands["right"], betas=betas)}))
+        arctic_writer.write_sequence(tmp_path, replace(seq, hands={**seq.hands, "right": changed}))
     with pytest.raises(ValueError, match=r"00000\.jpg: image of sequence s01/box_grab_01 view 1 must be uint8 \[12, 16, 3\]"):
-        arctic.write_sequence(tmp_path, seq, images={(1, 0): np.zeros((H, W), np.uint8)})
+        arctic_writer.write_sequence(tmp_path, seq, images={(1, 0): np.zeros((H, W), np.uint8)})
     with pytest.raises(ValueError, match=r"00000\.png: mask labels must be in"):
-        arctic.write_sequence(tmp_path, seq, masks={(1, 0): np.full((H, W), 7, np.uint8)})
+        arctic_writer.write_sequence(tmp_path, seq, masks={(1, 0): np.full((H, W), 7, np.uint8)})
     with pytest.raises(ValueError, match=r"view 2 is absent"):
-        arctic.write_sequence(tmp_path, seq, images={(2, 0): image_of(2, 0)})
+        arctic_writer.write_sequence(tmp_path, seq, images={(2, 0): image_of(2, 0)})
 
 
 def test_read_object_template_reads_the_meta_folder_in_metres(tmp_path):

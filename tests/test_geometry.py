@@ -6,8 +6,13 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from hogsa.geometry import (
-    axis_angle_to_matrix, hinge_rotation, invert_rigid, matrix_to_axis_angle, matrix_to_rotation_6d, project_points,
-    rigid_matrix, rotation_6d_to_matrix, transform_points,
+    axis_angle_to_matrix,
+    hinge_rotation,
+    invert_rigid,
+    matrix_to_axis_angle,
+    project_points,
+    rigid_matrix,
+    transform_points,
 )
 
 
@@ -41,16 +46,6 @@ def test_hinge_rotation_is_rz_of_minus_theta():
     # by hand: a quarter turn about -z takes x to -y and y to x
     np.testing.assert_allclose(H[1, 0].numpy() @ [1.0, 0.0, 0.0], [0.0, -1.0, 0.0], atol=1e-15)
     np.testing.assert_allclose(H[1, 0].numpy() @ [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], atol=1e-15)
-
-
-def test_rotation_6d_round_trip_and_gram_schmidt():
-    R = torch.as_tensor(Rotation.random(16, random_state=0).as_matrix())
-    np.testing.assert_allclose(rotation_6d_to_matrix(matrix_to_rotation_6d(R)).numpy(), R.numpy(), atol=1e-12)
-    # the 6D vector holds the first two columns; a scaled, skewed version maps back to the same rotation
-    cols = R[..., :, :2].clone()
-    cols[..., 0] *= 3.0
-    cols[..., 1] += 0.5 * cols[..., 0]
-    np.testing.assert_allclose(rotation_6d_to_matrix(cols.reshape(16, 6)).numpy(), R.numpy(), atol=1e-12)
 
 
 def test_rigid_transform_inverse_and_application():

@@ -1,14 +1,17 @@
-"""Atomic writes leave no partial file, and safetensors files are byte-stable."""
+"""Atomic writes leave no partial file, images take their format from the suffix, and safetensors files
+are byte-stable."""
 
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 
-from hogsa.io import atomic_directory, atomic_path, save_safetensors, write_json
+from hogsa.io import atomic_directory, atomic_path, save_image, save_safetensors, write_json
 
 
 def test_a_failed_write_keeps_the_old_content_and_leaves_no_temporary(tmp_path):
@@ -44,6 +47,24 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
         (staging / "b.txt").write_text("second")
     assert [p.name for p in target.iterdir()] == ["b.txt"]  # the old content is gone, not merged
     assert [p.name for p in tmp_path.iterdir()] == ["template"]  # no staging or retired folder left
+
+
+def test_images_are_saved_in_the_format_of_their_suffix(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    save_image(tmp_path / "a.png", image)
+    with Image.open(tmp_path / "a.png") as png:
+        assert png.format == "PNG" and np.array_equal(np.asarray(png), image)  # lossless
+    save_image(tmp_path / "low.jpg", image, jpeg_quality=10)
+    save_image(tmp_path / "high.JPEG", image, jpeg_quality=95)
+    with Image.open(tmp_path / "low.jpg") as low, Image.open(tmp_path / "high.JPEG") as high:
+        assert low.format == high.format == "JPEG"
+        low_error = np.abs(np.asarray(low, dtype=float) - image).mean()
+        assert np.abs(np.asarray(high, dtype=float) - image).mean() < low_error  # the quality is used
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "high.JPEG", "low.jpg"]
+    with pytest.raises(ValueError, match=r"b\.bmp: no image format for suffix '\.bmp'"):
+        save_image(tmp_path / "b.bmp", image)
+    with pytest.raises(ValueError, match=r"c\.png: jpeg_quality=90 given for a PNG image"):
+        save_image(tmp_path / "c.png", image, jpeg_quality=90)
 
 
 def _save_in_new_process(path, metadata):

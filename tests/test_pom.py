@@ -7,14 +7,22 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from hogsa.data.contact import ObjectDistance
 from hogsa.articulated import ObjectPose
+from hogsa.data.contact import ObjectDistance
 from hogsa.hand import HandConfig, HandPose, hand_models, hand_vertices, rest_wrists
 from hogsa.metrics.diversity import coverage, grasp_descriptors, mean_pairwise_distance, pose_distances
 from hogsa.open_objects import open_object
 from hogsa.pom.contact import ObjectOccupancy
-from hogsa.pom.contactnet import (ContactNetConfig, ContactNetReportConfig, contact_examples, farthest_points,
-                                  load_contactnet, object_surfaces, save_contactnet, train_contactnet)
+from hogsa.pom.contactnet import (
+    ContactNetConfig,
+    ContactNetReportConfig,
+    contact_examples,
+    farthest_points,
+    load_contactnet,
+    object_surfaces,
+    save_contactnet,
+    train_contactnet,
+)
 from hogsa.pom.grasps import Grasps, grasp_joints, repeated
 from hogsa.pom.optimize import OptimizeConfig, contact_prior, optimize_grasps
 from hogsa.pom.perturb import PerturbConfig, perturb

@@ -7,11 +7,21 @@ import pytest
 import torch
 import trimesh
 
-from hogsa.articulated import ArticulatedObject
-from hogsa.data.contact import ObjectDistance
+from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.data.contact import ObjectDistance, Solid
 from hogsa.open_objects import open_object
-from hogsa.pom.contact import (ObjectOccupancy, Solid, SurfaceSamples, contact_map, hand_object_contact, inside_depth,
-                               intersection_volume, nearest, object_contact_map, penetration_loss, vertex_normals)
+from hogsa.pom.contact import (
+    ObjectOccupancy,
+    SurfaceSamples,
+    contact_map,
+    hand_object_contact,
+    inside_depth,
+    intersection_volume,
+    nearest,
+    object_contact_map,
+    penetration_loss,
+    vertex_normals,
+)
 
 SIDE = 0.1  # m: the test cube
 
@@ -104,6 +114,19 @@ def test_hand_object_contact_of_a_cube_hand_pushed_1cm_into_a_cube():
     assert result.object_depth == pytest.approx(0.01, abs=5e-4)  # the face centre is 1 cm inside the hand
     assert result.volume == pytest.approx(0.02 * 0.02 * 0.01, rel=1e-6)
     assert result.gap == pytest.approx(-0.01, abs=1e-3)
+
+
+def test_closest_distance_per_frame_uses_that_frames_object_pose():
+    distance = ObjectDistance(cube_object())
+    pose = ObjectPose(np.zeros(3), np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, np.pi / 4]]),
+                      np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    far = [0.5, 0.0, 0.0]
+    vertices = np.array([[[0.06, 0.0, 0.0], far],  # 1 cm off the +x face
+                         [[0.12, 0.0, 0.0], far],  # 3 cm inside the cube moved 10 cm along x
+                         [[0.0, 0.0, 0.06], far]])  # 1 cm above the top, whatever the turn about z
+    closest = distance.closest(vertices, pose)
+    assert closest.shape == (3,)
+    assert closest == pytest.approx([0.01, -0.03, 0.01], abs=1e-3)
 
 
 def test_object_occupancy_agrees_with_the_exact_inside_test_of_an_opened_box():

@@ -53,7 +53,7 @@ def test_smoke_set_generates_and_reads_back_quickly(dataset):
 
 def test_annotated_joints_fall_on_the_hand_masks(dataset):
     _, sequences, _ = dataset
-    hands = synth._assets()[0]
+    hands = synth.open_hand_assets()[0]
     hits = visible = 0
     for seq in sequences.values():
         for frame in range(seq.frames):
@@ -89,7 +89,7 @@ def test_projected_object_vertices_fall_on_the_object_mask(dataset):
 @pytest.mark.parametrize("name", ["s01/box_grab_01", "s02/laptop_use_01", "s01/book_use_01", "s02/bottle_use_01"])
 def test_grasp_frames_touch_without_penetrating(name):
     cfg = dataclasses.replace(SMOKE, objects=["box", "laptop", "book", "bottle"], actions=["grab", "use"], frames=8)
-    hands = synth._assets()[0]
+    hands = synth.open_hand_assets()[0]
     plan, subject, obj = synth.plan_for(name, cfg, seed=0)
     distance = ObjectDistance(obj)
     pose = plan.object_pose

@@ -1,4 +1,5 @@
-"""Read and write the ARCTIC on-disk layout (real ARCTIC and hogsa's embedded dataset share it).
+"""Read the ARCTIC on-disk layout (real ARCTIC and hogsa's embedded dataset share it; ``arctic_writer``
+writes it).
 
 Layout under ``root`` (see REFERENCES §4)::
 
@@ -25,40 +26,33 @@ invalid frames rather than drop them silently.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
-from PIL import Image
 
 from hogsa import safe_pickle
+from hogsa.articulated import ObjectPose
 from hogsa.data.schema import (
     EGO_VIEW,
-    MASK_LABELS,
     NUM_BETAS,
     NUM_HAND_POSE,
     NUM_VIEWS,
     SIDES,
     Camera,
     K_from_dataset,
-    K_to_dataset,
     Sequence,
     check_rigid,
     checked_array,
 )
 from hogsa.hand import HandPose
-from hogsa.io import atomic_path
-from hogsa.articulated import ObjectPose
 
 SPLITS_FILE = "splits_json/protocol_p1.json"
 MISC_FILE = "meta/misc.json"
 MM_PER_M = 1000.0
 _NAME = re.compile(r"^(?P<subject>[^/]+)/(?P<object>[^/]+)_(?P<action>[^_/]+)_(?P<index>\d+)$")
-
-ImageSource = Mapping[tuple[int, int], np.ndarray] | Callable[[int, int], np.ndarray]
 
 
 def parse_name(name: str) -> tuple[str, str, str]:
@@ -72,7 +66,7 @@ def parse_name(name: str) -> tuple[str, str, str]:
 def list_sequences(root: str | Path, split: str) -> list[str]:
     """Sequence names ("sXX/<seq>") of ``split`` in ``root/splits_json/protocol_p1.json``, each checked."""
     path = Path(root) / SPLITS_FILE
-    splits = _read_json(path, 'the split lists {"train": ["sXX/<seq>", ...], "val": [...], "test": [...]}')
+    splits = read_json(path, 'the split lists {"train": ["sXX/<seq>", ...], "val": [...], "test": [...]}')
     if split not in splits:
         raise ValueError(f"{path}: unknown split {split!r}; valid splits are {sorted(splits)}")
     names = splits[split]
@@ -82,17 +76,6 @@ def list_sequences(root: str | Path, split: str) -> list[str]:
         if not isinstance(name, str) or _NAME.match(name) is None:
             raise ValueError(f"{path}: field '{split}[{index}]' is {name!r}, expected 'sXX/<object>_<action>_NN'")
     return list(names)
-
-
-def write_splits(root: str | Path, splits: Mapping[str, list[str]]) -> Path:
-    """Write ``splits`` ({split: ["sXX/<seq>", ...]}) to ``root/splits_json/protocol_p1.json``."""
-    for split, names in splits.items():
-        for name in names:
-            parse_name(name)
-    path = Path(root) / SPLITS_FILE
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({split: list(names) for split, names in splits.items()}, indent=1))
-    return path
 
 
 def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarray] | None = None) -> Sequence:
@@ -107,7 +90,7 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
     root = Path(root)
     subject, seq, object_name = parse_name(name)
     raw = root / "raw_seqs" / subject
-    hands = _read_mano(raw / f"{seq}.mano.npy", _hands_mean(hands_mean))
+    hands = _read_mano(raw / f"{seq}.mano.npy", hands_mean_or_zeros(hands_mean))
     obj_file = raw / f"{seq}.object.npy"
     obj = _read_object_poses(obj_file)
     frames = obj.shape[0]
@@ -117,7 +100,7 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
                              f"{frames}; expected the same frames in both")
 
     misc_path = root / MISC_FILE
-    meta = _subject_entry(misc_path, subject)
+    meta = read_subject_entry(misc_path, subject)
     cameras = _allocentric_cameras(meta, misc_path, subject)
     ego_world2cam = None
     ego_file = raw / f"{seq}.egocam.dist.npy"
@@ -148,53 +131,11 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
     )
 
 
-def write_sequence(
-    root: str | Path,
-    seq: Sequence,
-    images: ImageSource | None = None,
-    masks: ImageSource | None = None,
-    subject_meta: Mapping[str, Any] | None = None,
-    hands_mean: Mapping[str, np.ndarray] | None = None,
-    jpeg_quality: int = 95,
-) -> None:
-    """Write ``seq`` in the ARCTIC layout under ``root``, each file atomically (temporary name, rename).
-
-    ``images`` / ``masks``: {(view, frame): array} (exactly those are written) or a callable
-    (view, frame) → array (called for every present view and frame); images uint8 [H,W,3] → JPEG of
-    ``jpeg_quality``, masks uint8 [H,W] with labels 0-3 → PNG, both named frame + ioi_offset.
-    ``subject_meta``: the subject's ``ioi_offset`` (default 0) and ``gender`` (default ``seq.gender``);
-    the misc.json entry's cameras come from ``seq.cameras``. The entry is merged into an existing
-    misc.json under a file lock; a subject's cameras are shared by all its sequences, so a conflicting
-    value raises ValueError. ``hands_mean`` as for ``read_sequence``: pose is stored as absolute −
-    hands_mean, so reading with the same ``hands_mean`` gives ``seq`` back. Each hand's betas must be
-    the same on every frame (the layout stores one shape per hand), else ValueError.
-    """
-    root = Path(root)
-    subject, name, _ = parse_name(seq.name)
-    mano = _mano_dict(seq, _hands_mean(hands_mean))
-    meta = _merge_subject_entry(root / MISC_FILE, subject, _new_subject_entry(seq, subject_meta or {}))
-    raw = root / "raw_seqs" / subject
-    _save_npy(raw / f"{name}.mano.npy", mano, allow_pickle=True)
-    object_pose = seq.object_pose
-    obj = np.concatenate([object_pose.articulation[:, None], object_pose.rot, object_pose.transl * MM_PER_M], axis=1)
-    _save_npy(raw / f"{name}.object.npy", obj, allow_pickle=False)
-    if seq.cameras[EGO_VIEW] is not None:
-        _save_npy(raw / f"{name}.egocam.dist.npy", _ego_dict(seq), allow_pickle=True)
-    else:  # a sequence rewritten without its egocentric view must not keep the old one
-        (raw / f"{name}.egocam.dist.npy").unlink(missing_ok=True)
-    offset = meta["ioi_offset"]
-    for (view, frame), image in _items(images, seq):
-        _write_picture(root / "images" / subject / name / str(view) / f"{frame + offset:05d}.jpg",
-                       image, seq, view, mask=False, quality=jpeg_quality)
-    for (view, frame), mask in _items(masks, seq):
-        _write_picture(root / "masks" / subject / name / str(view) / f"{frame + offset:05d}.png",
-                       mask, seq, view, mask=True, quality=jpeg_quality)
-
-
 # ----------------------------------------------------------------------------------------------------
-# Reading helpers
+# Reading helpers (the first three serve the writer too)
 # ----------------------------------------------------------------------------------------------------
-def _read_json(path: Path, contents: str) -> Any:
+def read_json(path: Path, contents: str) -> Any:
+    """The JSON value in ``path``; FileNotFoundError or ValueError naming the file and its ``contents``."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; it should hold {contents}")
     try:
@@ -203,7 +144,7 @@ def _read_json(path: Path, contents: str) -> Any:
         raise ValueError(f"{path}: not valid JSON ({err}); it should hold {contents}") from err
 
 
-def _hands_mean(hands_mean: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+def hands_mean_or_zeros(hands_mean: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
     """{side: [45]} float64, zeros when None."""
     if hands_mean is None:
         return {side: np.zeros(NUM_HAND_POSE) for side in SIDES}
@@ -268,9 +209,9 @@ def _read_object_poses(path: Path) -> np.ndarray:
     return checked_array(array, (None, 7), str(path), "object pose")
 
 
-def _subject_entry(path: Path, subject: str) -> dict[str, Any]:
+def read_subject_entry(path: Path, subject: str) -> dict[str, Any]:
     """The validated misc.json entry of ``subject`` (arrays as numpy)."""
-    misc = _read_json(path, "per-subject cameras: world2cam, intris_mat, image_size, ioi_offset, gender")
+    misc = read_json(path, "per-subject cameras: world2cam, intris_mat, image_size, ioi_offset, gender")
     if subject not in misc:
         raise ValueError(f"{path}: no entry for subject {subject!r}; subjects present: {sorted(misc)}")
     entry = misc[subject]
@@ -324,134 +265,3 @@ def _read_ego(path: Path, frames: int, size: np.ndarray, misc_path: Path) -> tup
     if width == 0 or height == 0:
         raise ValueError(f"{misc_path}: field 'image_size[0]' is [0, 0] but {path} gives an egocentric camera")
     return Camera(K=K_from_dataset(K), world2cam=world2cam[0], width=width, height=height, dist=dist), world2cam
-
-
-# ----------------------------------------------------------------------------------------------------
-# Writing helpers
-# ----------------------------------------------------------------------------------------------------
-def _save_npy(path: Path, value: Any, allow_pickle: bool) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, value, allow_pickle=allow_pickle)
-
-
-def _mano_dict(seq: Sequence, hands_mean: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """ARCTIC's {right, left} MANO dict: pose relative to ``hands_mean``, one shape (10,) per hand."""
-    mano = {}
-    for side in SIDES:
-        pose = seq.hands[side]
-        if not seq.hand_valid[side].all():
-            raise ValueError(f"sequence {seq.name}: field 'hand_valid.{side}' has invalid frames; "
-                             "the ARCTIC layout cannot store per-hand validity")
-        differs = (pose.betas != pose.betas[0]).any(axis=1)
-        if differs.any():
-            raise ValueError(f"sequence {seq.name}: field 'hands.{side}.betas' differs between frame 0 and frame "
-                             f"{int(np.argmax(differs))}; the ARCTIC layout stores one shape per hand, expected equal rows")
-        mano[side] = {"rot": pose.global_orient, "pose": pose.hand_pose - hands_mean[side], "trans": pose.transl,
-                      "shape": pose.betas[0]}
-    return mano
-
-
-def _ego_dict(seq: Sequence) -> dict[str, np.ndarray]:
-    camera = seq.cameras[EGO_VIEW]
-    return {
-        "R_k_cam_np": seq.ego_world2cam[:, :3, :3],
-        "T_k_cam_np": seq.ego_world2cam[:, :3, 3:],
-        "intrinsics": K_to_dataset(camera.K),
-        "dist8": np.zeros(8) if camera.dist is None else camera.dist,
-    }
-
-
-def _new_subject_entry(seq: Sequence, subject_meta: Mapping[str, Any]) -> dict[str, Any]:
-    """misc.json entry of ``seq``'s subject from its cameras; absent views get size [0, 0]."""
-    unknown = sorted(set(subject_meta) - {"ioi_offset", "gender"})
-    if unknown:
-        raise ValueError(f"subject_meta: unknown keys {unknown}; expected 'ioi_offset' and/or 'gender'")
-    offset = subject_meta.get("ioi_offset", 0)
-    if not isinstance(offset, (int, np.integer)) or offset < 0:
-        raise ValueError(f"subject_meta: 'ioi_offset' must be a non-negative integer, got {offset!r}")
-    world2cam = np.tile(np.eye(4), (NUM_VIEWS - 1, 1, 1))
-    intris = np.zeros((NUM_VIEWS - 1, 3, 3))
-    sizes = np.zeros((NUM_VIEWS, 2), dtype=int)
-    for view, camera in enumerate(seq.cameras):
-        if camera is None:
-            continue
-        sizes[view] = camera.width, camera.height
-        if view != EGO_VIEW:
-            world2cam[view - 1], intris[view - 1] = camera.world2cam, K_to_dataset(camera.K)
-    entry = {"world2cam": world2cam, "intris_mat": intris, "image_size": sizes, "ioi_offset": int(offset)}
-    gender = subject_meta.get("gender", seq.gender)
-    if gender is not None:
-        entry["gender"] = gender
-    return entry
-
-
-def _merge_subject_entry(path: Path, subject: str, new: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``new`` into ``subject``'s entry of misc.json (read-modify-replace under a lock); return it.
-
-    Views present in both entries must agree; a view present in one only is taken from it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        misc = _read_json(path, "per-subject cameras") if path.is_file() else {}
-        merged = dict(new)
-        if subject in misc:
-            merged = _merge_entries(_subject_entry(path, subject), new, f"{path} [{subject}]")
-            merged = {**misc[subject], **merged}  # keep fields hogsa does not use
-        misc[subject] = {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in merged.items()}
-        with atomic_path(path) as tmp:  # subjects in name order: the same file whichever wrote first
-            tmp.write_text(json.dumps(dict(sorted(misc.items()))))
-    return merged
-
-
-def _merge_entries(old: dict[str, Any], new: dict[str, Any], where: str) -> dict[str, Any]:
-    merged = {key: np.array(new[key]) for key in ("world2cam", "intris_mat", "image_size")}
-    for view in range(NUM_VIEWS):
-        in_old, in_new = old["image_size"][view].any(), new["image_size"][view].any()
-        fields = [("image_size", view)] + ([] if view == EGO_VIEW else [("world2cam", view - 1), ("intris_mat", view - 1)])
-        for field, index in fields:
-            if in_old and in_new and not np.allclose(old[field][index], new[field][index], rtol=1e-9, atol=1e-9):
-                raise ValueError(f"{where}: field '{field}[{index}]' differs from this sequence's camera; "
-                                 "a subject's cameras are shared by all its sequences")
-            if in_old and not in_new:
-                merged[field][index] = old[field][index]
-    for field in ("ioi_offset", "gender"):
-        if old.get(field) is not None and new.get(field) is not None and old[field] != new[field]:
-            raise ValueError(f"{where}: field '{field}' is {old[field]!r}, this sequence gives {new[field]!r}")
-        value = new.get(field) if new.get(field) is not None else old.get(field)
-        if value is not None:
-            merged[field] = value
-    return merged
-
-
-def _items(source: ImageSource | None, seq: Sequence) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
-    """((view, frame), array) pairs of a mapping, or of a callable over every present view and frame."""
-    if source is None:
-        return
-    if isinstance(source, Mapping):
-        for (view, frame), array in source.items():
-            seq.camera(view, frame)  # raises for an absent view or a frame out of range
-            yield (view, frame), array
-    elif callable(source):
-        for view in seq.views:
-            for frame in range(seq.frames):
-                yield (view, frame), source(view, frame)
-    else:
-        raise TypeError(f"images/masks must be a mapping or a callable (view, frame) -> array, got {type(source).__name__}")
-
-
-def _write_picture(path: Path, array: np.ndarray, seq: Sequence, view: int, mask: bool, quality: int) -> None:
-    """Check ``array`` against view's camera size and write it (JPEG image or PNG mask)."""
-    camera = seq.cameras[view]
-    shape = (camera.height, camera.width) if mask else (camera.height, camera.width, 3)
-    array = np.asarray(array)
-    if array.dtype != np.uint8 or array.shape != shape:
-        raise ValueError(f"{path}: {'mask' if mask else 'image'} of sequence {seq.name} view {view} must be "
-                         f"uint8 {list(shape)}, got {array.dtype} {list(array.shape)}")
-    if mask and array.max(initial=0) > max(MASK_LABELS.values()):
-        raise ValueError(f"{path}: mask labels must be in {MASK_LABELS}, found {int(array.max())}")
-    with atomic_path(path) as tmp:
-        if mask:
-            Image.fromarray(array).save(tmp, format="PNG")
-        else:
-            Image.fromarray(array).save(tmp, format="JPEG", quality=quality)

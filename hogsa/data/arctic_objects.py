@@ -25,9 +25,9 @@ from PIL import Image
 
 from hogsa.articulated import ArticulatedObject, max_pairwise_distance
 from hogsa.data.arctic import MM_PER_M
-from hogsa.io import atomic_directory
+from hogsa.io import atomic_directory, save_image
 
-_GREY = (128, 128, 128)
+GREY_TEXTURE = np.full((1, 1, 3), 128, dtype=np.uint8)  # [1,1,3]: a template without a texture image
 
 
 class _ObjData(NamedTuple):
@@ -104,20 +104,19 @@ def _parse_obj(path: Path) -> _ObjData:
 
 def _read_mtl_texture(mtl_path: Path) -> np.ndarray:  # -> [H,W,3] uint8
     """The first ``map_Kd`` image of an MTL file, or a flat grey 1x1 texture."""
-    grey = np.array([[_GREY]], dtype=np.uint8)
     if not mtl_path.is_file():
         warnings.warn(f"{mtl_path}: material file not found; using a flat grey texture", stacklevel=2)
-        return grey
+        return GREY_TEXTURE.copy()
     for line in mtl_path.read_text().splitlines():
         parts = line.split()
         if parts and parts[0] == "map_Kd" and len(parts) > 1:
             image_path = mtl_path.parent / parts[-1]  # options such as -s come before the file
             if not image_path.is_file():
                 warnings.warn(f"{mtl_path}: map_Kd image {image_path} not found; using a flat grey texture", stacklevel=2)
-                return grey
+                return GREY_TEXTURE.copy()
             with Image.open(image_path) as image:
                 return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    return grey
+    return GREY_TEXTURE.copy()
 
 
 def _read_json(path: Path) -> object:
@@ -160,31 +159,13 @@ def load_arctic_template(object_dir: Path) -> ArticulatedObject:
     if not np.isfinite(obj.vertices).all():
         bad = int((~np.isfinite(obj.vertices)).any(axis=1).sum())
         raise ValueError(f"{mesh_path}: field 'v' has {bad} vertices with NaN/inf coordinates; expected finite values")
-
-    labels = np.asarray(_read_json(parts_path))
-    if labels.ndim != 1 or len(labels) != len(obj.vertices):
-        raise ValueError(
-            f"{parts_path}: expected a list with one part label per mesh.obj vertex "
-            f"({len(obj.vertices)}), got shape {labels.shape}"
-        )
-    if not np.isin(labels, (0, 1)).all():
-        unexpected = sorted(set(labels.tolist()) - {0, 1})
-        raise ValueError(f"{parts_path}: part labels must be 0 (top) or 1 (bottom), found {unexpected}")
-    top_mask = labels == 0
-
+    top_mask = _read_top_mask(parts_path, len(obj.vertices))
     params = _read_json(params_path) if params_path.is_file() else {}
     if not isinstance(params, dict):
         raise ValueError(f"{params_path}: expected a JSON object")
     name = str(params.get("name", object_dir.name))
     vertices = obj.vertices / MM_PER_M
-
-    if obj.face_uv_idx is None:
-        face_uvs = np.full((len(obj.faces), 3, 2), 0.5)
-        texture = np.array([[_GREY]], dtype=np.uint8)
-    else:
-        face_uvs = obj.uvs[obj.face_uv_idx]
-        texture = _read_mtl_texture(mesh_path.parent / obj.mtllib) if obj.mtllib else np.array([[_GREY]], np.uint8)
-
+    face_uvs, texture = _appearance(obj, mesh_path)
     diameter = _meta_diameter(object_dir, name)
     if diameter is None:
         diameter = float(params["diameter"]) if "diameter" in params else max_pairwise_distance(vertices)
@@ -199,6 +180,30 @@ def load_arctic_template(object_dir: Path) -> ArticulatedObject:
         diameter=diameter,
         up_axis=int(params.get("up_axis", 1)),
     )
+
+
+def _read_top_mask(parts_path: Path, count: int) -> np.ndarray:
+    """[count] bool: the vertices ``parts.json`` labels 0 (top, articulated); ValueError unless it holds
+    one label 0 or 1 per mesh.obj vertex."""
+    labels = np.asarray(_read_json(parts_path))
+    if labels.ndim != 1 or len(labels) != count:
+        raise ValueError(
+            f"{parts_path}: expected a list with one part label per mesh.obj vertex "
+            f"({count}), got shape {labels.shape}"
+        )
+    if not np.isin(labels, (0, 1)).all():
+        unexpected = sorted(set(labels.tolist()) - {0, 1})
+        raise ValueError(f"{parts_path}: part labels must be 0 (top) or 1 (bottom), found {unexpected}")
+    return labels == 0
+
+
+def _appearance(obj: _ObjData, mesh_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """[F,3,2] face UVs and the [H,W,3] uint8 texture; without UVs, every corner at the centre of a
+    flat grey texture."""
+    if obj.face_uv_idx is None:
+        return np.full((len(obj.faces), 3, 2), 0.5), GREY_TEXTURE.copy()
+    texture = _read_mtl_texture(mesh_path.parent / obj.mtllib) if obj.mtllib else GREY_TEXTURE.copy()
+    return obj.uvs[obj.face_uv_idx], texture
 
 
 def _obj_text(
@@ -245,7 +250,7 @@ def write_arctic_template(obj: ArticulatedObject, object_dir: Path) -> Path:
         (staging / "mesh.mtl").write_text(
             "newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd texture.png\n"
         )
-        Image.fromarray(obj.texture.cpu().numpy()).save(staging / "texture.png")
+        save_image(staging / "texture.png", obj.texture.cpu().numpy())
         for part_name, keep in (("top", top), ("bottom", ~top)):
             (staging / f"{part_name}.obj").write_text(_obj_text(*_submesh(vertices_mm, faces, keep)))
         (staging / "parts.json").write_text(json.dumps(np.where(top, 0, 1).tolist()))

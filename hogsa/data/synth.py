@@ -1,11 +1,14 @@
 """The embedded open dataset: synthetic multi-view bimanual sequences written in the ARCTIC layout.
 
 Subjects are open hands of distinct shapes and skins; each (subject, object, action) sequence has
-both hands approach the object, grasp it (fingertips on the surface), lift and turn it (``grab``) or
-hold it and open its articulated part (``use``; a rigid object is tilted as if poured), put it back
-and let go. Eight allocentric cameras on a ring see the scene at per-view resolutions; images get
-sensor noise and JPEG compression; annotations get mocap-like jitter (RMS ``jitter_mm`` on every
-translation, ``jitter_deg`` on every rotation and finger joint) while images show the clean poses. Part masks (0 background, 1 right, 2 left, 3 object) are written beside the images.
+both hands approach the object, grasp it and manipulate it (``hogsa.data.synth_motion``). Eight
+allocentric cameras on a ring see the scene at per-view resolutions; images get sensor noise and JPEG
+compression; annotations get mocap-like jitter (RMS ``jitter_mm`` on every translation, ``jitter_deg``
+on every rotation and finger joint) while images show the clean poses. Part masks (0 background,
+1 right, 2 left, 3 object) are written beside the images.
+
+Random draws are seeded per subject and per sequence from the config's seed and the names (the
+sequence's name enters as the sum of its characters' code points).
 
 World frame: metres, +z up, a table top at z = 0. Deterministic for a given config and seed; a
 re-run skips sequences already complete for the same config.
@@ -13,6 +16,7 @@ re-run skips sequences already complete for the same config.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -25,28 +29,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hogsa.articulated import ArticulatedObject, upright_rotation
+from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.code_identity import code_digest
-from hogsa.data import arctic
+from hogsa.data import arctic_writer
 from hogsa.data.arctic_objects import write_arctic_template
-from hogsa.data.contact import ObjectDistance, SurfaceDistance
-from hogsa.data.grasp import compose, grasp_at, surface_site
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import camera_ring
-from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, Sequence
+from hogsa.data.schema import MASK_LABELS, NUM_VIEWS, SIDES, Camera, Sequence
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
-from hogsa.articulated import ArticulatedObject, ObjectPose, upright_rotation
-from hogsa.data.arctic_objects import write_arctic_template
-from hogsa.geometry import axis_angle_to_matrix, hinge_rotation, matrix_to_axis_angle
-from hogsa.hand import HandModel, HandPose, hand_vertices, rest_wrists
+from hogsa.data.synth_motion import Plan, plan_sequence
+from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from hogsa.hand import HandModel, HandPose, hand_vertices
 from hogsa.io import atomic_write_text
 from hogsa.open_hand import build_open_hand
 from hogsa.open_objects import OPEN_OBJECTS, open_object
 
-PART_IDS = {"right": 1, "left": 2, "object": 3, "table": 4}
-APPROACH_DISTANCE = 0.10  # m: hands start this far back from their grasp sites
-MOTION_PENETRATION = 0.002  # m: deepest penetration a sequence's grasp frames may show
-CONTACT_TOLERANCE = 0.003  # m: a grasping hand's closest vertex is at most this far from the object
+# mesh-render part ids: the mask labels of the parts, and the table's (written as background)
+PART_IDS = {part: label for part, label in MASK_LABELS.items() if label} | {"table": 4}
 MARKER = ".hogsa-embedded.json"
 
 
@@ -88,25 +87,22 @@ class EmbeddedConfig:
 
 @dataclass(frozen=True)
 class Subject:
+    """One person of the embedded dataset: an open hand of its own shape and skin."""
+
     name: str
     betas: np.ndarray  # [10]
     tone: SkinTone
 
 
-@dataclass(frozen=True)
-class Plan:
-    """The motion of one sequence: per-frame object pose and hand grasps (float64, F rows each)."""
-
-    object_pose: ObjectPose  # articulation [F] rad, rot [F,3] axis-angle, transl [F,3] m
-    hands: dict[str, HandPose]  # per side, the subject's betas on every row
-    grasping: np.ndarray  # [F] bool: both hands hold the object
+def subject_names(cfg: EmbeddedConfig) -> list[str]:
+    """The subjects of all splits, in name order."""
+    return sorted({s for members in cfg.splits.values() for s in members})
 
 
 def subjects(cfg: EmbeddedConfig, seed: int) -> list[Subject]:
     """One Subject per name in the splits (shape ~ N(0, 0.8²), random skin), seeded by name."""
-    names = sorted({s for members in cfg.splits.values() for s in members})
     out = []
-    for name in names:
+    for name in subject_names(cfg):
         rng = np.random.default_rng([seed, int(name.lstrip("s"))])
         out.append(Subject(name, rng.normal(0, 0.8, 10).clip(-2, 2), random_tone(rng)))
     return out
@@ -114,138 +110,7 @@ def subjects(cfg: EmbeddedConfig, seed: int) -> list[Subject]:
 
 def sequence_names(cfg: EmbeddedConfig) -> list[str]:
     """All "sXX/<object>_<action>_01" names of the dataset."""
-    people = sorted({s for members in cfg.splits.values() for s in members})
-    return [f"{s}/{o}_{a}_01" for s in people for o in cfg.objects for a in cfg.actions]
-
-
-def rest_pose(obj: ArticulatedObject, yaw: float) -> tuple[np.ndarray, np.ndarray]:
-    """Object rotation [3,3] and translation [3] standing it on z = 0, centred, turned by ``yaw``."""
-    to_z_up = upright_rotation(obj)
-    turn = axis_angle_to_matrix(torch.tensor([0.0, 0.0, yaw], dtype=torch.float64)).numpy()
-    rotation = turn @ to_z_up
-    verts = obj.vertices.double().numpy() @ rotation.T
-    low, high = verts.min(axis=0), verts.max(axis=0)
-    return rotation, -np.array([(low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]])
-
-
-def timeline(frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame reach (0 away … 1 grasping) and manipulation (0 at rest … 1 at the peak)."""
-    u = np.linspace(0.0, 1.0, frames)
-    reach = np.clip(np.minimum(u / 0.25, (1.0 - u) / 0.2), 0, 1)
-    reach = reach * reach * (3 - 2 * reach)
-    manip = np.where((u > 0.3) & (u < 0.75), np.sin(np.pi * (u - 0.3) / 0.45) ** 2, 0.0)
-    return reach, manip
-
-
-def plan_sequence(obj: ArticulatedObject, action: str, subject: Subject, hands: dict[str, HandModel],
-                  frames: int, rng: np.random.Generator, attempts: int = 6) -> Plan:
-    """Grasp sites, finger closure and the motion of one sequence (clean poses).
-
-    Grasps are drawn until, over all grasp frames, both hands touch the object (within
-    ``CONTACT_TOLERANCE``) and nothing penetrates deeper than ``MOTION_PENETRATION`` (a moving lid
-    can run into a finger); if no draw qualifies the one with the least penetration is kept.
-    """
-    distance = ObjectDistance(obj)
-    best, best_depth = None, np.inf
-    for _ in range(attempts):
-        plan = _draw_plan(obj, action, subject, hands, frames, rng)
-        pose = plan.object_pose
-        closest = np.array([
-            [distance(hand_vertices(hands[side], plan.hands[side].take(f))[0], pose.articulation[f], pose.rot[f],
-                      pose.transl[f]).min() for side in hands]
-            for f in np.nonzero(plan.grasping)[0]
-        ])
-        depth = max(-closest.min(), 0.0)
-        if depth <= MOTION_PENETRATION and closest.max() <= CONTACT_TOLERANCE:
-            return plan
-        if depth < best_depth:
-            best, best_depth = plan, depth
-    return best
-
-
-def _draw_plan(obj: ArticulatedObject, action: str, subject: Subject, hands: dict[str, HandModel],
-               frames: int, rng: np.random.Generator) -> Plan:
-    """One random draw of grasp sites, finger closure and motion."""
-    rotation, translation = rest_pose(obj, rng.uniform(0, 2 * np.pi))
-    canonical = obj.vertices.double().numpy()
-    faces = obj.faces.numpy()
-    world = canonical @ rotation.T + translation
-    distance = SurfaceDistance(world, faces, seed=int(rng.integers(2**31)))
-    low, high = world.min(axis=0), world.max(axis=0)
-    centre = (low + high) / 2
-    use_top = action == "use" and obj.articulated
-
-    if use_top:  # the right hand takes the articulated part at its far side, the left holds the base
-        top = world[obj.top_mask.numpy()].mean(axis=0)
-        away = top - translation  # the hinge (canonical z axis) passes through the translated origin
-        away[2] = 0
-        away = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-6 else np.array([1.0, 0, 0])
-        bottom = world[~obj.top_mask.numpy()].mean(axis=0)
-        side_on = np.cross(np.array([0.0, 0.0, 1.0]), away)  # beside the hinge line, clear of the swinging part
-        aims = {"right": (away, top[2]), "left": (side_on, bottom[2])}
-    else:
-        heading = rng.normal(size=2)
-        heading = np.array([*heading / np.linalg.norm(heading), 0.0])
-        level = centre[2] + (0.25 * (high[2] - low[2]) if action == "use" else 0.0)
-        aims = {"right": (heading, level), "left": (-heading, level)}
-
-    tall = (high[2] - low[2]) > 0.8 * min(high[0] - low[0], high[1] - low[1])
-    grasps = {}
-    for side, (direction, height) in aims.items():
-        origin = np.array([centre[0], centre[1], height]) + direction * 1.0
-        site, normal = surface_site(world, faces, origin, -direction)
-        # wrap the fingers around a tall object or the base of an opening one (clear of the moving
-        # part), else curl them over the top
-        if tall or (use_top and side == "left"):
-            fingers = np.cross(np.array([0.0, 0.0, 1.0]), normal)
-        else:
-            fingers = np.array([0.0, 0.0, 1.0])
-        twist = rng.uniform(-0.35, 0.35)
-        fingers = axis_angle_to_matrix(torch.as_tensor(normal * twist)).numpy() @ fingers
-        grasps[side] = grasp_at(hands[side], subject.betas, distance, site, normal, fingers)
-
-    reach, manip = timeline(frames)
-    theta_max = rng.uniform(0.5, 1.0) if use_top else 0.0
-    lift = 0.03 if action == "use" else rng.uniform(0.06, 0.10)
-    yaw = rng.uniform(-0.6, 0.6) if action == "grab" else 0.0
-    tilt = rng.uniform(0.6, 1.0) if action == "use" and not obj.articulated else rng.uniform(-0.2, 0.2)
-
-    wrists = {side: rest_wrists(hands[side], subject.betas[None])[0] for side in hands}
-    retreats = {side: retreat_direction(grasps[side], hands[side], centre) for side in hands}
-    articulation = theta_max * manip
-    object_rot, object_transl = np.zeros((frames, 3)), np.zeros((frames, 3))
-    tracks = {side: [] for side in hands}
-    for f in range(frames):
-        motion = axis_angle_to_matrix(torch.tensor([tilt * manip[f], 0.0, yaw * manip[f]], dtype=torch.float64)).numpy()
-        pivot = np.array([centre[0], centre[1], low[2]])
-        move_t = pivot + np.array([0, 0, lift * manip[f]]) - motion @ pivot  # x ↦ motion x + move_t
-        object_rot[f] = matrix_to_axis_angle(torch.as_tensor(motion @ rotation)).numpy()
-        object_transl[f] = motion @ translation + move_t
-        for side in hands:
-            grasp = grasps[side]
-            if side == "right" and use_top:  # carried by the articulated part about the hinge
-                hinge_rot = hinge_rotation(torch.tensor(articulation[f], dtype=torch.float64)).numpy()
-                swing = rotation @ hinge_rot @ rotation.T
-                grasp = compose(swing, translation - swing @ translation, grasp, wrists[side])
-            grasp = compose(motion, move_t, grasp, wrists[side])
-            tracks[side].append(_approach(grasp, motion @ retreats[side], reach[f]))
-    hand_poses = {side: HandPose.concatenate(rows) for side, rows in tracks.items()}
-    return Plan(ObjectPose(articulation, object_rot, object_transl), hand_poses, reach >= 1.0 - 1e-9)
-
-
-def retreat_direction(grasp: HandPose, hand: HandModel, centre: np.ndarray) -> np.ndarray:
-    """Unit direction a grasping hand (``grasp``: one row) comes from: away from the object's centre,
-    mostly level."""
-    away = hand_vertices(hand, grasp)[0].mean(axis=0) - centre
-    away[2] = 0.0
-    away = away / max(np.linalg.norm(away), 1e-9) + np.array([0.0, 0.0, 0.3])
-    return away / np.linalg.norm(away)
-
-
-def _approach(grasp: HandPose, retreat: np.ndarray, reach: float) -> HandPose:
-    """The grasp (one row) backed off along ``retreat`` with fingers opened, by 1 - ``reach``."""
-    return HandPose(grasp.global_orient, grasp.hand_pose * reach, grasp.betas,
-                    grasp.transl + (1.0 - reach) * APPROACH_DISTANCE * retreat)
+    return [f"{s}/{o}_{a}_01" for s in subject_names(cfg) for o in cfg.objects for a in cfg.actions]
 
 
 def rig_cameras(cfg: EmbeddedConfig, subject_index: int) -> list[Camera | None]:
@@ -276,11 +141,10 @@ def table_layer(size: float = 1.2, seed: int = 0) -> MeshLayer:
 class SequenceRenderer:
     """Renders frames of one sequence: both hands (procedural skin), the object and the table."""
 
-    def __init__(self, cfg: EmbeddedConfig, hands: dict[str, HandModel], subject: Subject,
+    def __init__(self, cfg: EmbeddedConfig, hands: dict[str, HandModel], tone: SkinTone,
                  obj: ArticulatedObject, rig: HandRig, right_template: np.ndarray):
-        self.cfg, self.hands, self.subject, self.obj = cfg, hands, subject, obj
-        self.colors = {side: skin_color_fn(right_template, hands[side].faces.numpy(), rig, subject.tone)
-                       for side in hands}
+        self.cfg, self.hands, self.obj = cfg, hands, obj
+        self.colors = {side: skin_color_fn(right_template, hands[side].faces.numpy(), rig, tone) for side in hands}
         self.table = table_layer()
         self.light = Light(ambient=0.35, diffuse=0.75, direction=np.array([0.3, -0.4, 1.0]),
                            shadows=cfg.soft_shadow_samples > 0, shadow_softness=0.05,
@@ -365,8 +229,8 @@ def generate(root: str | Path, cfg: EmbeddedConfig, seed: int) -> list[str]:
         folder = root / "meta" / "object_vtemplates" / name
         if not (folder / "parts.json").is_file():
             write_arctic_template(open_object(name), folder)
-    arctic.write_splits(root, {split: [n for n in sequence_names(cfg) if n.split("/")[0] in members]
-                               for split, members in cfg.splits.items()})
+    arctic_writer.write_splits(root, {split: [n for n in sequence_names(cfg) if n.split("/")[0] in members]
+                                      for split, members in cfg.splits.items()})
     names = sequence_names(cfg)
     todo = [n for n in names if not _done_file(root, n).is_file()]
     jobs = [(str(root), name, cfg, seed) for name in todo]
@@ -388,37 +252,32 @@ def _done_file(root: Path, name: str) -> Path:
     return root / ".done" / (name.replace("/", "__") + ".json")
 
 
-_CACHE: dict = {}
-
-
-def _assets() -> tuple[dict[str, HandModel], HandRig, np.ndarray]:
-    """Open hands, the skin rig and the right hand's float64 template (cached per process)."""
-    if not _CACHE:
-        right = build_open_hand("right")  # the construction's bones and float64 template, for the skin
-        _CACHE["value"] = ({side: HandModel(side) for side in SIDES}, HandRig.from_open_hand(right),
-                           np.asarray(right["v_template"]))
-    return _CACHE["value"]
+@functools.cache
+def open_hand_assets() -> tuple[dict[str, HandModel], HandRig, np.ndarray]:
+    """Open hands, the skin rig and the right hand's float64 template (built once per process)."""
+    right = build_open_hand("right")  # the construction's bones and float64 template, for the skin
+    return {side: HandModel(side) for side in SIDES}, HandRig.from_open_hand(right), np.asarray(right["v_template"])
 
 
 def plan_for(name: str, cfg: EmbeddedConfig, seed: int) -> tuple[Plan, Subject, ArticulatedObject]:
     """The clean plan of sequence ``name`` (deterministic in name, config and seed)."""
-    hands, _, _ = _assets()
+    hands, _, _ = open_hand_assets()
     subject_name, seq = name.split("/")
     obj_name, action, _ = seq.rsplit("_", 2)
     subject = next(s for s in subjects(cfg, seed) if s.name == subject_name)
     obj = open_object(obj_name)
     rng = np.random.default_rng([seed, int(subject_name.lstrip("s")), sum(map(ord, seq))])
-    return plan_sequence(obj, action, subject, hands, cfg.frames, rng), subject, obj
+    return plan_sequence(obj, action, subject.betas, hands, cfg.frames, rng), subject, obj
 
 
 def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
+    """Render, annotate and write sequence ``name`` of ``job`` = (root, name, cfg, seed), then mark it done."""
     root, name, cfg, seed = job
     root = Path(root)
-    hands, rig, right_template = _assets()
+    hands, rig, right_template = open_hand_assets()
     plan, subject, obj = plan_for(name, cfg, seed)
-    people = sorted({s for members in cfg.splits.values() for s in members})
-    cameras = rig_cameras(cfg, people.index(subject.name))
-    renderer = SequenceRenderer(cfg, hands, subject, obj, rig, right_template)
+    cameras = rig_cameras(cfg, subject_names(cfg).index(subject.name))
+    renderer = SequenceRenderer(cfg, hands, subject.tone, obj, rig, right_template)
     images, masks = {}, {}
     for frame in range(cfg.frames):
         layers = renderer.layers(plan, frame)
@@ -428,6 +287,6 @@ def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
     rng = np.random.default_rng([seed, sum(map(ord, name)), 7])
     annotated = jitter_annotations(plan, cfg, rng)
     sequence = to_sequence(name, annotated, subject, cameras, obj.name)
-    arctic.write_sequence(root, sequence, images=images, masks=masks, subject_meta={"ioi_offset": 0, "gender": "neutral"},
-                          jpeg_quality=cfg.jpeg_quality)
+    arctic_writer.write_sequence(root, sequence, images=images, masks=masks,
+                                 subject_meta={"ioi_offset": 0, "gender": "neutral"}, jpeg_quality=cfg.jpeg_quality)
     atomic_write_text(_done_file(root, name), json.dumps({"frames": cfg.frames}) + "\n")

@@ -11,7 +11,6 @@ from typing import Sequence
 
 import numpy as np
 
-
 TILE_PX = 256  # tile size in pixels
 ATLAS_PX = 2 * TILE_PX  # texture size in pixels: a 2x2 grid of tiles
 

@@ -19,6 +19,8 @@ from hogsa.open_objects.atlas import Tile
 
 
 class Part(NamedTuple):
+    """One closed mesh part of an open object, with its UVs in the atlas."""
+
     vertices: np.ndarray  # [V,3] metres
     faces: np.ndarray  # [F,3]
     face_uvs: np.ndarray  # [F,3,2]

@@ -20,6 +20,7 @@ def noise(rng: np.random.Generator, sigma: float | tuple[float, float], size: in
 
 
 def flat(colour: Sequence[float], size: int = TILE_PX) -> np.ndarray:  # -> [size,size,3]
+    """A tile of one colour."""
     return np.broadcast_to(np.asarray(colour, float), (size, size, 3)).copy()
 
 
@@ -42,11 +43,13 @@ def text_block(img: np.ndarray, rng: np.random.Generator, box: tuple[int, int, i
 
 
 def disc(img: np.ndarray, cy: float, cx: float, radius: float, colour: Sequence[float]) -> None:
+    """Paint the pixels within ``radius`` of (row ``cy``, column ``cx``)."""
     yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
     img[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = colour
 
 
 def barcode(img: np.ndarray, rng: np.random.Generator, box: tuple[int, int, int, int]) -> None:
+    """Draw bars of random widths and gaps inside ``box = (y0, y1, x0, x1)``."""
     y0, y1, x0, x1 = box
     x = x0
     while x < x1:
@@ -56,6 +59,7 @@ def barcode(img: np.ndarray, rng: np.random.Generator, box: tuple[int, int, int,
 
 
 def cardboard(rng: np.random.Generator, tone: float = 1.0) -> np.ndarray:
+    """A corrugated-cardboard tile, brightness scaled by ``tone``."""
     img = flat((0.72 * tone, 0.55 * tone, 0.35 * tone))
     img = shade(img, noise(rng, (0.6, 8.0)), 0.05)
     return shade(img, np.sin(np.arange(TILE_PX) * 2 * np.pi / 9.0)[None, :].repeat(TILE_PX, 0), 0.02)

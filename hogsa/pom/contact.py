@@ -8,7 +8,8 @@ leading sample dimension B. Two families of measures:
   by oriented samples (the nearest sample and its normal: depth = max(0, -(p - s)·n), a point-to-plane
   depth, exact for a flat face), contact maps, nearest distances;
 - exact-geometry ones for the plausibility record (numpy, trimesh): the intersection volume of two
-  closed meshes by voxels and the inside test by ray parity per closed component.
+  closed meshes by voxels, with the inside test of ``hogsa.data.contact.Solid`` (ray parity per closed
+  component).
 
 An object surface is a fixed set of area-weighted samples on its faces (``SurfaceSamples``); posing
 the object moves them with their faces, so one sampling serves every articulation and pose.
@@ -26,7 +27,7 @@ from scipy.spatial import cKDTree
 from torch import Tensor
 
 from hogsa.articulated import ArticulatedObject
-from hogsa.data.contact import SurfaceDistance
+from hogsa.data.contact import Solid, SurfaceDistance
 from hogsa.geometry import axis_angle_to_matrix, hinge_rotation
 
 CM_PER_M = 100.0
@@ -139,25 +140,6 @@ class SurfaceSamples:
         points = torch.einsum("nk,bnkc->bnc", self.barycentric.to(verts.dtype), corners)
         normals = cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0])
         return points, F.normalize(normals, dim=-1)
-
-
-class Solid:
-    """Inside test of a closed mesh made of one or several closed components (ray parity per
-    component, so overlapping parts such as a cap on a bottle count once)."""
-
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
-        self.mesh = trimesh.Trimesh(np.asarray(vertices, dtype=np.float64), np.asarray(faces), process=False)
-        self.components = list(self.mesh.split(only_watertight=False))
-
-    def contains(self, points: np.ndarray) -> np.ndarray:  # [N,3] -> [N] bool
-        inside = np.zeros(len(points), bool)
-        for component in self.components:
-            inside |= component.contains(points)
-        return inside
-
-    @property
-    def bounds(self) -> np.ndarray:  # [2,3] min and max corner
-        return self.mesh.bounds
 
 
 def intersection_volume(a: Solid, b: Solid, voxel: float) -> float:

@@ -188,11 +188,18 @@ def predict(net: ContactNet, object_points: Tensor, hand_points: Tensor, batch_s
                       for k in range(0, len(object_points), batch_size)])
 
 
-def contact_errors(predicted: Tensor, target: Tensor) -> dict[str, float]:
-    """Mean absolute contact-map error over all points and over the points in contact (target > 0.5)."""
+class ContactErrors(NamedTuple):
+    """Mean absolute errors of predicted contact maps."""
+
+    mae: float  # over all object points
+    mae_contact_points: float  # over the points in contact (target > 0.5); NaN when there are none
+
+
+def contact_errors(predicted: Tensor, target: Tensor) -> ContactErrors:
+    """[E,N] predicted and target contact maps → their mean absolute errors."""
     touching = target > 0.5
-    return {"mae": float((predicted - target).abs().mean()),
-            "mae_contact_points": float((predicted - target).abs()[touching].mean()) if touching.any() else float("nan")}
+    return ContactErrors(float((predicted - target).abs().mean()),
+                         float((predicted - target).abs()[touching].mean()) if touching.any() else float("nan"))
 
 
 def save_contactnet(net: ContactNet, hand_subset: Tensor, cfg: ContactNetConfig, path: str | Path) -> None:

@@ -66,6 +66,8 @@ def merged(records: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 class GeneratedPoses(NamedTuple):
+    """Every sample of ``generate_poses``, before and after the optimisation (S samples in all)."""
+
     initial: Grasps  # the perturbed initial poses
     optimised: Grasps  # the same samples after optimisation
     before: dict[str, np.ndarray]  # plausibility record of the initial poses

@@ -17,12 +17,11 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from hogsa.articulated import ArticulatedObject
+from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.schema import SIDES, Sequence
 from hogsa.hand import HandModel, HandPose, hand_vertices
 from hogsa.io import atomic_path
-from hogsa.articulated import ArticulatedObject, ObjectPose
 
 HAND_FIELDS = tuple(field.name for field in dataclasses.fields(HandPose))
 OBJECT_FIELDS = tuple(field.name for field in dataclasses.fields(ObjectPose))
@@ -129,9 +128,7 @@ def from_sequences(sequences: list[Sequence], hands: dict[str, HandModel], objec
         touching = seq.hand_valid["right"] & seq.hand_valid["left"]
         pose = seq.object_pose
         for side in SIDES:
-            verts = hand_vertices(hands[side], seq.hands[side])
-            gaps = np.array([distances[seq.object_name](verts[f], pose.articulation[f], pose.rot[f],
-                                                        pose.transl[f]).min() for f in range(seq.frames)])
+            gaps = distances[seq.object_name].closest(hand_vertices(hands[side], seq.hands[side]), pose)
             touching &= gaps <= contact_distance
         frames = np.flatnonzero(touching)
         parts.append(Grasps({s: seq.hands[s].take(frames) for s in SIDES}, pose.take(frames),

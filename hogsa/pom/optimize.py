@@ -41,12 +41,22 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from hogsa.articulated import ArticulatedObject
-from hogsa.data.schema import SIDES
 from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.data.schema import SIDES
 from hogsa.hand import HandModel, HandPose
-from hogsa.pom.contact import (CM_PER_M, ObjectOccupancy, SurfaceSamples, contact_map, inside_depth, kd_trees, nearest,
-                               penetration_loss, squared_distances, tree_index, vertex_normals)
+from hogsa.pom.contact import (
+    CM_PER_M,
+    ObjectOccupancy,
+    SurfaceSamples,
+    contact_map,
+    inside_depth,
+    kd_trees,
+    nearest,
+    penetration_loss,
+    squared_distances,
+    tree_index,
+    vertex_normals,
+)
 from hogsa.pom.contactnet import ContactNet, farthest_points, to_object_frame
 from hogsa.pom.grasps import Grasps
 
@@ -72,6 +82,8 @@ class OptimizeConfig:
 
 
 class OptimizationResult(NamedTuple):
+    """What ``optimize_grasps`` returns."""
+
     grasps: Grasps  # the optimised samples (same order as the input)
     terms: dict[str, np.ndarray]  # per term ("contact", "hand_centric", "penetration", "hand_hand"): [iterations]
 
@@ -89,6 +101,24 @@ def contact_prior(hand: HandModel) -> Tensor:
         return torch.unique(torch.cat([hand.palm_ids, hand.fingerpad_ids]))
     weights = hand.weights[:, list(MANO_DISTAL_JOINTS)].sum(dim=1)
     return torch.nonzero(weights > 0.5)[:, 0]
+
+
+class LossVertexIds(NamedTuple):
+    """Per side, the hand vertices the losses use: a farthest-point subset with every prior vertex."""
+
+    subset: dict[str, Tensor]  # side → [V'] int64 vertex ids
+    prior: dict[str, Tensor]  # side → [P] int64 positions of the prior vertices (``contact_prior``) in ``subset``
+
+
+def loss_vertex_ids(hands: dict[str, HandModel], count: int) -> LossVertexIds:
+    """``count`` farthest points of each hand's template joined with its prior vertices."""
+    subsets, priors = {}, {}
+    for side in SIDES:
+        prior = contact_prior(hands[side])
+        spread = torch.as_tensor(farthest_points(hands[side].v_template.double().numpy(), count))
+        subsets[side] = torch.unique(torch.cat([spread, prior]))
+        priors[side] = torch.nonzero(torch.isin(subsets[side], prior))[:, 0]
+    return LossVertexIds(subsets, priors)
 
 
 class ObjectSolid(NamedTuple):
@@ -115,17 +145,11 @@ def optimize_grasps(init: Grasps, hands: dict[str, HandModel], obj: ArticulatedO
     ``net`` and ``hand_subset`` as ``load_contactnet`` returns them."""
     if set(init.object_name) - {obj.name}:
         raise ValueError(f"optimize_grasps: grasps of {sorted(set(init.object_name))}, expected only {obj.name!r}")
-    subsets, priors = {}, {}
-    for side in SIDES:  # the losses use a farthest-point subset of the vertices, with every prior vertex
-        prior = contact_prior(hands[side])
-        spread = torch.as_tensor(farthest_points(hands[side].v_template.double().numpy(), cfg.hand_vertices))
-        subsets[side] = torch.unique(torch.cat([spread, prior]))
-        priors[side] = torch.nonzero(torch.isin(subsets[side], prior))[:, 0]
+    vertex_ids = loss_vertex_ids(hands, cfg.hand_vertices)
     parts, terms = [], []
     for start in tqdm(range(0, len(init), cfg.batch_size), desc=f"pom {obj.name}", leave=False):
         batch = init.take(np.arange(start, min(start + cfg.batch_size, len(init))))
-        grasps, term = _optimize_batch(batch, hands, surface, dense, occupancy, net, hand_subset, subsets,
-                                              priors, cfg)
+        grasps, term = _optimize_batch(batch, hands, surface, dense, occupancy, net, hand_subset, vertex_ids, cfg)
         parts.append(grasps)
         terms.append({k: v * len(batch) for k, v in term.items()})
     total = len(init)
@@ -133,8 +157,8 @@ def optimize_grasps(init: Grasps, hands: dict[str, HandModel], obj: ArticulatedO
 
 
 def _optimize_batch(batch: Grasps, hands: dict[str, HandModel], surface: SurfaceSamples, dense: SurfaceSamples,
-                    occupancy: ObjectOccupancy, net: ContactNet, hand_subset: Tensor, subsets: dict[str, Tensor],
-                    priors: dict[str, Tensor], cfg: OptimizeConfig) -> tuple[Grasps, dict[str, np.ndarray]]:
+                    occupancy: ObjectOccupancy, net: ContactNet, hand_subset: Tensor, vertex_ids: LossVertexIds,
+                    cfg: OptimizeConfig) -> tuple[Grasps, dict[str, np.ndarray]]:
     """One batch: ContactNet's targets at the initial pose, then ``cfg.iterations`` Adam steps."""
     with torch.no_grad():
         pose = batch.object_pose.torch()
@@ -157,7 +181,7 @@ def _optimize_batch(batch: Grasps, hands: dict[str, HandModel], surface: Surface
     ])
     term_curves = {k: np.zeros(cfg.iterations) for k in ("contact", "hand_centric", "penetration", "hand_hand")}
     for step in range(cfg.iterations):
-        losses = grasp_losses(params, hands, points, solid, targets, subsets, priors, cfg)
+        losses = grasp_losses(params, hands, points, solid, targets, vertex_ids, cfg)
         total = (cfg.lambda_contact * losses["contact"] + cfg.lambda_hand_centric * losses["hand_centric"]
                  + cfg.lambda_penetration * losses["penetration"] + cfg.lambda_hand_hand * losses["hand_hand"])
         optimizer.zero_grad()
@@ -176,27 +200,25 @@ def _depth_in_object(verts: Tensor, solid: ObjectSolid) -> Tensor:  # [B,V,3] ->
 
 
 def grasp_losses(params: dict[str, HandPose], hands: dict[str, HandModel], points: Tensor, solid: ObjectSolid,
-                 targets: dict[str, Tensor], subsets: dict[str, Tensor], priors: dict[str, Tensor], cfg: OptimizeConfig
-                 ) -> dict[str, Tensor]:
+                 targets: dict[str, Tensor], vertex_ids: LossVertexIds, cfg: OptimizeConfig) -> dict[str, Tensor]:
     """Per sample [B] terms, summed over both hands: contact (L_C), hand_centric (L_H), penetration
     (L_P) and hand_hand (L_HH), see the module doc. ``points`` [B,N,3] object surface samples (the
-    contact map's), ``solid`` finds hand vertices inside the object,
-    ``targets`` [B,N] per side; ``subsets`` per side [V'] the hand vertices the losses use and
-    ``priors`` per side the prior vertices as positions in that subset."""
+    contact map's), ``solid`` finds hand vertices inside the object, ``targets`` [B,N] per side;
+    ``vertex_ids`` the hand vertices the losses use."""
     out = {k: points.new_zeros(points.shape[0]) for k in ("contact", "hand_centric", "penetration")}
     posed = {}
     for side in SIDES:
         verts = hands[side](*params[side]).vertices  # [B,V,3]
         with torch.no_grad():  # the inside test's direction; its gradient is left out (as GraspTTA's)
-            vert_normals = vertex_normals(verts, hands[side].faces)[:, subsets[side]]
-        verts = verts[:, subsets[side]]
+            vert_normals = vertex_normals(verts, hands[side].faces)[:, vertex_ids.subset[side]]
+        verts = verts[:, vertex_ids.subset[side]]
         posed[side] = (verts, vert_normals)
         squared = squared_distances(points, verts)  # [B,N,V'], one search serves both queries below
         to_hand = squared.argmin(dim=-1)
-        to_prior = squared[:, :, priors[side]].argmin(dim=-1)
+        to_prior = squared[:, :, vertex_ids.prior[side]].argmin(dim=-1)
         gap, _ = nearest(points, verts, to_hand)  # [B,N] object point → hand
         out["contact"] = out["contact"] + (contact_map(gap) - targets[side]).square().sum(-1)
-        prior_gap, _ = nearest(points, verts[:, priors[side]], to_prior)
+        prior_gap, _ = nearest(points, verts[:, vertex_ids.prior[side]], to_prior)
         near = gap < cfg.hand_centric_radius
         near_count = near.sum(-1).clamp(min=1)
         out["hand_centric"] = out["hand_centric"] + torch.where(near, CM_PER_M * prior_gap, 0.0).sum(-1) / near_count

@@ -33,9 +33,8 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from hogsa.articulated import ArticulatedObject
-from hogsa.data.schema import SIDES
 from hogsa.articulated import ArticulatedObject, ObjectPose
+from hogsa.data.schema import SIDES
 from hogsa.geometry import hinge_rotation
 from hogsa.hand import HandModel, HandPose, hand_vertices, rest_wrists
 from hogsa.pom.grasps import Grasps
@@ -74,6 +73,7 @@ def top_contact(hand_verts: np.ndarray, object_verts: np.ndarray, top_mask: np.n
 
 
 def random_signs(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """-1.0 or 1.0 with equal odds, of ``shape`` (one uniform draw each)."""
     return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
 
 

@@ -21,11 +21,10 @@ import numpy as np
 import torch
 
 from hogsa.articulated import ArticulatedObject
-from hogsa.data.contact import ObjectDistance
+from hogsa.data.contact import ObjectDistance, Solid
 from hogsa.data.schema import SIDES
-from hogsa.articulated import ArticulatedObject
 from hogsa.hand import HandModel, hand_vertices
-from hogsa.pom.contact import SurfaceSamples, Solid, hand_object_contact, intersection_volume
+from hogsa.pom.contact import SurfaceSamples, hand_object_contact, intersection_volume
 from hogsa.pom.grasps import Grasps
 
 M_TO_MM = 1000.0
@@ -111,7 +110,7 @@ def filter_grasps(grasps: Grasps, record: dict[str, np.ndarray]) -> tuple[Grasps
     return grasps.take(keep), int((~keep).sum())
 
 
-def summary(record: dict[str, np.ndarray]) -> dict[str, float]:
+def plausibility_summary(record: dict[str, np.ndarray]) -> dict[str, float]:
     """Means over samples and both hands: penetration depth (mm), hand→object depth, object→hand
     depth, volume (cm³), contact rate, and the pass rate."""
     def both(key: str) -> np.ndarray:  # [2S] the column of both hands

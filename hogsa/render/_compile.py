@@ -20,7 +20,7 @@ from typing import TypeVar
 import torch
 from torch._dynamo.exc import BackendCompilerFailed
 
-F = TypeVar("F", bound=Callable)
+Kernel = TypeVar("Kernel", bound=Callable)
 
 DISABLE_ENV = "HOGSA_NO_COMPILE"
 _backend_failed = False
@@ -31,7 +31,7 @@ def compile_disabled() -> bool:
     return _backend_failed or os.environ.get(DISABLE_ENV, "0") == "1"
 
 
-def lazily_compiled(fn: F) -> F:
+def lazily_compiled(fn: Kernel) -> Kernel:
     """``fn`` compiled on first use (and cached), or ``fn`` itself while compilation is disabled."""
 
     @functools.cache

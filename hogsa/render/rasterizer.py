@@ -31,7 +31,7 @@ Only entries with radii > 0 are meaningful.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import torch
 from torch import Tensor
@@ -50,8 +50,8 @@ from hogsa.render.tiles import (
 
 RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
 RasterizeMode = Literal["classic", "antialiased"]
-RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
-RASTERIZE_MODES = ("classic", "antialiased")
+RENDER_MODES = get_args(RenderMode)
+RASTERIZE_MODES = get_args(RasterizeMode)
 GSPLAT_TILE_SIZE = 16  # gsplat's default
 CPU_TILE_SIZE = 8  # fastest here: fewer (tile, Gaussian) pairs than 4, fewer idle tile pixels than 16
 MAX_CHUNK_ELEMENTS = 2**23  # (pair, tile pixel) tests per chunk: bounds the CPU path's transient memory

@@ -20,14 +20,26 @@ from hogsa.config import section
 from hogsa.data.dataset import DatasetIndex
 from hogsa.hand import HandConfig, HandModel, hand_models
 from hogsa.io import write_json
-from hogsa.pom.contactnet import (ContactExamples, ContactNet, ContactNetConfig, contact_errors, contact_examples,
-                                  farthest_points, object_surfaces, predict, save_contactnet, train_contactnet)
+from hogsa.pom.contactnet import (
+    ContactExamples,
+    ContactNet,
+    ContactNetConfig,
+    contact_errors,
+    contact_examples,
+    farthest_points,
+    object_surfaces,
+    predict,
+    save_contactnet,
+    train_contactnet,
+)
 from hogsa.pom.generate import read_grasps
 from hogsa.report.outputs import StageClock, save_and_close
 from hogsa.report.paths import ContactNetPaths
 
 
 class ContactNetInputs(NamedTuple):
+    """What the contactnet stage reads."""
+
     cfg: ContactNetConfig
     seed: int
     hands: dict[str, HandModel]
@@ -35,6 +47,8 @@ class ContactNetInputs(NamedTuple):
 
 
 class ContactPairs(NamedTuple):
+    """The training and test examples of ContactNet."""
+
     train_grasps: int  # grasp frames of the training split
     test_grasps: int
     train: ContactExamples  # one example per hand of each grasp frame
@@ -92,10 +106,10 @@ def contactnet_summary(net: ContactNet, pairs: ContactPairs, curve: list[float])
     errors = contact_errors(predict(net, test.object_points, test.hand_points[:, pairs.hand_subset]), test.target)
     zero = contact_errors(torch.zeros_like(test.target), test.target)
     return {
-        "contact_map_mae": errors["mae"],
-        "contact_map_mae_contact_points": errors["mae_contact_points"],
-        "zero_map_mae": zero["mae"],
-        "zero_map_mae_contact_points": zero["mae_contact_points"],
+        "contact_map_mae": errors.mae,
+        "contact_map_mae_contact_points": errors.mae_contact_points,
+        "zero_map_mae": zero.mae,
+        "zero_map_mae_contact_points": zero.mae_contact_points,
         "train_pairs": len(pairs.train.target),
         "test_pairs": len(test.target),
         "final_train_loss": curve[-1],

@@ -4,6 +4,7 @@ hand-object contact and penetration statistics of the annotations."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,10 +18,11 @@ from hogsa.articulated import ArticulatedObject
 from hogsa.config import section
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.dataset import DataConfig, DataReportConfig, DatasetIndex, index_dataset
-from hogsa.data.schema import Sequence
-from hogsa.data.synth import generate, timeline
+from hogsa.data.schema import MASK_LABELS, Sequence
+from hogsa.data.synth import generate
+from hogsa.data.synth_motion import timeline
 from hogsa.geometry import project_points
-from hogsa.hand import MANO_PARENTS, HandConfig, HandModel, hand_models
+from hogsa.hand import MANO_PARENTS, HandConfig, HandModel, HandOutput, hand_models
 from hogsa.io import write_json
 from hogsa.report.outputs import StageClock, save_and_close
 from hogsa.report.paths import DataPaths
@@ -29,7 +31,8 @@ SIDE_COLORS = {"right": "#e8443a", "left": "#3a7be8"}
 TIP_PARENTS = (15, 3, 6, 12, 9)  # joints 16-20 (tips thumb, index, middle, ring, pinky) hang off these
 
 
-def posed_hands(seq: Sequence, hands: dict[str, HandModel], frames: list[int] | None = None) -> dict:
+def posed_hands(seq: Sequence, hands: dict[str, HandModel], frames: list[int] | None = None
+                ) -> dict[str, HandOutput]:
     """Annotated hands of ``seq``: {side: HandOutput} with vertices [F',V,3] and joints [F',21,3]."""
     frames = list(range(seq.frames)) if frames is None else frames
     out = {}
@@ -50,14 +53,11 @@ def split_counts(index: DatasetIndex, sequences: dict[str, Sequence]) -> dict:
     counts = {}
     for split, names in index.splits.items():
         seqs = [sequences[n] for n in names]
-        objects: dict[str, int] = {}
-        for s in seqs:
-            objects[s.object_name] = objects.get(s.object_name, 0) + 1
         counts[split] = {
             "sequences": len(seqs),
             "frames": int(sum(s.frames for s in seqs)),
             "images": int(sum(s.frames * len(s.views) for s in seqs)),
-            "objects": objects,
+            "objects": dict(Counter(s.object_name for s in seqs)),
         }
     return counts
 
@@ -104,15 +104,7 @@ def contact_distances(seq: Sequence, hands: dict[str, HandModel], distance: Obje
     """Per side, [F] signed distance (m) of the hand's closest vertex to the object (negative: the
     deepest penetration), from the annotations."""
     posed = posed_hands(seq, hands)
-    pose = seq.object_pose
-    out = {}
-    for side, result in posed.items():
-        verts = result.vertices.double().numpy()
-        out[side] = np.array([
-            distance(verts[f], pose.articulation[f], pose.rot[f], pose.transl[f]).min()
-            for f in range(seq.frames)
-        ])
-    return out
+    return {side: distance.closest(result.vertices.double().numpy(), seq.object_pose) for side, result in posed.items()}
 
 
 def joints_on_mask(seq: Sequence, hands: dict[str, HandModel], frame: int, radius_px: int = 2) -> tuple[int, int]:
@@ -124,23 +116,24 @@ def joints_on_mask(seq: Sequence, hands: dict[str, HandModel], frame: int, radiu
     """
     posed = posed_hands(seq, hands, [frame])
     hits = visible = 0
-    labels = {"right": 1, "left": 2}
     for view in seq.views:
         mask = seq.mask(view, frame)
         if mask is None:
             continue
         cam = seq.camera(view, frame)
         for side, out in posed.items():
-            uv, z = project_points(out.joints[0].double(), torch.as_tensor(cam.K), torch.as_tensor(cam.world2cam))
+            own = MASK_LABELS[side]
+            occluders = [MASK_LABELS["object"], MASK_LABELS["left" if side == "right" else "right"]]
+            uv, _ = project_points(out.joints[0].double(), torch.as_tensor(cam.K), torch.as_tensor(cam.world2cam))
             for u, v in uv.numpy():
                 col, row = int(np.floor(u)), int(np.floor(v))
                 if not (0 <= col < cam.width and 0 <= row < cam.height):
                     continue
                 window = mask[max(row - radius_px, 0):row + radius_px + 1, max(col - radius_px, 0):col + radius_px + 1]
-                if np.isin(window, [3, 3 - labels[side]]).any():  # occluded by the object or the other hand
+                if np.isin(window, occluders).any():
                     continue
                 visible += 1
-                hits += bool((window == labels[side]).any())
+                hits += bool((window == own).any())
     return hits, visible
 
 

@@ -30,8 +30,7 @@ from hogsa.metrics.diversity import coverage, grasp_descriptors, mean_pairwise_d
 from hogsa.pom.contactnet import ContactNet, load_contactnet
 from hogsa.pom.generate import GeneratedPoses, PomConfig, generate_poses, read_grasps
 from hogsa.pom.grasps import Grasps, grasp_joints
-from hogsa.pom.plausibility import failure_counts, filter_grasps
-from hogsa.pom.plausibility import summary as plausibility_summary
+from hogsa.pom.plausibility import failure_counts, filter_grasps, plausibility_summary
 from hogsa.report.outputs import StageClock, save_and_close
 from hogsa.report.paths import PomPaths
 
@@ -126,6 +125,8 @@ def loss_figure(curves: dict[str, np.ndarray], dpi: int) -> Figure:
 # The stage
 # --------------------------------------------------------------------------- #
 class PomInputs(NamedTuple):
+    """What the pom stage reads."""
+
     cfg: PomConfig
     seed: int
     hands: dict[str, HandModel]
@@ -135,6 +136,8 @@ class PomInputs(NamedTuple):
 
 
 class Generation(NamedTuple):
+    """The grasps the pom stage starts from, generates and keeps."""
+
     train: Grasps  # the training split's grasp frames
     test: Grasps  # the test split's
     objects: dict[str, ArticulatedObject]  # the training grasps' objects, by name
@@ -203,6 +206,8 @@ def save_before_after(generation: Generation, hands: dict[str, HandModel], cfg: 
 
 
 class Diversity(NamedTuple):
+    """How the grasp sets spread and how well they cover the test grasps."""
+
     descriptors: dict[str, np.ndarray]  # "train", "generated", "test" → [S, D] grasp descriptors
     coverage_train: float  # mm
     coverage_train_plus_pom: float  # mm
