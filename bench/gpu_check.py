@@ -366,9 +366,9 @@ def smoke_group(workdir: Path) -> SmokeGroup:
     """The smoke parameter set's first HOGS group, its embedded data generated under ``workdir``."""
     from hogsa.config import load_params, section
     from hogsa.data.dataset import DataConfig, index_dataset
+    from hogsa.data.groups import load_group, resolve_groups
     from hogsa.data.synth import generate
     from hogsa.hand import HandConfig, hand_models
-    from hogsa.data.groups import load_group, resolve_groups
     from hogsa.hogs.train import HOGSConfig
 
     params = load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml")

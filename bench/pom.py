@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hogsa.config import load_params, section
 from hogsa.articulated import ObjectPose
+from hogsa.config import load_params, section
 from hogsa.hand import HandConfig, HandPose, hand_models
 from hogsa.open_objects import open_object
 from hogsa.pom.contact import ObjectOccupancy

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from hogsa.config import load_params, section
-from hogsa.srm.train import SRMConfig
 from hogsa.srm.styleunet import StyleUNet
+from hogsa.srm.train import SRMConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 224  # the augmented crops' side (paper: 224 × 224)

@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 from hogsa import safe_pickle
 from hogsa.articulated import ObjectPose
 from hogsa.data import arctic, arctic_objects, arctic_writer
-from hogsa.data.schema import NUM_VIEWS, Camera, Sequence
+from hogsa.data.schema import NUM_VIEWS, Camera, SequenceRecord
 from hogsa.hand import HandPose
 
 NAME = "s01/box_grab_01"
@@ -28,7 +28,7 @@ def rigid(rotvec, trans) -> np.ndarray:
     return matrix
 
 
-def random_sequence(rng: np.random.Generator, ego: bool = True, views=(1, 3)) -> Sequence:
+def random_sequence(rng: np.random.Generator, ego: bool = True, views=(1, 3)) -> SequenceRecord:
     """A sequence with random parameters, the ego camera (moving) and allocentric ``views``."""
     cameras = [None] * NUM_VIEWS
     K = np.array([[20.0, 0, 8.5], [0, 21.0, 6.5], [0, 0, 1]])
@@ -44,7 +44,7 @@ def random_sequence(rng: np.random.Generator, ego: bool = True, views=(1, 3)) ->
         hands[side] = HandPose(rot, pose, np.tile(rng.normal(size=10), (FRAMES, 1)), trans)  # one shape per subject
     valid = {side: np.ones(FRAMES, bool) for side in ("right", "left")}
     object_pose = ObjectPose(rng.uniform(0, 1, FRAMES), rng.normal(size=(FRAMES, 3)), rng.normal(size=(FRAMES, 3)))
-    return Sequence(name=NAME, subject="s01", object_name="box", frames=FRAMES, cameras=cameras, hands=hands,
+    return SequenceRecord(name=NAME, subject="s01", object_name="box", frames=FRAMES, cameras=cameras, hands=hands,
                     hand_valid=valid, object_pose=object_pose, ego_world2cam=ego_world2cam, gender="female")
 
 
@@ -58,7 +58,7 @@ def mask_of(view: int, frame: int) -> np.ndarray:
     return ((np.arange(H * W).reshape(H, W) + view + frame) % 4).astype(np.uint8)
 
 
-def assert_same_sequence(read: Sequence, written: Sequence) -> None:
+def assert_same_sequence(read: SequenceRecord, written: SequenceRecord) -> None:
     for read_field, written_field in zip(read.object_pose, written.object_pose):
         np.testing.assert_allclose(read_field, written_field, rtol=0, atol=1e-12)
     for side in ("right", "left"):

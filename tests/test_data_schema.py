@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hogsa.articulated import ObjectPose
 from hogsa.data.schema import (
     NUM_VIEWS,
     Camera,
     K_from_dataset,
     K_to_dataset,
-    Sequence,
+    SequenceRecord,
 )
 from hogsa.hand import HandPose
-from hogsa.articulated import ObjectPose
 
 FRAMES = 3
 K = np.array([[100.0, 0.0, 4.0], [0.0, 110.0, 3.0], [0.0, 0.0, 1.0]])
@@ -34,7 +34,7 @@ def object_pose(frames: int = FRAMES) -> ObjectPose:
     return ObjectPose(np.zeros(frames), np.zeros((frames, 3)), np.zeros((frames, 3)))
 
 
-def sequence(tmp_path: Path | None = None, **changes) -> Sequence:
+def sequence(tmp_path: Path | None = None, **changes) -> SequenceRecord:
     """Three frames, view 0 (moving along x) and view 2 of size 8×6; images under tmp_path."""
     ego = np.stack([translation(0.1 * f, 0, 0) for f in range(FRAMES)])
     cameras = [None] * NUM_VIEWS
@@ -48,7 +48,7 @@ def sequence(tmp_path: Path | None = None, **changes) -> Sequence:
         mask_file=(lambda view, frame: tmp_path / f"m{view}_{frame}.png") if tmp_path else None,
     )
     fields.update(changes)
-    return Sequence(**fields)
+    return SequenceRecord(**fields)
 
 
 def test_camera_converts_to_float64_copies():

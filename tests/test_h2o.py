@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from hogsa.articulated import ObjectPose
 from hogsa.data import h2o
-from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, Sequence
+from hogsa.data.schema import NUM_VIEWS, SIDES, Camera, SequenceRecord
 from hogsa.hand import HandConfig, HandPose, hand_models, hand_vertices, load_mano_file, rest_wrists
 from hogsa.open_hand import open_hand_file
 from hogsa.open_objects import open_object
@@ -242,7 +242,7 @@ def camera(rotvec, trans, width=8, height=6) -> Camera:
                   height=height)
 
 
-def world_sequence(frames: int = 3) -> Sequence:
+def world_sequence(frames: int = 3) -> SequenceRecord:
     """A sequence in a world that no camera's frame is: an ego view 0, static views 1 and 2, view 5 (not H2O's)."""
     rng = np.random.default_rng(3)
     cameras = [None] * NUM_VIEWS
@@ -253,7 +253,7 @@ def world_sequence(frames: int = 3) -> Sequence:
     hands = {side: HandPose(rng.normal(0, 0.5, (frames, 3)), rng.normal(0, 0.3, (frames, 45)),
                             np.tile(rng.normal(0, 1, 10), (frames, 1)), rng.normal(0, 0.1, (frames, 3)))
              for side in SIDES}
-    return Sequence(name="subject3/h2/5", subject="subject3", object_name="milk", frames=frames, cameras=cameras,
+    return SequenceRecord(name="subject3/h2/5", subject="subject3", object_name="milk", frames=frames, cameras=cameras,
                     hands=hands, hand_valid={"right": np.ones(frames, bool), "left": np.array([True, False, True])},
                     object_pose=ObjectPose(np.zeros(frames), rng.normal(0, 1, (frames, 3)),
                                            rng.normal(0, 0.1, (frames, 3))),

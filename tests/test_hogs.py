@@ -19,6 +19,7 @@ from hogsa.geometry import axis_angle_to_matrix, project_points
 from hogsa.hand import HandModel, HandPose
 from hogsa.hogs import train as hogs_train
 from hogsa.hogs.binding import barycentric_weights, face_frames
+from hogsa.hogs.evaluate import evaluate, evaluate_held_out
 from hogsa.hogs.model import (
     HOGS,
     HOGS_LR_KEYS,
@@ -37,7 +38,6 @@ from hogsa.hogs.pointcloud import (
     object_vertex_transforms,
     quaternion_multiply,
 )
-from hogsa.hogs.evaluate import evaluate, evaluate_held_out
 from hogsa.hogs.poses import PoseCorrections, fit_corrections
 from hogsa.hogs.train import (
     CHECKPOINT,
@@ -56,8 +56,8 @@ from hogsa.hogs.train import (
     train_step,
 )
 from hogsa.metrics import psnr
-from hogsa.training import ITERATION, batch_indices, checkpoint_metadata, load_checkpoint
 from hogsa.render import rasterize
+from hogsa.training import ITERATION, batch_indices, checkpoint_metadata, load_checkpoint
 
 SIZE = (40, 32)  # W, H: not square, so a transposed image would show
 

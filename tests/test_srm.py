@@ -21,7 +21,6 @@ from hogsa.srm.losses import (
 )
 from hogsa.srm.pairs import RenderPairs, model_path
 from hogsa.srm.styleunet import ModulatedConv2d, StyleUNet, StyleUNetConfig, modulated_conv2d
-from hogsa.training import checkpoint_metadata
 from hogsa.srm.train import (
     CHECKPOINT,
     SRMConfig,
@@ -31,6 +30,7 @@ from hogsa.srm.train import (
     refine,
     train_srm,
 )
+from hogsa.training import checkpoint_metadata
 
 TINY_G = StyleUNetConfig(width=4, depth=2, max_channels=8, style_dim=8, mapping_layers=2)
 TINY_D = DiscriminatorConfig(width=4, depth=2, max_channels=8)

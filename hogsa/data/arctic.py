@@ -43,7 +43,7 @@ from hogsa.data.schema import (
     SIDES,
     Camera,
     K_from_dataset,
-    Sequence,
+    SequenceRecord,
     check_rigid,
     checked_array,
 )
@@ -64,7 +64,7 @@ def parse_name(name: str) -> tuple[str, str, str]:
 
 
 def list_sequences(root: str | Path, split: str) -> list[str]:
-    """Sequence names ("sXX/<seq>") of ``split`` in ``root/splits_json/protocol_p1.json``, each checked."""
+    """SequenceRecord names ("sXX/<seq>") of ``split`` in ``root/splits_json/protocol_p1.json``, each checked."""
     path = Path(root) / SPLITS_FILE
     splits = read_json(path, 'the split lists {"train": ["sXX/<seq>", ...], "val": [...], "test": [...]}')
     if split not in splits:
@@ -78,7 +78,7 @@ def list_sequences(root: str | Path, split: str) -> list[str]:
     return list(names)
 
 
-def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarray] | None = None) -> Sequence:
+def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarray] | None = None) -> SequenceRecord:
     """Read sequence ``name`` ("sXX/<object>_<action>_NN") of the ARCTIC layout under ``root``.
 
     ``hands_mean``: {"right": [45], "left": [45]} of the MANO model the poses were fitted with (ARCTIC
@@ -115,7 +115,7 @@ def read_sequence(root: str | Path, name: str, hands_mean: Mapping[str, np.ndarr
     def mask_file(view: int, frame: int) -> Path | None:  # None: this sequence has no masks
         return masks / str(view) / f"{frame + offset:05d}.png" if masks.is_dir() else None
 
-    return Sequence(
+    return SequenceRecord(
         name=name,
         subject=subject,
         object_name=object_name,

@@ -24,7 +24,7 @@ from hogsa.data.arctic import (
     read_json,
     read_subject_entry,
 )
-from hogsa.data.schema import EGO_VIEW, MASK_LABELS, NUM_VIEWS, SIDES, K_to_dataset, Sequence
+from hogsa.data.schema import EGO_VIEW, MASK_LABELS, NUM_VIEWS, SIDES, K_to_dataset, SequenceRecord
 from hogsa.io import atomic_path, save_image
 
 ImageSource = Mapping[tuple[int, int], np.ndarray] | Callable[[int, int], np.ndarray]
@@ -43,7 +43,7 @@ def write_splits(root: str | Path, splits: Mapping[str, list[str]]) -> Path:
 
 def write_sequence(
     root: str | Path,
-    seq: Sequence,
+    seq: SequenceRecord,
     images: ImageSource | None = None,
     masks: ImageSource | None = None,
     subject_meta: Mapping[str, Any] | None = None,
@@ -89,7 +89,7 @@ def _save_npy(path: Path, value: Any, allow_pickle: bool) -> None:
         np.save(f, value, allow_pickle=allow_pickle)
 
 
-def _mano_dict(seq: Sequence, hands_mean: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+def _mano_dict(seq: SequenceRecord, hands_mean: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     """ARCTIC's {right, left} MANO dict: pose relative to ``hands_mean``, one shape (10,) per hand."""
     mano = {}
     for side in SIDES:
@@ -106,7 +106,7 @@ def _mano_dict(seq: Sequence, hands_mean: dict[str, np.ndarray]) -> dict[str, di
     return mano
 
 
-def _ego_dict(seq: Sequence) -> dict[str, np.ndarray]:
+def _ego_dict(seq: SequenceRecord) -> dict[str, np.ndarray]:
     camera = seq.cameras[EGO_VIEW]
     return {
         "R_k_cam_np": seq.ego_world2cam[:, :3, :3],
@@ -116,7 +116,7 @@ def _ego_dict(seq: Sequence) -> dict[str, np.ndarray]:
     }
 
 
-def _new_subject_entry(seq: Sequence, subject_meta: Mapping[str, Any]) -> dict[str, Any]:
+def _new_subject_entry(seq: SequenceRecord, subject_meta: Mapping[str, Any]) -> dict[str, Any]:
     """misc.json entry of ``seq``'s subject from its cameras; absent views get size [0, 0]."""
     unknown = sorted(set(subject_meta) - {"ioi_offset", "gender"})
     if unknown:
@@ -179,7 +179,7 @@ def _merge_entries(old: dict[str, Any], new: dict[str, Any], where: str) -> dict
     return merged
 
 
-def _items(source: ImageSource | None, seq: Sequence) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+def _items(source: ImageSource | None, seq: SequenceRecord) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
     """((view, frame), array) pairs of a mapping, or of a callable over every present view and frame."""
     if source is None:
         return
@@ -195,7 +195,7 @@ def _items(source: ImageSource | None, seq: Sequence) -> Iterator[tuple[tuple[in
         raise TypeError(f"images/masks must be a mapping or a callable (view, frame) -> array, got {type(source).__name__}")
 
 
-def _checked_picture(path: Path, array: np.ndarray, seq: Sequence, view: int, mask: bool) -> np.ndarray:
+def _checked_picture(path: Path, array: np.ndarray, seq: SequenceRecord, view: int, mask: bool) -> np.ndarray:
     """``array`` as uint8 of ``view``'s camera size ([H,W] part labels for a mask, [H,W,3] for an
     image), else ValueError naming ``path``."""
     camera = seq.cameras[view]

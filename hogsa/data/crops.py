@@ -25,7 +25,7 @@ from torch import Tensor
 
 from hogsa.articulated import ArticulatedObject
 from hogsa.data.part_masks import part_mask
-from hogsa.data.schema import Camera, Sequence
+from hogsa.data.schema import Camera, SequenceRecord
 from hogsa.geometry import project_points
 from hogsa.hand import HandModel
 
@@ -108,7 +108,7 @@ def crop_view(
     return Crop(crop_image(masked, box, size), crop_labels(labels, box, size), crop_camera(camera, box, size))
 
 
-def crop_frame(seq: Sequence, view: int, frame: int, size: int, margin: float, hands: Mapping[str, HandModel],
+def crop_frame(seq: SequenceRecord, view: int, frame: int, size: int, margin: float, hands: Mapping[str, HandModel],
                obj: ArticulatedObject) -> Crop | None:
     """The ``size``² crop of one view of one frame around its parts' mask; None when no part is in view.
 

@@ -17,7 +17,7 @@ from typing import Literal, Mapping, get_args
 import numpy as np
 
 from hogsa.data import arctic, arctic_objects, h2o
-from hogsa.data.schema import Sequence
+from hogsa.data.schema import SequenceRecord
 from hogsa.data.synth import EmbeddedConfig
 from hogsa.hand import HandModel
 from hogsa.io import atomic_write_text
@@ -65,7 +65,7 @@ class DatasetIndex:
     h2o_cam: int | None  # H2O: the camera whose frame is the sequences' world; None otherwise
     object_root: str  # ARCTIC: the dataset folder (meta/object_vtemplates); H2O: the object meshes' folder
     hands_mean: dict[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
-    _sequences: dict[str, Sequence] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _sequences: dict[str, SequenceRecord] = field(default_factory=dict, init=False, compare=False, repr=False)
     _objects: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def save(self, path: str | Path) -> None:
@@ -93,8 +93,8 @@ class DatasetIndex:
             raise ValueError(f"unknown split {split!r}; this dataset has {sorted(self.splits)}")
         return self.splits[split]
 
-    def read(self, name: str) -> Sequence:
-        """Sequence ``name`` (its finger poses absolute), parsed on first use and kept for the process."""
+    def read(self, name: str) -> SequenceRecord:
+        """SequenceRecord ``name`` (its finger poses absolute), parsed on first use and kept for the process."""
         if name not in self._sequences:
             if self.pose_convention == "relative" and self.hands_mean is None:
                 raise ValueError(f"{self.root}: reading {name} needs the hand models' mean poses (its finger poses "
@@ -109,7 +109,7 @@ class DatasetIndex:
         """The sorted "subject/object" groups of ``split``'s sequences."""
         return sorted({group_of(self.read(name)) for name in self.sequences(split)})
 
-    def group_sequences(self, group: str, split: str = "train") -> list[Sequence]:
+    def group_sequences(self, group: str, split: str = "train") -> list[SequenceRecord]:
         """``split``'s sequences of ``group`` ("subject/object"), in split order."""
         return [seq for seq in map(self.read, self.sequences(split)) if group_of(seq) == group]
 
@@ -127,7 +127,7 @@ class DatasetIndex:
         return {name: self.object(name) for name in sorted(names)}
 
 
-def group_of(seq: Sequence) -> str:
+def group_of(seq: SequenceRecord) -> str:
     """The HOGS group of a sequence: "subject/object"."""
     return f"{seq.subject}/{seq.object_name}"
 

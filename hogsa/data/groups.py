@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.data.crops import crop_frame
 from hogsa.data.dataset import DatasetIndex
-from hogsa.data.schema import Camera, Sequence
+from hogsa.data.schema import Camera, SequenceRecord
 from hogsa.hand import HandModel, HandPose
 
 
@@ -57,7 +57,7 @@ class GroupData:
     name: str  # "sXX/<object>"
     hands: dict[str, HandModel]
     obj: ArticulatedObject
-    sequences: list[Sequence]
+    sequences: list[SequenceRecord]
     train: list[Sample]
     held_out: list[Sample]
 
@@ -94,7 +94,7 @@ def load_group(cfg: GroupSettings, index: DatasetIndex, hands: dict[str, HandMod
     return GroupData(group, hands, obj, sequences, train, held_out)
 
 
-def frame_poses(seq: Sequence, frame: int) -> tuple[HandPose, HandPose, ObjectPose]:
+def frame_poses(seq: SequenceRecord, frame: int) -> tuple[HandPose, HandPose, ObjectPose]:
     """The annotated poses of ``frame`` of ``seq`` (right hand, left hand, object) as one-row float32
     tensors: what a HOGS model is posed with."""
     return (seq.hands["right"].take(frame).torch(), seq.hands["left"].take(frame).torch(),

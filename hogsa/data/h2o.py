@@ -1,4 +1,4 @@
-"""Read and write H2O sequences (REFERENCES §7) as hogsa's ``Sequence``, and H2O object meshes.
+"""Read and write H2O sequences (REFERENCES §7) as hogsa's ``SequenceRecord``, and H2O object meshes.
 
 Layout of one sequence ``<root>/subjectN/<scene>/<seq>/`` (per-frame files named ``%06d``)::
 
@@ -18,7 +18,7 @@ rotates about the rest wrist joint J0, which depends on betas), so the reader ke
 ``cam`` untouched and makes that camera's frame the sequence's world: its ``world2cam`` is the
 identity. The other cameras found in the sequence folder are expressed in that world through
 ``cam_pose``: static cameras (0-3) from frame 0's pose (they do not move within a sequence), the
-egocentric camera 4 per frame as ``Sequence.ego_world2cam``. When ``cam`` is 4 the world moves with
+egocentric camera 4 per frame as ``SequenceRecord.ego_world2cam``. When ``cam`` is 4 the world moves with
 the head, so view 0 has identity extrinsics at every frame and no other view is given.
 
 Views follow ARCTIC's numbering: H2O camera 4 (egocentric) is view 0, cameras 0-3 are views 1-4.
@@ -52,7 +52,7 @@ from hogsa.data.schema import (
     Camera,
     K_from_dataset,
     K_to_dataset,
-    Sequence,
+    SequenceRecord,
     check_rigid,
     checked_array,
 )
@@ -81,7 +81,7 @@ def cam_of_view(view: int) -> int:
     return EGO_CAM if view == EGO_VIEW else view - 1
 
 
-def read_sequence(seq_dir: str | Path, cam: int = 0) -> Sequence:
+def read_sequence(seq_dir: str | Path, cam: int = 0) -> SequenceRecord:
     """Read the H2O sequence folder ``seq_dir`` with the annotations of camera ``cam`` (0-4).
 
     The sequence's world is camera ``cam``'s frame (see the module doc). ``betas`` of each hand are
@@ -117,7 +117,7 @@ def read_sequence(seq_dir: str | Path, cam: int = 0) -> Sequence:
     def image_file(view: int, frame: int) -> Path:
         return seq_dir / f"cam{cam_of_view(view)}" / "rgb" / f"{stems[frame]}.png"
 
-    return Sequence(
+    return SequenceRecord(
         name="/".join(seq_dir.parts[-3:]),  # subjectN/<scene>/<seq>
         subject=seq_dir.parts[-3] if len(seq_dir.parts) >= 3 else seq_dir.name,
         object_name=H2O_OBJECTS[classes[0]],
@@ -192,7 +192,7 @@ def read_object(object_dir: str | Path, name: str):
 
 def write_sequence(
     root: str | Path,
-    seq: Sequence,
+    seq: SequenceRecord,
     hands: Mapping[str, HandModel],
     images: Callable[[int, int], np.ndarray] | None = None,
 ) -> Path:
@@ -352,7 +352,7 @@ def _cameras(seq_dir: Path, cam: int, stems: list[str]) -> tuple[list[Camera | N
     return cameras, ego_world2cam
 
 
-def _class_id(seq: Sequence) -> int:
+def _class_id(seq: SequenceRecord) -> int:
     """H2O's class id of ``seq``'s object, after checking that ``seq`` can be written as H2O."""
     parts = seq.name.split("/")
     if len(parts) != 3 or parts[0] != seq.subject:
@@ -373,7 +373,7 @@ def _write_numbers(path: Path, values) -> None:
     path.write_text(" ".join(repr(float(value)) for value in np.ravel(values)) + "\n")
 
 
-def _write_frame(cam_dir: Path, seq: Sequence, view: int, frame: int, wrists: dict[str, np.ndarray],
+def _write_frame(cam_dir: Path, seq: SequenceRecord, view: int, frame: int, wrists: dict[str, np.ndarray],
                  class_id: int) -> None:
     """cam_pose, hand_pose_MANO and obj_pose_RT of ``frame`` in ``view``'s camera frame."""
     world2cam = seq.camera(view, frame).world2cam
@@ -391,7 +391,7 @@ def _write_frame(cam_dir: Path, seq: Sequence, view: int, frame: int, wrists: di
     _write_numbers(cam_dir / OBJ_POSE_DIRS[0] / f"{stem}.txt", [class_id, *(world2cam @ obj2world.numpy()).ravel()])
 
 
-def _write_image(path: Path, image: np.ndarray, seq: Sequence, view: int) -> None:
+def _write_image(path: Path, image: np.ndarray, seq: SequenceRecord, view: int) -> None:
     """Check ``image`` against the view's camera size and write it as PNG."""
     camera = seq.cameras[view]
     image = np.asarray(image)

@@ -17,13 +17,13 @@ import torch
 
 from hogsa.articulated import ArticulatedObject
 from hogsa.data.meshrender import Light, MeshLayer, render
-from hogsa.data.schema import MASK_LABELS, SIDES, Sequence
+from hogsa.data.schema import MASK_LABELS, SIDES, SequenceRecord
 from hogsa.hand import HandModel, hand_vertices
 
 FLAT_LIGHT = Light(ambient=1.0, diffuse=0.0, direction=np.array([0.0, 0.0, 1.0]))  # masks need no shading
 
 
-def annotated_layers(seq: Sequence, frame: int, hands: Mapping[str, HandModel], obj: ArticulatedObject
+def annotated_layers(seq: SequenceRecord, frame: int, hands: Mapping[str, HandModel], obj: ArticulatedObject
                      ) -> list[MeshLayer]:
     """The annotated hands (valid ones) and object of ``frame`` as render layers labelled by part."""
     layers = []
@@ -38,7 +38,7 @@ def annotated_layers(seq: Sequence, frame: int, hands: Mapping[str, HandModel], 
     return layers
 
 
-def render_part_mask(seq: Sequence, view: int, frame: int, hands: Mapping[str, HandModel],
+def render_part_mask(seq: SequenceRecord, view: int, frame: int, hands: Mapping[str, HandModel],
                      obj: ArticulatedObject) -> np.ndarray:
     """uint8 [H, W] part mask of ``view`` at ``frame`` rendered from the annotations (module docstring);
     ``obj`` is ``seq``'s object, ``hands`` {"right", "left"}: HandModel."""
@@ -47,7 +47,7 @@ def render_part_mask(seq: Sequence, view: int, frame: int, hands: Mapping[str, H
                   camera.height, FLAT_LIGHT).mask
 
 
-def part_mask(seq: Sequence, view: int, frame: int, hands: Mapping[str, HandModel],
+def part_mask(seq: SequenceRecord, view: int, frame: int, hands: Mapping[str, HandModel],
               obj: ArticulatedObject) -> np.ndarray:
     """uint8 [H, W] part mask of ``view`` at ``frame``: the dataset's, else ``render_part_mask``'s."""
     mask = seq.mask(view, frame)

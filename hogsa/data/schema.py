@@ -5,15 +5,15 @@ Conventions (once for hogsa's data records):
   construction: right shape, no NaN or infinity; poses are ``hogsa.hand.HandPose`` and
   ``hogsa.articulated.ObjectPose`` records of one row per frame. Records are frozen and own copies of their arrays;
   treat those as read-only (they stay writeable because scipy and torch.from_numpy need that).
-- Views are numbered as ARCTIC's: 0 egocentric, 1-8 allocentric. ``Sequence.cameras`` always has
+- Views are numbered as ARCTIC's: 0 egocentric, 1-8 allocentric. ``SequenceRecord.cameras`` always has
   ``NUM_VIEWS`` entries, ``None`` where the dataset has no such view.
 - Cameras are OpenCV pinholes (x right, y down, z forward): ``world2cam`` 4×4 and ``K`` 3×3 with
   hogsa's pixel-centre convention, centres at integer + 0.5 (as gsplat). Dataset files store OpenCV
   calibrations with centres at integers; readers convert with ``K_from_dataset`` and writers with
   ``K_to_dataset`` (cx, cy shifted by half a pixel).
-- The egocentric camera moves: its per-frame extrinsics are ``Sequence.ego_world2cam`` [F, 4, 4] and
+- The egocentric camera moves: its per-frame extrinsics are ``SequenceRecord.ego_world2cam`` [F, 4, 4] and
   ``cameras[0]`` holds its intrinsics, size and distortion with frame 0's extrinsics.
-  ``Sequence.camera(view, frame)`` gives the camera of any view at any frame.
+  ``SequenceRecord.camera(view, frame)`` gives the camera of any view at any frame.
 - MANO hand pose is ABSOLUTE axis-angle of the 15 finger joints (flat-hand-mean semantics). Betas are
   per frame ([F, 10]); datasets that fit one shape per subject repeat it on every row.
 - Images are uint8 [H, W, 3] RGB; part masks uint8 [H, W] with 0 background, 1 right hand, 2 left hand,
@@ -30,8 +30,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from hogsa.hand import POSE_WIDTHS, HandPose
 from hogsa.articulated import ObjectPose
+from hogsa.hand import POSE_WIDTHS, HandPose
 
 NUM_VIEWS = 9  # ARCTIC's numbering: 0 egocentric, 1-8 allocentric
 EGO_VIEW = 0
@@ -134,7 +134,7 @@ class Camera:
 
 
 @dataclass(frozen=True, eq=False)
-class Sequence:
+class SequenceRecord:
     """One recorded (or generated) sequence: cameras, both hands and the object over F frames.
 
     ``image_file(view, frame)`` and ``mask_file(view, frame)`` are the reader's path functions; the

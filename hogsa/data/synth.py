@@ -35,7 +35,7 @@ from hogsa.data import arctic_writer
 from hogsa.data.arctic_objects import write_arctic_template
 from hogsa.data.meshrender import Light, MeshLayer, render
 from hogsa.data.rig import camera_ring
-from hogsa.data.schema import MASK_LABELS, NUM_VIEWS, SIDES, Camera, Sequence
+from hogsa.data.schema import MASK_LABELS, NUM_VIEWS, SIDES, Camera, SequenceRecord
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
 from hogsa.data.synth_motion import Plan, plan_sequence
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
@@ -193,10 +193,10 @@ def jitter_annotations(plan: Plan, cfg: EmbeddedConfig, rng: np.random.Generator
     return Plan(object_pose, hands, plan.grasping)
 
 
-def to_sequence(name: str, plan: Plan, subject: Subject, cameras: list[Camera | None], obj_name: str) -> Sequence:
-    """A schema Sequence of ``plan``'s poses."""
+def to_sequence(name: str, plan: Plan, subject: Subject, cameras: list[Camera | None], obj_name: str) -> SequenceRecord:
+    """A schema SequenceRecord of ``plan``'s poses."""
     frames = len(plan.object_pose)
-    return Sequence(name=name, subject=subject.name, object_name=obj_name, frames=frames, cameras=cameras,
+    return SequenceRecord(name=name, subject=subject.name, object_name=obj_name, frames=frames, cameras=cameras,
                     hands=plan.hands, hand_valid={side: np.ones(frames, bool) for side in SIDES},
                     object_pose=plan.object_pose)
 

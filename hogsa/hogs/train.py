@@ -21,7 +21,6 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from hogsa.articulated import ArticulatedObject
 from hogsa.code_identity import code_digest
 from hogsa.data.groups import GroupData, Sample
 from hogsa.geometry import project_points

@@ -19,7 +19,7 @@ import torch
 
 from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.data.contact import ObjectDistance
-from hogsa.data.schema import SIDES, Sequence
+from hogsa.data.schema import SIDES, SequenceRecord
 from hogsa.hand import HandModel, HandPose, hand_vertices
 from hogsa.io import atomic_path
 
@@ -118,7 +118,7 @@ def repeated(text: str, count: int) -> np.ndarray:
     return np.array([text] * count)
 
 
-def from_sequences(sequences: list[Sequence], hands: dict[str, HandModel], objects: dict[str, ArticulatedObject],
+def from_sequences(sequences: list[SequenceRecord], hands: dict[str, HandModel], objects: dict[str, ArticulatedObject],
                    contact_distance: float) -> Grasps:
     """The frames of ``sequences`` where both hands are valid and each has a vertex within
     ``contact_distance`` (m) of the object or inside it: the dataset's bimanual grasps."""

@@ -18,7 +18,7 @@ from hogsa.articulated import ArticulatedObject
 from hogsa.config import section
 from hogsa.data.contact import ObjectDistance
 from hogsa.data.dataset import DataConfig, DataReportConfig, DatasetIndex, index_dataset
-from hogsa.data.schema import MASK_LABELS, Sequence
+from hogsa.data.schema import MASK_LABELS, SequenceRecord
 from hogsa.data.synth import generate
 from hogsa.data.synth_motion import timeline
 from hogsa.geometry import project_points
@@ -31,7 +31,7 @@ SIDE_COLORS = {"right": "#e8443a", "left": "#3a7be8"}
 TIP_PARENTS = (15, 3, 6, 12, 9)  # joints 16-20 (tips thumb, index, middle, ring, pinky) hang off these
 
 
-def posed_hands(seq: Sequence, hands: dict[str, HandModel], frames: list[int] | None = None
+def posed_hands(seq: SequenceRecord, hands: dict[str, HandModel], frames: list[int] | None = None
                 ) -> dict[str, HandOutput]:
     """Annotated hands of ``seq``: {side: HandOutput} with vertices [F',V,3] and joints [F',21,3]."""
     frames = list(range(seq.frames)) if frames is None else frames
@@ -42,13 +42,13 @@ def posed_hands(seq: Sequence, hands: dict[str, HandModel], frames: list[int] | 
     return out
 
 
-def posed_object(seq: Sequence, obj: ArticulatedObject, frames: list[int]) -> np.ndarray:
+def posed_object(seq: SequenceRecord, obj: ArticulatedObject, frames: list[int]) -> np.ndarray:
     """[F',V,3] object vertices of the annotated ``frames``."""
     with torch.no_grad():
         return obj.pose(*seq.object_pose.take(frames).torch()).double().numpy()
 
 
-def split_counts(index: DatasetIndex, sequences: dict[str, Sequence]) -> dict:
+def split_counts(index: DatasetIndex, sequences: dict[str, SequenceRecord]) -> dict:
     """{split: {sequences, frames, images, objects: {name: sequences}}} from the read sequences."""
     counts = {}
     for split, names in index.splits.items():
@@ -62,7 +62,7 @@ def split_counts(index: DatasetIndex, sequences: dict[str, Sequence]) -> dict:
     return counts
 
 
-def contact_sheet(seq: Sequence, frame: int, hands: dict[str, HandModel], obj: ArticulatedObject,
+def contact_sheet(seq: SequenceRecord, frame: int, hands: dict[str, HandModel], obj: ArticulatedObject,
                   dpi: int) -> Figure:
     """Every view of ``frame`` with the annotated 21 joints per hand and the object's outline."""
     views = seq.views
@@ -100,14 +100,14 @@ def contact_sheet(seq: Sequence, frame: int, hands: dict[str, HandModel], obj: A
     return fig
 
 
-def contact_distances(seq: Sequence, hands: dict[str, HandModel], distance: ObjectDistance) -> dict[str, np.ndarray]:
+def contact_distances(seq: SequenceRecord, hands: dict[str, HandModel], distance: ObjectDistance) -> dict[str, np.ndarray]:
     """Per side, [F] signed distance (m) of the hand's closest vertex to the object (negative: the
     deepest penetration), from the annotations."""
     posed = posed_hands(seq, hands)
     return {side: distance.closest(result.vertices.double().numpy(), seq.object_pose) for side, result in posed.items()}
 
 
-def joints_on_mask(seq: Sequence, hands: dict[str, HandModel], frame: int, radius_px: int = 2) -> tuple[int, int]:
+def joints_on_mask(seq: SequenceRecord, hands: dict[str, HandModel], frame: int, radius_px: int = 2) -> tuple[int, int]:
     """(joints landing on their own hand's mask within ``radius_px``, joints visible) over all views.
 
     A joint counts as visible when it projects inside the image and the mask there (within the radius)
@@ -155,7 +155,7 @@ def contact_histograms(distances_mm: np.ndarray, dpi: int) -> Figure:
     return fig
 
 
-def dataset_summary(index: DatasetIndex, sequences: dict[str, Sequence], hands: dict[str, HandModel],
+def dataset_summary(index: DatasetIndex, sequences: dict[str, SequenceRecord], hands: dict[str, HandModel],
                     objects: dict[str, ArticulatedObject]) -> tuple[dict, np.ndarray]:
     """Metrics of the data stage and the [hand-frames] closest-distance array (mm).
 
@@ -197,7 +197,7 @@ class Dataset(NamedTuple):
     """The dataset as the data stage read it back."""
 
     index: DatasetIndex
-    sequences: dict[str, Sequence]  # every sequence of every split, by name
+    sequences: dict[str, SequenceRecord]  # every sequence of every split, by name
     objects: dict[str, ArticulatedObject]  # the sequences' objects, by name
 
 
@@ -218,7 +218,7 @@ def save_contact_histograms(distances_mm: np.ndarray, cfg: DataReportConfig, rep
     return save_and_close(contact_histograms(distances_mm, cfg.dpi), Path(report_dir) / "contact_histograms.png")
 
 
-def grasp_frame(seq: Sequence) -> int:
+def grasp_frame(seq: SequenceRecord) -> int:
     """The frame of the peak of the manipulation (the embedded sequences' timeline)."""
     return int(timeline(seq.frames)[1].argmax())
 

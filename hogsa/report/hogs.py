@@ -23,7 +23,7 @@ from hogsa.config import section
 from hogsa.data.dataset import DatasetIndex
 from hogsa.data.groups import GroupData, Sample, frame_poses, load_group, resolve_groups
 from hogsa.data.rig import camera_ring
-from hogsa.data.schema import Camera, Sequence
+from hogsa.data.schema import Camera, SequenceRecord
 from hogsa.hand import HandConfig, HandModel, HandPose, hand_models
 from hogsa.hogs.evaluate import corrected_group, evaluate_held_out, held_out_subsets
 from hogsa.hogs.model import GaussianScene
@@ -159,7 +159,7 @@ def held_out_figure(result: GroupResult, cfg: HOGSConfig) -> Figure:
     return image_grid(rows, titles, cfg.report.image_inches)
 
 
-def corrected_frame_poses(scene: TrainedScene, seq: Sequence, frame: int) -> tuple[HandPose, HandPose, ObjectPose]:
+def corrected_frame_poses(scene: TrainedScene, seq: SequenceRecord, frame: int) -> tuple[HandPose, HandPose, ObjectPose]:
     """The annotated poses of ``frame`` of ``seq`` with ``scene``'s correction of that frame."""
     with torch.no_grad():
         return scene.poses.apply((seq.name, frame), *frame_poses(seq, frame))
