@@ -17,6 +17,7 @@ Conventions (shared by every object, whatever its source):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from scipy.spatial import ConvexHull
 from scipy.spatial.distance import pdist
 from torch import Tensor
 
+from hogsa.batched import BatchedRecord
 from hogsa.geometry import axis_angle_to_matrix, hinge_rotation
 
 
@@ -131,47 +133,15 @@ class ArticulatedObject:
 
 
 @dataclass(frozen=True, eq=False)
-class ObjectPose:
-    """An articulated object's state for B poses: numpy arrays or torch tensors (all alike).
+class ObjectPose(BatchedRecord):
+    """An articulated object's state for B poses (a ``hogsa.batched`` record: numpy or torch, all alike);
+    ``obj.pose(*pose)`` poses it."""
 
-    Iterating yields the fields in ``ArticulatedObject.pose``'s argument order: ``obj.pose(*pose)``.
-    """
+    TRAILING: ClassVar[dict[str, tuple[int, ...]]] = {"articulation": (), "rot": (3,), "transl": (3,)}
 
     articulation: np.ndarray | Tensor  # [B] radians about the canonical hinge
     rot: np.ndarray | Tensor  # [B, 3] axis-angle of the global orientation, radians
     transl: np.ndarray | Tensor  # [B, 3] metres
-
-    def __post_init__(self) -> None:
-        batch = self.articulation.shape[0] if self.articulation.ndim == 1 else None
-        for name, shape in (("articulation", (batch,)), ("rot", (batch, 3)), ("transl", (batch, 3))):
-            if tuple(getattr(self, name).shape) != shape:
-                raise ValueError(f"ObjectPose: field {name!r} has shape {tuple(getattr(self, name).shape)}, "
-                                 f"expected ({', '.join(str(d or 'B') for d in shape)}{',' if len(shape) == 1 else ''})")
-
-    def __len__(self) -> int:
-        return self.articulation.shape[0]
-
-    def __iter__(self):
-        return iter((self.articulation, self.rot, self.transl))
-
-    def take(self, index) -> ObjectPose:
-        """The poses at ``index`` (a slice, an int array or a bool mask; an int keeps the batch axis)."""
-        index = [index] if isinstance(index, (int, np.integer)) else index
-        return ObjectPose(*(field[index] for field in self))
-
-    def torch(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> ObjectPose:
-        """The same poses as tensors (a copy from numpy; a cast otherwise)."""
-        return ObjectPose(*(torch.as_tensor(field, dtype=dtype, device=device) for field in self))
-
-    def numpy(self) -> ObjectPose:
-        """The same poses as float64 numpy arrays (detached from any graph)."""
-        return ObjectPose(*(np.asarray(f.detach().cpu().double().numpy() if isinstance(f, Tensor) else f,
-                                       dtype=np.float64) for f in self))
-
-    @staticmethod
-    def concatenate(poses: list[ObjectPose]) -> ObjectPose:
-        """One pose batch of every pose in ``poses``, in order (numpy)."""
-        return ObjectPose(*(np.concatenate([np.asarray(field) for field in fields]) for fields in zip(*poses)))
 
 
 def upright_rotation(obj: ArticulatedObject) -> np.ndarray:

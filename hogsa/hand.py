@@ -17,7 +17,7 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import scipy.sparse
@@ -29,6 +29,7 @@ from smplx.utils import Struct
 from torch import Tensor, nn
 
 from hogsa import safe_pickle
+from hogsa.batched import BatchedRecord
 from hogsa.open_hand import open_hand_file
 
 Side = Literal["right", "left"]
@@ -59,50 +60,19 @@ POSE_WIDTHS = {"global_orient": 3, "hand_pose": 45, "betas": 10, "transl": 3}
 
 
 @dataclass(frozen=True, eq=False)
-class HandPose:
+class HandPose(BatchedRecord):
     """MANO parameters of one hand for B poses (a sequence's frames, a grasp set's samples, a batch).
 
-    The fields are all numpy arrays or all torch tensors; ``hand_pose`` is ABSOLUTE axis-angle of the
-    15 finger joints (flat-hand-mean semantics). Iterating yields the four fields in ``HandModel``'s
-    argument order, so ``hand(*pose)`` skins it.
+    A ``hogsa.batched`` record: all numpy arrays or all torch tensors; ``hand_pose`` is ABSOLUTE
+    axis-angle of the 15 finger joints (flat-hand-mean semantics); ``hand(*pose)`` skins it.
     """
+
+    TRAILING: ClassVar[dict[str, tuple[int, ...]]] = {name: (width,) for name, width in POSE_WIDTHS.items()}
 
     global_orient: Array  # [B, 3] axis-angle of the wrist, radians
     hand_pose: Array  # [B, 45] absolute axis-angle of the 15 finger joints, radians
     betas: Array  # [B, 10] shape coefficients
     transl: Array  # [B, 3] metres
-
-    def __post_init__(self) -> None:
-        batch = self.global_orient.shape[0] if self.global_orient.ndim == 2 else None
-        for name, width in POSE_WIDTHS.items():
-            shape = tuple(getattr(self, name).shape)
-            if shape != (batch, width):
-                raise ValueError(f"HandPose: field {name!r} has shape {shape}, expected ({batch or 'B'}, {width})")
-
-    def __len__(self) -> int:
-        return self.global_orient.shape[0]
-
-    def __iter__(self):
-        return iter((self.global_orient, self.hand_pose, self.betas, self.transl))
-
-    def take(self, index) -> HandPose:
-        """The poses at ``index`` (a slice, an int array or a bool mask; an int keeps the batch axis)."""
-        index = [index] if isinstance(index, (int, np.integer)) else index
-        return HandPose(*(field[index] for field in self))
-
-    def torch(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> HandPose:
-        """The same poses as tensors (a copy from numpy; a cast otherwise)."""
-        return HandPose(*(torch.as_tensor(field, dtype=dtype, device=device) for field in self))
-
-    def numpy(self) -> HandPose:
-        """The same poses as float64 numpy arrays (detached from any graph)."""
-        return HandPose(*(np.asarray(f.detach().cpu().double().numpy() if isinstance(f, Tensor) else f,
-                                     dtype=np.float64) for f in self))
-
-    @staticmethod
-    def concatenate(poses: list[HandPose]) -> HandPose:
-        """One pose batch of every pose in ``poses``, in order (numpy)."""
-        return HandPose(*(np.concatenate([np.asarray(field) for field in fields]) for fields in zip(*poses)))
 
     @staticmethod
     def zeros(batch: int) -> HandPose:

@@ -7,15 +7,10 @@ import pytest
 
 from hogsa.data import arctic, arctic_objects, synth
 from hogsa.data.part_masks import part_mask, render_part_mask
-from hogsa.data.synth import EmbeddedConfig
 from hogsa.hand import HandConfig, hand_models
+from tests.test_synth import SMOKE
 
-ONE_SEQUENCE = EmbeddedConfig(
-    splits={"train": ["s01"], "val": [], "test": []}, objects=["box"], actions=["grab"], frames=4,
-    image_size=[160, 120], view_scales=[1.0, 0.8, 1.0, 0.8, 1.0, 0.8, 1.0, 0.8], fov_deg=50.0,
-    camera_distance=0.75, supersample=1, soft_shadow_samples=1, jitter_mm=2.0, jitter_deg=1.0,
-    noise_std=0.01, jpeg_quality=90, workers=1,
-)
+ONE_SEQUENCE = dataclasses.replace(SMOKE, splits={"train": ["s01"], "val": [], "test": []})
 
 
 @pytest.fixture(scope="module")
