@@ -23,8 +23,9 @@ def _articulation_reference(vertices: np.ndarray, top: np.ndarray, theta: float)
 
 
 def _pose(obj: ArticulatedObject, theta, rot, transl) -> np.ndarray:
-    as_t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float64))  # noqa: E731
-    return obj.pose(as_t(theta), as_t(rot), as_t(transl)).numpy()
+    """``obj.pose`` in float64 of array-likes; raw tensors rather than an ObjectPose, since the tests also
+    pass ARCTIC's [B, 1] articulation, which ``pose`` accepts."""
+    return obj.pose(*(torch.as_tensor(np.asarray(value, dtype=np.float64)) for value in (theta, rot, transl))).numpy()
 
 
 def test_articulation_rotates_only_the_top_part_about_z() -> None:
