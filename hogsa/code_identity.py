@@ -1,7 +1,8 @@
 """Code identity: the hogsa source files a stage runs, found by walking its imports, and their digest.
 
 A stage's result depends on every hogsa module its entry module imports, directly or through others
-(imports inside functions included), and on the packages' ``__init__.py`` files those imports run. The
+(imports inside functions included), on the packages' ``__init__.py`` files those imports run, and on
+the C++ source a module compiles (``X.cpp`` beside ``X.py``). The
 closure is read from the source with ``ast``, without importing anything, so it is the same on every
 machine. ``code_digest`` decides whether a checkpoint or a half-made dataset may be resumed; the test
 of dvc.yaml checks that each stage's ``deps`` cover the closure of its notebook.
@@ -76,8 +77,13 @@ def import_closure(*entries: str) -> tuple[str, ...]:
 
 
 def closure_files(*entries: str) -> list[Path]:
-    """The source files of ``import_closure(*entries)``."""
-    return [module_file(name) for name in import_closure(*entries)]
+    """The source files of ``import_closure(*entries)``: each module's ``.py`` and, where a module
+    compiles native code, the ``.cpp`` of the same name beside it (``hogsa/render/tile_composite``)."""
+    files = []
+    for name in import_closure(*entries):
+        path = module_file(name)
+        files += [path] + ([path.with_suffix(".cpp")] if path.with_suffix(".cpp").is_file() else [])
+    return files
 
 
 def notebook_code(notebook: str | Path) -> str:

@@ -115,3 +115,7 @@ def test_srm_refines_the_h2o_renders(h2o_study):
         assert summary[row]["images"] == 7 and HOGS_PSNR_FLOOR < summary[row]["psnr"] < 60, row
     assert summary["hogs"]["psnr"] == pytest.approx(hogs["hogs"]["psnr"], abs=1e-4)
     assert set(summary["groups"]) == {"subject1/milk"}
+    # the only group is not among srm.report.tuned_on: its scores are the untuned groups' scores
+    for row in ("hogs", "hogs_srm", "3dgs", "3dgs_srm"):
+        assert summary["untuned_groups"][row]["psnr"] == pytest.approx(summary[row]["psnr"], abs=1e-9)
+    assert summary["untuned_groups"]["gain_db"]["hogs"] == pytest.approx(summary["gain_db"]["hogs"], abs=1e-9)

@@ -132,7 +132,7 @@ def _hogs(hands, cube, seed: int = 0, sh_degree: int = 1, shading: str = "none")
 
 def _config(**changes) -> HOGSConfig:
     cfg = HOGSConfig(
-        groups=["s00/cube"], gaussians_per_face=2, sh_degree=1, init_opacity=0.5,
+        groups=["s00/cube"], workers=1, gaussians_per_face=2, sh_degree=1, init_opacity=0.5,
         shading="sh2", crop=32, crop_margin=0.05, held_out_views=[8], held_out_every=5, color_init_views=0,
         iterations=30, batch_views=2,
         lr_hogs=HOGSLearningRates(vertices=1e-4, bary=1e-3, scale=5e-3, opacity=5e-2, sh_dc=2e-2, sh_rest=1e-3,

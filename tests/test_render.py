@@ -18,8 +18,9 @@ import torch._inductor.config
 import torch.nn.functional as F
 from kornia.geometry.conversions import quaternion_to_rotation_matrix
 
-from hogsa.render import _compile, rasterize, rasterizer
+from hogsa.render import _compile, rasterize, rasterizer, tile_composite
 from hogsa.render.projection import project_gaussians
+from hogsa.render.tiles import intersect_tiles, make_grid
 from hogsa.render.sh import eval_sh, rgb_to_sh_dc, sh_colors
 
 try:
@@ -311,6 +312,80 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
         out = affine(torch.ones(3))
     torch.testing.assert_close(out, torch.full((3,), 3.0))
     assert _compile.compile_disabled()
+
+
+@pytest.mark.parametrize("dtype, tile_size", [(torch.float64, 8), (torch.float32, 16), (torch.float32, 4)])
+def test_compiled_compositing_matches_the_pytorch_compositing(monkeypatch, dtype, tile_size):
+    """tile_composite.cpp and composite.py: two implementations of one compositing, images and gradients."""
+    assert tile_composite.available(), "the C++ compositing kernel did not build"
+    scene = random_scene(14, n=300, width=37, height=29, dtype=dtype)
+    scene["scales"] = scene["scales"] * 0.6
+    background = torch.rand(2, 3, dtype=dtype)
+
+    def run(native: str):
+        monkeypatch.setenv("HOGSA_NO_NATIVE", native)
+        names = ("means", "quats", "scales", "opacities", "colors")
+        inputs = {k: scene[k].clone().requires_grad_(True) for k in names}
+        image, alpha, _ = rasterize(*inputs.values(), scene["viewmats"], scene["Ks"], 37, 29, tile_size=tile_size,
+                                    backgrounds=background, render_mode="RGB+ED", rasterize_mode="antialiased")
+        g = torch.Generator().manual_seed(2)
+        ((image * torch.randn(image.shape, generator=g, dtype=dtype)).sum() + (alpha * 0.3).sum()).backward()
+        return image, alpha, {k: v.grad for k, v in inputs.items()}
+
+    image, alpha, grads = run("1")
+    n_image, n_alpha, n_grads = run("0")
+    assert (alpha > 0.9).any() and (alpha < 0.1).any(), "scene should have opaque and empty pixels"
+    tol = {"atol": 1e-9, "rtol": 1e-7} if dtype == torch.float64 else {"atol": 2e-5, "rtol": 1e-4}
+    torch.testing.assert_close(n_image, image, **tol)
+    torch.testing.assert_close(n_alpha, alpha, **tol)
+    for k in grads:
+        torch.testing.assert_close(n_grads[k], grads[k], atol=1e-7 if dtype == torch.float64 else 2e-3,
+                                   rtol=1e-5 if dtype == torch.float64 else 2e-3, msg=k)
+
+
+def test_compiled_compositing_is_the_same_on_one_thread_and_two():
+    """The kernel's tiles run in parallel, but each output is written by one tile in a fixed order."""
+    scene = random_scene(15, n=300, width=40, height=30, dtype=torch.float32)
+    with torch.no_grad():
+        proj = project_gaussians(scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"],
+                                 40, 30, opacities=scene["opacities"])
+        visible = rasterizer._pack_visible(proj, scene["opacities"].expand(2, -1))
+        grid = make_grid(40, 30, 8, 2)
+        isect = intersect_tiles(visible.means2d, visible.radii, visible.depths, visible.camera_ids, grid)
+    features = scene["colors"].index_select(0, visible.gaussian_ids)
+    threads, results = torch.get_num_threads(), []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            inputs = [x.clone().requires_grad_(True) for x in (visible.means2d, visible.conics, visible.opacities,
+                                                                 features)]
+            accum, alphas = tile_composite.tile_composite(isect, grid, 40, 30, *inputs)
+            (accum.square().sum() + alphas.sum()).backward()
+            results.append([accum, alphas] + [x.grad for x in inputs])
+    finally:
+        torch.set_num_threads(threads)
+    assert (results[0][1] > 0.5).any()
+    for one, two in zip(*results):
+        assert torch.equal(one, two)
+
+
+def test_failed_kernel_build_falls_back_to_pytorch(monkeypatch):
+    from torch.utils import cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    tile_composite._extension.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="building tile_composite.cpp failed"):
+            assert not tile_composite.available()
+        scene = random_scene(16)
+        image, _, _ = rasterize(*scene_args(scene))
+        ref_image, _ = reference_rasterize(*scene_args(scene))
+        torch.testing.assert_close(image, ref_image, atol=1e-4, rtol=0)
+    finally:
+        tile_composite._extension.cache_clear()
 
 
 # ------------------------------------------------------------------- hand-built, known answers

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from hogsa import code_identity
-from hogsa.code_identity import code_digest, import_closure, imported_modules, notebook_code, notebook_modules
+from hogsa.code_identity import closure_files, code_digest, import_closure, imported_modules, notebook_code, notebook_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -27,8 +27,7 @@ def test_dvc_deps_cover_the_import_closure_of_the_stage_notebook(name):
     """A change to any hogsa file the stage runs must make `dvc repro` rerun it."""
     stage = STAGES[name]
     deps = [d if isinstance(d, str) else next(iter(d)) for d in stage["deps"]]
-    closure = import_closure(*sorted(notebook_modules(_notebook(stage))))
-    files = [str(code_identity.module_file(m).relative_to(ROOT)) for m in closure]
+    files = [str(path.relative_to(ROOT)) for path in closure_files(*sorted(notebook_modules(_notebook(stage))))]
     missing = [f for f in files if not _covered(f, deps)]
     assert not missing, f"dvc.yaml: stage {name!r} deps miss files its notebook imports: {missing}"
 

@@ -110,6 +110,7 @@ def test_srm_stage(smoke_study):
     assert summary["hogs"]["psnr"] == pytest.approx(held_out["psnr"], abs=1e-4)
     assert summary["3dgs"]["psnr"] == pytest.approx(hogs_metrics["3dgs"]["psnr"], abs=1e-4)
     assert summary["gain_db"]["3dgs"] == pytest.approx(summary["3dgs_srm"]["psnr"] - summary["3dgs"]["psnr"])
+    assert "untuned_groups" not in summary  # the smoke set's one group is srm.report.tuned_on's
     assert summary["perceptual"] == PERCEPTUAL_OFF
     assert set(summary["groups"]) == {"s01/box"}
     srm_dir = smoke_study / "data" / "models" / "srm"

@@ -49,6 +49,7 @@ from hogsa.data.schema import MASK_LABELS
 from hogsa.hand import HandModel, HandPose
 from hogsa.hogs.binding import GaussianSet, MeshGaussians
 from hogsa.render import rasterize
+from hogsa.render._compile import lazily_compiled
 from hogsa.render.sh import SH_C0, rgb_to_sh_dc, sh_bases, sh_colors
 
 PARTS = ("right", "left", "object")
@@ -266,6 +267,7 @@ def view_colors(
     return sh_colors(sh_degree, gaussians.means - camera_center, gaussians.sh)
 
 
+@lazily_compiled
 def shaded_colors(
     gaussians: GaussianSet,  # unbatched, N Gaussians
     camera_center: Tensor,  # [3] world, metres

@@ -102,6 +102,7 @@ class HOGSConfig:
     """params.yaml ``hogs`` section."""
 
     groups: list[str]  # "sXX/<object>" groups, or ["all"]: every (subject, object) of the train split
+    workers: int  # processes training models at once, one torch thread each (1: in the stage's process)
     gaussians_per_face: int  # paper: k = 2
     sh_degree: int  # 3 in 3DGS; 1 keeps CPU training fast (view dependence is weak on these materials)
     init_opacity: float
@@ -338,7 +339,7 @@ def run_identity(cfg: HOGSConfig, kind: Kind, group: str, seed: int, params: dic
                  ) -> dict[str, str]:
     """What a checkpoint must match to be resumed: the settings that shape training, the parameters and
     the code (so a resumed or reloaded model never mixes code versions)."""
-    bookkeeping = ("groups", "eval_every", "checkpoint_every", "lpips_weights", "report")
+    bookkeeping = ("groups", "workers", "eval_every", "checkpoint_every", "lpips_weights", "report")
     settings = {k: v for k, v in asdict(cfg).items() if k not in bookkeeping}
     shapes = {name: list(p.shape) for name, p in params.items()}
     return {"kind": kind, "group": group, "seed": str(seed), "config": json.dumps(settings, sort_keys=True),

@@ -1,5 +1,5 @@
 """Gaussian splatting rasterization: ``rasterize`` has gsplat 1.5's ``rasterization`` signature and runs
-gsplat on CUDA tensors and hogsa's pure-PyTorch tile rasterizer on CPU tensors (see ``rasterizer.py``)."""
+gsplat on CUDA tensors and hogsa's own tile rasterizer on CPU tensors (see ``rasterizer.py``)."""
 
 from hogsa.render.rasterizer import RasterizeMode, RenderMode, rasterize
 

@@ -60,6 +60,12 @@ def quat_scale_to_matrix(
     return rot * scales[..., None, :]
 
 
+def small_matmul(a: Tensor, b: Tensor) -> Tensor:  # [..., I, J] @ [..., J, K] → [..., I, K]
+    """A product of small matrices as broadcast products and a sum, which the compiler fuses with the
+    elementwise work around it (a batched matmul of N tiny matrices is an opaque, slow library call)."""
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
+
+
 def perspective_jacobian(
     means_cam: Tensor,  # [C, N, 3] camera frame, metres; z > 0 where it matters
     Ks: Tensor,  # [C, 3, 3]
@@ -138,8 +144,8 @@ def _project(
     safe_cam = torch.cat([means_cam[..., :2], safe_z[..., None]], dim=-1)
 
     jac = perspective_jacobian(safe_cam, Ks, width, height)  # [C, N, 2, 3]
-    jw_m = jac @ rot[:, None] @ quat_scale_to_matrix(quats, scales)[None]  # [C, N, 2, 3] = J W M
-    cov2d = jw_m @ jw_m.transpose(-1, -2)  # [C, N, 2, 2]
+    jw_m = small_matmul(small_matmul(jac, rot[:, None]), quat_scale_to_matrix(quats, scales)[None])  # J W M
+    cov2d = small_matmul(jw_m, jw_m.transpose(-1, -2))  # [C, N, 2, 2]
     det_orig = cov2d[..., 0, 0] * cov2d[..., 1, 1] - cov2d[..., 0, 1] * cov2d[..., 1, 0]
     cov2d = cov2d + eps2d * torch.eye(2, dtype=cov2d.dtype, device=cov2d.device)
     conics, det = covariance_2d_to_conic(cov2d)

@@ -1,6 +1,7 @@
 """``rasterize``: gsplat 1.5's ``rasterization`` for one set of Gaussians and a subset of its arguments,
 with one signature for two back-ends: CUDA tensors go to ``gsplat.rasterization``, CPU tensors to
-hogsa's pure-PyTorch tile rasterizer (projection.py → tiles.py → fragments.py → composite.py).
+hogsa's tile rasterizer: projection.py → tiles.py → tile_composite.py, a C++ kernel compiled on first
+use, or, where it cannot be built, PyTorch's fragments.py → composite.py (the same compositing).
 
 Conventions: quaternions wxyz (any norm); ``viewmats`` world→camera, OpenCV axes; ``Ks`` with pixel
 centres at integer + 0.5; scales are standard deviations in metres; opacities in [0, 1].
@@ -9,10 +10,9 @@ The CPU path reproduces gsplat's semantics: EWA projection with eps2d dilation (
 α = min(0.999, o·exp(-σ)) skipped below 1/255, front-to-back compositing stopping before the Gaussian
 that would bring transmittance to ≤ 1e-4 (``alpha.py``), background added as T_final·background, depth
 "D" = Σ wᵢzᵢ and "ED" = D / max(alpha, 1e-10), SH colours max(SH(dir) + 0.5, 0) with dir = mean - camera
-centre. The α clamp is gsplat 1.5's 0.999 (the 3DGS reference code has 0.99). Two defaults differ from
+centre. The α clamp is gsplat 1.5's 0.999 (the 3DGS reference code has 0.99). One default differs from
 gsplat's: ``packed`` is False (gsplat: True) so that ``meta`` holds the per-(camera, Gaussian) arrays
-hogsa reads, and ``tile_size`` None picks 16 on CUDA (gsplat's default) and 8 on CPU (fastest there; the
-CPU image does not depend on the tile size).
+hogsa reads. ``tile_size`` is 16 on both back-ends (the CPU image does not depend on it).
 
 ``meta`` (both back-ends; with packed=True each [C, N, ...] becomes [nnz, ...] over visible pairs):
     "radii"          [C, N, 2] int32 screen box half-extents in pixels; (0, 0) = culled
@@ -36,6 +36,7 @@ from typing import Literal, NamedTuple, get_args
 import torch
 from torch import Tensor
 
+from hogsa.render import tile_composite
 from hogsa.render.composite import composite
 from hogsa.render.fragments import build_fragments
 from hogsa.render.projection import Projection, project_gaussians
@@ -53,7 +54,7 @@ RasterizeMode = Literal["classic", "antialiased"]
 RENDER_MODES = get_args(RenderMode)
 RASTERIZE_MODES = get_args(RasterizeMode)
 GSPLAT_TILE_SIZE = 16  # gsplat's default
-CPU_TILE_SIZE = 8  # fastest here: fewer (tile, Gaussian) pairs than 4, fewer idle tile pixels than 16
+CPU_TILE_SIZE = 16  # fastest here with the compiled compositing (gsplat's default too)
 MAX_CHUNK_ELEMENTS = 2**23  # (pair, tile pixel) tests per chunk: bounds the CPU path's transient memory
 
 
@@ -73,7 +74,7 @@ def rasterize(
     eps2d: float = 0.3,
     sh_degree: int | None = None,
     packed: bool = False,  # gsplat defaults to True; False keeps meta as [C, N, ...] (module doc)
-    tile_size: int | None = None,  # None: 16 on CUDA (gsplat's default), 8 on CPU
+    tile_size: int | None = None,  # None: GSPLAT_TILE_SIZE on CUDA, CPU_TILE_SIZE on CPU (both 16)
     backgrounds: Tensor | None = None,  # [C, D] (D = colour channels)
     render_mode: RenderMode = "RGB",
     rasterize_mode: RasterizeMode = "classic",
@@ -134,7 +135,11 @@ def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width,
     features = _features(colors, sh_degree, means, viewmats, visible, render_mode)  # [M, X]
     grid = make_grid(width, height, tile_size, viewmats.shape[0])
     isect = intersect_tiles(visible.means2d, visible.radii, visible.depths, visible.camera_ids, grid)
-    accum, alphas = _composite_in_runs(isect, grid, width, height, visible, features)
+    if tile_composite.available():
+        accum, alphas = tile_composite.tile_composite(isect, grid, width, height, visible.means2d, visible.conics,
+                                                      visible.opacities, features)
+    else:
+        accum, alphas = _composite_in_runs(isect, grid, width, height, visible, features)
     render = _finish(accum, alphas, backgrounds, render_mode)
     meta = _packed_meta(visible, isect) if packed else _meta(proj, used_opacities, visible, isect)
     meta.update({

@@ -5,6 +5,8 @@ Fig. 12).
 Each score row is the mean over groups of the group's mean over its held-out crops (as the hogs stage
 reports), on the whole crop with its black background; ``sharpness`` is the mean absolute Laplacian
 (``reference_sharpness`` is the real crops'): a refinement that only smoothed would lower it.
+``untuned_groups`` repeats the rows and the gains over the groups outside ``srm.report.tuned_on``, the
+ones no SRM setting was chosen on; ``groups`` has every group's rows.
 """
 
 from __future__ import annotations
@@ -98,6 +100,14 @@ def srm_summary(inputs: SrmInputs, pairs: dict[str, tuple[RenderPairs, RenderPai
     summary["reference_sharpness"] = summarize_by_group(reference, held_out.groups).mean.sharpness
     summary["gain_db"] = {kind: summary[f"{kind}_srm"]["psnr"] - summary[kind]["psnr"] for kind in KINDS}
     summary["perceptual"] = perceptual_status(inputs.cfg)
+    untuned = [i for i, group in enumerate(held_out.groups) if group not in inputs.cfg.report.tuned_on]
+    if untuned:
+        summary["untuned_groups"] = {row: summarize_by_group([scores[row][i] for i in untuned],
+                                                             [held_out.groups[i] for i in untuned]).as_metrics()
+                                     for row in scores}
+        summary["untuned_groups"]["gain_db"] = {
+            kind: summary["untuned_groups"][f"{kind}_srm"]["psnr"] - summary["untuned_groups"][kind]["psnr"]
+            for kind in KINDS}
     per_group = {row: group_summaries(scores[row], held_out.groups) for row in scores}
     summary["groups"] = {group: {row: per_group[row][group].as_metrics() for row in scores} for group in inputs.groups}
     return summary

@@ -48,12 +48,13 @@ CHECKPOINT = "srm.safetensors"
 
 @dataclass(frozen=True)
 class SRMReportConfig:
-    """params.yaml ``srm.report``: the stage's figures (hogsa.report.srm)."""
+    """params.yaml ``srm.report``: the stage's figures (hogsa.report.srm) and its account of tuning."""
 
     dpi: int
     image_inches: float  # side of each image of the grids
     grid_crops: int  # held-out crops in the grids (rows), spread over the groups and subsets
     zoom: float  # the enlarged grid shows the central 1 / zoom of each crop
+    tuned_on: list[str]  # groups whose held-out crops the SRM settings were chosen on; the others are reported apart
 
 
 @dataclass(frozen=True)
