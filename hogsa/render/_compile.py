@@ -1,4 +1,5 @@
-"""Lazy, cached ``torch.compile`` for the CPU rasterizer's kernels.
+"""Lazy, cached ``torch.compile`` for hogsa's fused kernels: the CPU rasterizer's, and HOGS's binding,
+shading and pose composition.
 
 A wrapped function compiles on its first call (inductor's C++ backend, ``dynamic=True`` because the
 element counts change every call; tens of seconds once per process, a few seconds with inductor's
