@@ -196,10 +196,26 @@ class Scene:
         self.corner_normals = np.where(  # [F, 3, 3] unit shading normals at the corners
             smooth[:, None, None], np.asarray(mesh.vertex_normals)[faces], self.face_normals[:, None, :]
         )
+        # Per-face terms of trimesh.triangles.points_to_barycentric (Cramer's rule on the edges from corner 0).
+        self.edges = self.triangles[:, 1:] - self.triangles[:, :1]  # [F, 2, 3] corner 1 and 2 minus corner 0
+        first, second = self.edges[:, 0], self.edges[:, 1]
+        dot00, dot01, dot11 = _row_dot(first, first), _row_dot(first, second), _row_dot(second, second)
+        self.edge_dots = np.stack([dot00, dot01, dot11], axis=1)  # [F, 3] e0·e0, e0·e1, e1·e1
+        self.inverse_det = 1.0 / (dot00 * dot11 - dot01 * dot01)  # [F]
         # Embree is float32: trimesh's scale_to_box convention first moves the scene's min corner to the
         # origin and scales its bounding-box diagonal to 100; ray origins get the same transform.
         self._shift = vertices.min(axis=0)
         self._scale = 100.0 / mesh.scale
+        # Bounding boxes [L, 3] of the layers, and a distance (m) far above Embree's float32 resolution
+        # (~1e-7 of the scene's size) yet below SHADOW_RAY_OFFSET for scenes up to 10 m.
+        self.layer_min = np.array([layer.vertices.min(axis=0) for layer in layers])
+        self.layer_max = np.array([layer.vertices.max(axis=0) for layer in layers])
+        self.margin = 1e-5 * max(1.0, mesh.scale)
+        # [F] m, how far _shadow_ray_origins may move a hit point towards the smooth surface: at most the
+        # longest edge (|(p − corner) · n| ≤ |p − corner|); on flat faces (corner normals ⊥ the face) only
+        # rounding, far below the margin.
+        longest_edge = np.linalg.norm(self.triangles - np.roll(self.triangles, 1, axis=1), axis=2).max(axis=1)
+        self.lift_bound = np.where(smooth, longest_edge, 0.0)
         self._embree = rtcore_scene.EmbreeScene()
         TriangleMesh(scene=self._embree, vertices=self.to_embree(vertices), indices=faces.astype(np.int32))
 
@@ -267,21 +283,42 @@ def camera_rays(K: np.ndarray, world2cam: np.ndarray, width: int, height: int) -
     return -rotation.T @ translation, directions
 
 
+def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products [N] of a, b [N, 3], summed as trimesh.util.diagonal_dot does."""
+    return np.dot(a * b, [1.0, 1.0, 1.0])
+
+
 def _intersect(scene: Scene, origin: np.ndarray, rays: _Rays) -> _Hits:
-    """First hits of rays from one origin [3] (world, metres), located in float64 on the hit face's plane."""
+    """First hits of rays from one origin [3] (world, metres), located in float64 on the hit face's plane.
+
+    The plane-line solve of trimesh.intersections.planes_lines, with the origin's offset from each face's
+    plane computed once per face.
+    """
     origins = np.tile(scene.to_embree(origin), (len(rays.unit), 1))
     faces = scene.first_faces(origins, rays.unit.astype(np.float32))
     ray = np.flatnonzero(faces != -1)
     faces = faces[ray]
-    locations, valid = trimesh.intersections.planes_lines(
-        scene.triangles[faces, 0], scene.face_normals[faces], np.broadcast_to(origin, (len(ray), 3)), rays.unit[ray]
-    )
-    return _Hits(ray[valid], faces[valid], locations)  # a ray (nearly) parallel to its face's plane misses
+    offset = _row_dot(scene.triangles[:, 0] - origin, scene.face_normals)[faces]  # [M] (corner 0 − origin) · normal
+    slope = _row_dot(rays.unit[ray], scene.face_normals[faces])  # [M] direction · normal
+    valid = np.abs(slope) > 1e-5  # a ray (nearly) parallel to its face's plane misses
+    ray, faces = ray[valid], faces[valid]
+    locations = rays.unit[ray] * np.divide(offset[valid], slope[valid])[:, None]
+    locations += origin
+    return _Hits(ray, faces, locations)
 
 
 def _barycentric(scene: Scene, hits: _Hits) -> np.ndarray:
-    """Barycentric coordinates [M, 3] of the hit points on their faces, clipped to the triangle, sum 1."""
-    barycentric = trimesh.triangles.points_to_barycentric(scene.triangles[hits.face], hits.location)
+    """Barycentric coordinates [M, 3] of the hit points on their faces, clipped to the triangle, sum 1.
+
+    trimesh.triangles.points_to_barycentric (Cramer's rule) with the per-face terms of the Scene.
+    """
+    edges, edge_dots, inverse_det = scene.edges[hits.face], scene.edge_dots[hits.face], scene.inverse_det[hits.face]
+    offset = hits.location - scene.triangles[hits.face, 0]
+    dot02, dot12 = _row_dot(edges[:, 0], offset), _row_dot(edges[:, 1], offset)
+    barycentric = np.empty((len(hits.face), 3))
+    barycentric[:, 2] = (edge_dots[:, 0] * dot12 - edge_dots[:, 1] * dot02) * inverse_det
+    barycentric[:, 1] = (edge_dots[:, 2] * dot02 - edge_dots[:, 1] * dot12) * inverse_det
+    barycentric[:, 0] = 1 - barycentric[:, 1] - barycentric[:, 2]
     # Embree's float32 test may accept a point just outside its triangle: clip it back on.
     barycentric = np.clip(barycentric, 0.0, None)
     barycentric /= barycentric.sum(axis=1, keepdims=True)
@@ -310,7 +347,11 @@ def _orthonormal_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def cone_directions(axis: np.ndarray, half_angle: float, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` unit directions [count, 3], uniform over the cap of ``half_angle`` (rad) around unit ``axis`` [3]."""
-    u_height, u_angle = rng.random((2, count))
+    return _cone_directions(axis, half_angle, *rng.random((2, count)))
+
+
+def _cone_directions(axis: np.ndarray, half_angle: float, u_height: np.ndarray, u_angle: np.ndarray) -> np.ndarray:
+    """The directions [N, 3] of :func:`cone_directions` for its uniform draws u_height, u_angle [N] in [0, 1)."""
     cos_theta = 1.0 - u_height * (1.0 - np.cos(half_angle))
     sin_theta = np.sqrt(np.clip(1.0 - cos_theta**2, 0.0, None))
     phi = 2.0 * np.pi * u_angle
@@ -337,18 +378,59 @@ def _shadow_ray_origins(
     return lifted + SHADOW_RAY_OFFSET * normals
 
 
-def _light_visibility(scene: Scene, origins: np.ndarray, light: Light, rng: np.random.Generator) -> np.ndarray:
-    """Fraction [M] of the shadow rays from origins [M, 3] towards the light that hit nothing."""
+def _may_be_blocked(scene: Scene, origins: np.ndarray, slack: np.ndarray, light: Light) -> np.ndarray:
+    """Whether [M] a shadow ray from within slack [M] (m) of origins [M, 3] (world) may hit the scene.
+
+    False is certain. Every shadow ray direction d is within s = shadow_softness (+ rounding) of the light
+    direction l. A ray from o can reach a layer only if it may enter the layer's bounding box grown by the
+    slack and the scene's margin: it cannot if o is beyond the box on a side that every d moves away from
+    (o_k > max_k where d_k ≥ l_k − s > 0, or the mirror case), nor if it misses the box's bounding sphere
+    (centre c, radius R): with u = c − o, a hit at distance t ≤ R + |u| lies within R + t·s of the line
+    o + t·l, whose distance from c, h = |u − (u·l) l|, must then be at most R + (R + |u|)·s.
+    """
+    spread = light.shadow_softness + 1e-6
+    grow = slack + scene.margin  # [M]
+    first, second = _orthonormal_basis(light.direction)
+    frame = np.stack([first, second, light.direction])  # [3, 3] rows: two axes across the light, then along it
+    across_first, across_second, along = np.ascontiguousarray((origins @ frame.T).T)  # [M] each
+    columns = np.ascontiguousarray(origins.T)  # [3, M]
+    maybe = np.zeros(len(origins), dtype=bool)
+    for low, high in zip(scene.layer_min, scene.layer_max, strict=True):
+        beyond = np.zeros(len(origins), dtype=bool)
+        for k in range(3):
+            if light.direction[k] > spread:
+                beyond |= columns[k] - grow > high[k]
+            elif light.direction[k] < -spread:
+                beyond |= columns[k] + grow < low[k]
+        centre = frame @ (0.5 * (low + high))  # c in the light's frame
+        across2 = (centre[0] - across_first) ** 2 + (centre[1] - across_second) ** 2
+        radius = 0.5 * np.linalg.norm(high - low) + grow
+        reach = radius + (radius + np.sqrt(across2 + (centre[2] - along) ** 2)) * spread
+        maybe |= ~beyond & (across2 <= reach * reach)
+    return maybe
+
+
+def _light_visibility(
+    scene: Scene, origins: np.ndarray, traced: np.ndarray, light: Light, rng: np.random.Generator
+) -> np.ndarray:
+    """Fraction [M] of the shadow rays towards the light that hit nothing, M counting the shadowed points.
+
+    traced [M] bool: the points whose rays are traced, from origins [T, 3] (one per True); the others' rays
+    are known to hit nothing. Each traced ray is the one an all-traced query would cast.
+    """
+    samples = light.shadow_samples if light.shadow_softness > 0 else 1
+    rays = np.flatnonzero(np.repeat(traced, samples))  # [T · samples] indices among all M · samples rays
     if light.shadow_softness > 0:
-        samples = light.shadow_samples
-        directions = cone_directions(light.direction, light.shadow_softness, len(origins) * samples, rng)
+        u_height, u_angle = rng.random((2, len(traced) * samples))
+        directions = _cone_directions(light.direction, light.shadow_softness, u_height[rays], u_angle[rays])
     else:
-        samples = 1
-        directions = np.broadcast_to(light.direction, origins.shape)
+        directions = np.broadcast_to(light.direction, (len(rays), 3))
     # Shadow rays are float32 queries: origins rounded to float32 before the shift, directions renormalised.
     starts = np.repeat(scene.to_embree(origins.astype(np.float32)), samples, axis=0)
-    blocked = scene.first_faces(starts, trimesh.util.unitize(directions.astype(np.float32)).astype(np.float32)) != -1
-    return 1.0 - blocked.reshape(len(origins), samples).mean(axis=1)
+    blocked = np.zeros(len(traced) * samples, dtype=bool)
+    directions = trimesh.util.unitize(directions.astype(np.float32)).astype(np.float32)
+    blocked[rays] = scene.first_faces(starts, directions) != -1
+    return 1.0 - blocked.reshape(len(traced), samples).mean(axis=1)
 
 
 def _shade(scene: Scene, hits: _Hits, directions: np.ndarray, light: Light, rng: np.random.Generator) -> np.ndarray:
@@ -365,11 +447,15 @@ def _shade(scene: Scene, hits: _Hits, directions: np.ndarray, light: Light, rng:
     cosine = np.clip(shading_normals @ light.direction, 0.0, None)
     if light.shadows:
         lit = np.flatnonzero(cosine > 0)
-        triangles = scene.triangles[hits.face[lit]]
+        # A shadow-ray origin lies within its face's lift bound of the hit point offset along the normal.
+        offset = hits.location[lit] + SHADOW_RAY_OFFSET * normals[lit]
+        traced = _may_be_blocked(scene, offset, scene.lift_bound[hits.face[lit]], light)
+        near = lit[traced]
+        triangles = scene.triangles[hits.face[near]]
         origins = _shadow_ray_origins(
-            hits.location[lit], barycentric[lit], triangles, corner_normals[lit], normals[lit]
+            hits.location[near], barycentric[near], triangles, corner_normals[near], normals[near]
         )
-        cosine[lit] *= _light_visibility(scene, origins, light, rng)
+        cosine[lit] *= _light_visibility(scene, origins, traced, light, rng)
     return _albedo(scene, hits, barycentric) * (light.ambient + light.diffuse * cosine)[:, None]
 
 
