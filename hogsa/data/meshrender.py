@@ -65,10 +65,11 @@ def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     texels = texture.reshape(height * width, -1)
 
     def tex(row: np.ndarray, col: np.ndarray) -> np.ndarray:  # texels [N, C] at flat index row + col, in [0, 1]
-        return texels[row + col].astype(np.float64) / 255.0
+        return np.take(texels, row + col, axis=0).astype(np.float64) / 255.0
 
-    top = tex(ya, xa) * (1 - fx) + tex(ya, xb) * fx
-    bottom = tex(yb, xa) * (1 - fx) + tex(yb, xb) * fx
+    left = 1 - fx
+    top = tex(ya, xa) * left + tex(ya, xb) * fx
+    bottom = tex(yb, xa) * left + tex(yb, xb) * fx
     return top * (1 - fy) + bottom * fy
 
 
@@ -124,10 +125,10 @@ class MeshLayer:
     def albedo(self, face_index: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
         """Surface colour [N, 3] in [0, 1] at local faces [N] and barycentric coordinates [N, 3]."""
         if self.texture is not None:
-            uv = np.einsum("nk,nkc->nc", barycentric, self.face_uvs[face_index])
+            uv = np.einsum("nk,nkc->nc", barycentric, _rows(self.face_uvs, face_index))
             return sample_bilinear(self.texture, uv)
         if self.vertex_colors is not None:
-            return np.einsum("nk,nkc->nc", barycentric, self.vertex_colors[self.faces[face_index]])
+            return np.einsum("nk,nkc->nc", barycentric, _rows(self.vertex_colors, _rows(self.faces, face_index)))
         colors = np.asarray(self.color_fn(face_index, barycentric), dtype=np.float64)
         if colors.shape != (len(face_index), 3):
             raise ValueError(f"color_fn must return [N, 3], got {colors.shape}")
@@ -288,6 +289,11 @@ def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.dot(a * b, [1.0, 1.0, 1.0])
 
 
+def _rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """array[index] for an integer index [M] into the first axis: np.take, several times faster on [N, ...] arrays."""
+    return np.take(array, index, axis=0)
+
+
 def _intersect(scene: Scene, origin: np.ndarray, rays: _Rays) -> _Hits:
     """First hits of rays from one origin [3] (world, metres), located in float64 on the hit face's plane.
 
@@ -299,10 +305,11 @@ def _intersect(scene: Scene, origin: np.ndarray, rays: _Rays) -> _Hits:
     ray = np.flatnonzero(faces != -1)
     faces = faces[ray]
     offset = _row_dot(scene.triangles[:, 0] - origin, scene.face_normals)[faces]  # [M] (corner 0 − origin) · normal
-    slope = _row_dot(rays.unit[ray], scene.face_normals[faces])  # [M] direction · normal
+    unit = _rows(rays.unit, ray)
+    slope = _row_dot(unit, _rows(scene.face_normals, faces))  # [M] direction · normal
     valid = np.abs(slope) > 1e-5  # a ray (nearly) parallel to its face's plane misses
     ray, faces = ray[valid], faces[valid]
-    locations = rays.unit[ray] * np.divide(offset[valid], slope[valid])[:, None]
+    locations = unit[valid] * np.divide(offset[valid], slope[valid])[:, None]
     locations += origin
     return _Hits(ray, faces, locations)
 
@@ -312,8 +319,9 @@ def _barycentric(scene: Scene, hits: _Hits) -> np.ndarray:
 
     trimesh.triangles.points_to_barycentric (Cramer's rule) with the per-face terms of the Scene.
     """
-    edges, edge_dots, inverse_det = scene.edges[hits.face], scene.edge_dots[hits.face], scene.inverse_det[hits.face]
-    offset = hits.location - scene.triangles[hits.face, 0]
+    edges, edge_dots = _rows(scene.edges, hits.face), _rows(scene.edge_dots, hits.face)
+    inverse_det = _rows(scene.inverse_det, hits.face)
+    offset = hits.location - _rows(scene.triangles[:, 0], hits.face)
     dot02, dot12 = _row_dot(edges[:, 0], offset), _row_dot(edges[:, 1], offset)
     barycentric = np.empty((len(hits.face), 3))
     barycentric[:, 2] = (edge_dots[:, 0] * dot12 - edge_dots[:, 1] * dot02) * inverse_det
@@ -333,7 +341,7 @@ def _albedo(scene: Scene, hits: _Hits, barycentric: np.ndarray) -> np.ndarray:
         selected = np.flatnonzero(layer_of_hit == index)
         if selected.size:
             local_face = hits.face[selected] - scene.face_offset[index]
-            albedo[selected] = layer.albedo(local_face, barycentric[selected])
+            albedo[selected] = layer.albedo(local_face, _rows(barycentric, selected))
     return albedo
 
 
@@ -436,10 +444,10 @@ def _light_visibility(
 def _shade(scene: Scene, hits: _Hits, directions: np.ndarray, light: Light, rng: np.random.Generator) -> np.ndarray:
     """Lambert-shaded colour [M, 3] of the hits of rays with directions [N, 3]."""
     barycentric = _barycentric(scene, hits)
-    face_normals = scene.face_normals[hits.face]
-    towards_camera = np.where(np.einsum("mc,mc->m", face_normals, directions[hits.ray]) > 0, -1.0, 1.0)
+    face_normals = _rows(scene.face_normals, hits.face)
+    towards_camera = np.where(np.einsum("mc,mc->m", face_normals, _rows(directions, hits.ray)) > 0, -1.0, 1.0)
     normals = face_normals * towards_camera[:, None]
-    corner_normals = scene.corner_normals[hits.face] * towards_camera[:, None, None]
+    corner_normals = _rows(scene.corner_normals, hits.face) * towards_camera[:, None, None]
     shading_normals = np.einsum("mk,mkc->mc", barycentric, corner_normals)
     length = np.linalg.norm(shading_normals, axis=1, keepdims=True)
     # Opposed corner normals (folded or non-manifold surfaces) can cancel: fall back to the face normal.
@@ -448,12 +456,13 @@ def _shade(scene: Scene, hits: _Hits, directions: np.ndarray, light: Light, rng:
     if light.shadows:
         lit = np.flatnonzero(cosine > 0)
         # A shadow-ray origin lies within its face's lift bound of the hit point offset along the normal.
-        offset = hits.location[lit] + SHADOW_RAY_OFFSET * normals[lit]
+        offset = _rows(hits.location, lit) + SHADOW_RAY_OFFSET * _rows(normals, lit)
         traced = _may_be_blocked(scene, offset, scene.lift_bound[hits.face[lit]], light)
         near = lit[traced]
-        triangles = scene.triangles[hits.face[near]]
+        triangles = _rows(scene.triangles, hits.face[near])
         origins = _shadow_ray_origins(
-            hits.location[near], barycentric[near], triangles, corner_normals[near], normals[near]
+            _rows(hits.location, near), _rows(barycentric, near), triangles, _rows(corner_normals, near),
+            _rows(normals, near),
         )
         cosine[lit] *= _light_visibility(scene, origins, traced, light, rng)
     return _albedo(scene, hits, barycentric) * (light.ambient + light.diffuse * cosine)[:, None]
