@@ -236,7 +236,14 @@ class _Rays(NamedTuple):
     """Camera rays from one origin; N counts the rays."""
 
     directions: np.ndarray  # [N, 3] unit directions from camera_rays, world (decide which side of a face is seen)
-    unit: np.ndarray  # [N, 3] the same renormalised by trimesh.util.unitize: hits are traced and solved along these
+    unit: np.ndarray  # [N, 3] the same renormalised by trimesh.util.unitize: hits are solved along these
+    unit32: np.ndarray  # [N, 3] float32 copy of unit, traced by Embree
+
+
+def _rays(directions: np.ndarray) -> _Rays:
+    """The _Rays of camera_rays directions [N, 3]."""
+    unit = trimesh.util.unitize(directions)
+    return _Rays(directions, unit, unit.astype(np.float32))
 
 
 class View:
@@ -254,12 +261,12 @@ class View:
         self.world2cam = np.asarray(world2cam, dtype=np.float64)
         self.width, self.height, self.supersample = width, height, supersample
         self.origin, directions = camera_rays(self.K, self.world2cam, width, height)
-        self.centre = _Rays(directions, trimesh.util.unitize(directions))
+        self.centre = _rays(directions)
         self.samples = self.centre
         if supersample > 1:
             scale = np.diag([supersample, supersample, 1.0])  # image point x ↦ s·x keeps centres at integer + 0.5
             _, directions = camera_rays(scale @ self.K, self.world2cam, width * supersample, height * supersample)
-            self.samples = _Rays(directions, trimesh.util.unitize(directions))
+            self.samples = _rays(directions)
 
 
 class _Hits(NamedTuple):
@@ -301,7 +308,7 @@ def _intersect(scene: Scene, origin: np.ndarray, rays: _Rays) -> _Hits:
     plane computed once per face.
     """
     origins = np.tile(scene.to_embree(origin), (len(rays.unit), 1))
-    faces = scene.first_faces(origins, rays.unit.astype(np.float32))
+    faces = scene.first_faces(origins, rays.unit32)
     ray = np.flatnonzero(faces != -1)
     faces = faces[ray]
     offset = _row_dot(scene.triangles[:, 0] - origin, scene.face_normals)[faces]  # [M] (corner 0 − origin) · normal
@@ -469,9 +476,19 @@ def _shade(scene: Scene, hits: _Hits, directions: np.ndarray, light: Light, rng:
 
 
 def _box_downsample(image: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over factor×factor blocks: [H·factor, W·factor, C] → [H, W, C]."""
+    """Mean over factor×factor blocks: [H·factor, W·factor, C] → [H, W, C].
+
+    The block's samples are summed in row-major order, the order of numpy's ``mean(axis=(1, 3))`` on the
+    blocked [H, factor, W, factor, C] view, without its reduction machinery.
+    """
     height, width, channels = image.shape
-    return image.reshape(height // factor, factor, width // factor, factor, channels).mean(axis=(1, 3))
+    blocks = image.reshape(height // factor, factor, width // factor, factor, channels)
+    total = blocks[:, 0, :, 0]
+    for row in range(factor):
+        for col in range(factor):
+            if row or col:
+                total = total + blocks[:, row, :, col]
+    return total / (factor * factor)
 
 
 def render_view(
