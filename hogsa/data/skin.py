@@ -84,22 +84,27 @@ def skin_color_fn(template: np.ndarray, faces: np.ndarray, rig: HandRig, tone: S
     return color_fn
 
 
+LATTICE_PRIMES = np.array([73856093, 19349663, 83492791])  # lattice point (i, j, k) ↦ hash of (i, j, k) · these
+
+
 def value_noise(points: np.ndarray, seed: int) -> np.ndarray:
     """Smooth 3-D value noise in [0,1] at [N,3] points (lattice spacing 1), trilinear with smoothstep."""
     cell = np.floor(points).astype(np.int64)
     frac = points - cell
     weight = frac * frac * (3 - 2 * frac)
+    factors = (1 - weight, weight)  # [N,3] per-axis trilinear weights of the corners at offset 0 and 1
+    cell_sum = (cell * LATTICE_PRIMES).sum(axis=1)  # [N] hash sum of corner (0,0,0); int64 wraps, so sums add up
     out = np.zeros(len(points))
     for corner in np.ndindex(2, 2, 2):
-        offset = np.asarray(corner)
-        w = np.prod(np.where(offset == 1, weight, 1 - weight), axis=1)
-        out += w * _lattice_hash(cell + offset, seed)
+        w = factors[corner[0]][:, 0] * factors[corner[1]][:, 1] * factors[corner[2]][:, 2]
+        out += w * _lattice_hash(cell_sum + int(np.dot(corner, LATTICE_PRIMES)), seed)
     return out
 
 
-def _lattice_hash(cells: np.ndarray, seed: int) -> np.ndarray:
-    """Deterministic pseudo-random value in [0,1) for each integer lattice point [N,3]."""
-    h = (cells * np.array([73856093, 19349663, 83492791])).sum(axis=1) ^ (seed * 2654435761)
+def _lattice_hash(cell_sum: np.ndarray, seed: int) -> np.ndarray:
+    """Deterministic pseudo-random value in [0,1) for each integer lattice point, given as its sum [N] of
+    coordinates times LATTICE_PRIMES."""
+    h = cell_sum ^ (seed * 2654435761)
     h = (h ^ (h >> 13)) * 1274126177
     return ((h ^ (h >> 16)) & 0xFFFFFF) / float(0x1000000)
 
@@ -119,16 +124,23 @@ def _bone_coordinates(points: np.ndarray, rig: HandRig, bone: int) -> tuple[np.n
 
 def _joint_creases(points: np.ndarray, rig: HandRig) -> np.ndarray:
     """Darkening [N] of palmar flexion creases (one per finger joint) and dorsal knuckle wrinkles."""
-    out = np.zeros(len(points))
+    axial, dist, palmar = [], [], []
     for bone in FINGER_BONES:
         t, radial, length = _bone_coordinates(points, rig, bone)
-        axial = t * length  # metres from the joint along the bone
-        dist = np.linalg.norm(radial, axis=1)
-        palmar = (radial @ rig.pads[bone]) / (dist + 1e-9)
-        near = dist < 0.016
-        out += near * np.clip(palmar, 0, 1) ** 2 * np.exp(-((axial + 0.001) / 0.0008) ** 2)
-        for ring in (-0.002, 0.0, 0.002):  # a few fine wrinkles on the back of each knuckle
-            out += 0.35 * near * np.clip(-palmar, 0, 1) ** 2 * np.exp(-((axial - ring) / 0.0004) ** 2)
+        axial.append(t * length)  # metres from the joint along the bone
+        dist.append(np.linalg.norm(radial, axis=1))
+        palmar.append(radial @ rig.pads[bone])
+    axial, dist = np.stack(axial, axis=1), np.stack(dist, axis=1)  # [N, B] per finger bone
+    palmar = np.stack(palmar, axis=1) / (dist + 1e-9)
+    near = dist < 0.016
+    crease = near * np.clip(palmar, 0, 1) ** 2 * np.exp(-((axial + 0.001) / 0.0008) ** 2)
+    wrinkles = [0.35 * near * np.clip(-palmar, 0, 1) ** 2 * np.exp(-((axial - ring) / 0.0004) ** 2)
+                for ring in (-0.002, 0.0, 0.002)]  # a few fine wrinkles on the back of each knuckle
+    out = np.zeros(len(points))
+    for bone in range(len(FINGER_BONES)):  # bone by bone, each joint's crease then its wrinkles
+        out += crease[:, bone]
+        for wrinkle in wrinkles:
+            out += wrinkle[:, bone]
     return out
 
 
