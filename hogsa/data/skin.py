@@ -138,7 +138,8 @@ def _finger_bone_coordinates(points: np.ndarray, rig: HandRig) -> _BoneCoordinat
     for bone in FINGER_BONES:
         bone_t, radial, bone_length = _bone_coordinates(points, rig, bone)
         t.append(bone_t)
-        dist.append(np.linalg.norm(radial, axis=1))
+        squares = radial * radial
+        dist.append(np.sqrt((squares[:, 0] + squares[:, 1]) + squares[:, 2]))  # np.linalg.norm(axis=1), summed alike
         pad.append(radial @ rig.pads[bone])
         length.append(bone_length)
     return _BoneCoordinates(np.stack(t, axis=1), np.stack(dist, axis=1), np.stack(pad, axis=1), np.array(length))
