@@ -209,8 +209,8 @@ class Scene:
         self._scale = 100.0 / mesh.scale
         # Bounding boxes [L, 3] of the layers, and a distance (m) far above Embree's float32 resolution
         # (~1e-7 of the scene's size) yet below SHADOW_RAY_OFFSET for scenes up to 10 m.
-        self.layer_min = np.array([layer.vertices.min(axis=0) for layer in layers])
-        self.layer_max = np.array([layer.vertices.max(axis=0) for layer in layers])
+        self.layer_min = np.array([layer.vertices.min(axis=0) for layer in layers if len(layer.faces)])
+        self.layer_max = np.array([layer.vertices.max(axis=0) for layer in layers if len(layer.faces)])
         self.margin = 1e-5 * max(1.0, mesh.scale)
         # [F] m, how far _shadow_ray_origins may move a hit point towards the smooth surface: at most the
         # longest edge (|(p − corner) · n| ≤ |p − corner|); on flat faces (corner normals ⊥ the face) only
@@ -424,6 +424,8 @@ def _may_be_blocked(scene: Scene, origins: np.ndarray, slack: np.ndarray, light:
                 beyond |= columns[k] - grow > high[k]
             elif light.direction[k] < -spread:
                 beyond |= columns[k] + grow < low[k]
+        if beyond.all():  # e.g. the table, below every point
+            continue
         centre = frame @ (0.5 * (low + high))  # c in the light's frame
         across2 = (centre[0] - across_first) ** 2 + (centre[1] - across_second) ** 2
         radius = 0.5 * np.linalg.norm(high - low) + grow
