@@ -225,11 +225,11 @@ class Scene:
         return ((np.asarray(points, dtype=np.float64) - self._shift) * self._scale).astype(np.float32)
 
     def first_faces(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
-        """Global index [N] (int64) of the first face hit by each ray, -1 for none.
+        """Global index [N] (int32) of the first face hit by each ray, -1 for none.
 
         origins: [N, 3] float32 in Embree's frame (:meth:`to_embree`); directions: [N, 3] float32 unit, world.
         """
-        return self._embree.run(origins, directions).astype(np.int64)
+        return self._embree.run(origins, directions)
 
 
 class _Rays(NamedTuple):
@@ -316,7 +316,7 @@ def _intersect(scene: Scene, origin: np.ndarray, rays: _Rays) -> _Hits:
     origins = np.tile(scene.to_embree(origin), (len(rays.unit), 1))
     faces = scene.first_faces(origins, rays.unit32)
     ray = np.flatnonzero(faces != -1)
-    faces = faces[ray]
+    faces = faces[ray].astype(np.int64)
     offset = _row_dot(scene.triangles[:, 0] - origin, scene.face_normals)[faces]  # [M] (corner 0 − origin) · normal
     unit = _rows(rays.unit, ray)
     slope = _row_dot(unit, _rows(scene.face_normals, faces))  # [M] direction · normal

@@ -79,7 +79,7 @@ def skin_color_fn(template: np.ndarray, faces: np.ndarray, rig: HandRig, tone: S
     """
 
     def color_fn(face_index: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
-        corners = template[faces[face_index]]  # [N,3,3]
+        corners = np.take(template, np.take(faces, face_index, axis=0), axis=0)  # [N,3,3]
         return skin_colors(np.einsum("nk,nkd->nd", barycentric, corners), rig, tone)
 
     return color_fn

@@ -181,7 +181,11 @@ class SequenceRenderer:
         """uint8 image [H,W,3] (with sensor noise) and part mask [H,W] of one view."""
         out = render_view(scene, self.view(camera), self.light, background=(0.16, 0.17, 0.2), seed=noise_seed)
         noise = np.random.default_rng(noise_seed).normal(0, self.cfg.noise_std, out.rgb.shape)
-        image = (np.clip(out.rgb + noise, 0, 1) * 255 + 0.5).astype(np.uint8)
+        image = out.rgb + noise
+        np.clip(image, 0, 1, out=image)
+        image *= 255
+        image += 0.5
+        image = image.astype(np.uint8)
         mask = np.where(out.mask == PART_IDS["table"], 0, out.mask).astype(np.uint8)
         return image, mask
 
