@@ -15,7 +15,8 @@ Shading: ``albedo · (ambient + diffuse · max(0, n·l) · visibility)`` with a 
 are flipped to face the camera); n is the barycentric interpolation of the vertex normals (face normal
 for layers with ``smooth=False``); l is the direction towards the directional light; visibility is the
 fraction of shadow rays towards the light (jittered inside a cone of half-angle ``shadow_softness`` for
-soft shadows, seeded) that leave the scene, 1 without shadows.
+soft shadows, seeded) that leave the scene, 1 without shadows. Shadow rays that provably leave the
+scene (a conservative bound against the layers' bounding volumes) are not traced.
 
 Supersampling s > 1: the colour is the box average of s×s sub-pixel rays on a regular grid inside each
 pixel, while mask, depth and face come from the single ray through the pixel centre, so they are never
@@ -207,8 +208,9 @@ class Scene:
         # origin and scales its bounding-box diagonal to 100; ray origins get the same transform.
         self._shift = vertices.min(axis=0)
         self._scale = 100.0 / mesh.scale
-        # Bounding boxes [L, 3] of the layers, and a distance (m) far above Embree's float32 resolution
-        # (~1e-7 of the scene's size) yet below SHADOW_RAY_OFFSET for scenes up to 10 m.
+        # Bounding boxes [L', 3] of the layers with faces (for shadow-ray culling), and a distance (m) far
+        # above Embree's float32 resolution (~1e-7 of the scene's size) yet below SHADOW_RAY_OFFSET for
+        # scenes up to 10 m.
         self.layer_min = np.array([layer.vertices.min(axis=0) for layer in layers if len(layer.faces)])
         self.layer_max = np.array([layer.vertices.max(axis=0) for layer in layers if len(layer.faces)])
         self.margin = 1e-5 * max(1.0, mesh.scale)
@@ -424,7 +426,7 @@ def _may_be_blocked(scene: Scene, origins: np.ndarray, slack: np.ndarray, light:
                 beyond |= columns[k] - grow > high[k]
             elif light.direction[k] < -spread:
                 beyond |= columns[k] + grow < low[k]
-        if beyond.all():  # e.g. the table, below every point
+        if beyond.all():  # e.g. the table when every origin lies above it
             continue
         centre = frame @ (0.5 * (low + high))  # c in the light's frame
         across2 = (centre[0] - across_first) ** 2 + (centre[1] - across_second) ** 2
