@@ -277,6 +277,7 @@ class _Hits(NamedTuple):
     ray: np.ndarray  # [M] int index of the ray
     face: np.ndarray  # [M] int global face index
     location: np.ndarray  # [M, 3] world hit point on the face's plane, metres
+    normal: np.ndarray  # [M, 3] unit geometric normal of the face
 
 
 def camera_rays(K: np.ndarray, world2cam: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -320,14 +321,16 @@ def _intersect(scene: Scene, origin: np.ndarray, rays: _Rays) -> _Hits:
     ray = np.flatnonzero(faces != -1)
     faces = faces[ray].astype(np.int64)
     offset = _row_dot(scene.triangles[:, 0] - origin, scene.face_normals)[faces]  # [M] (corner 0 − origin) · normal
-    unit = _rows(rays.unit, ray)
-    slope = _row_dot(unit, _rows(scene.face_normals, faces))  # [M] direction · normal
+    unit, normals = _rows(rays.unit, ray), _rows(scene.face_normals, faces)
+    slope = _row_dot(unit, normals)  # [M] direction · normal
     valid = np.abs(slope) > 1e-5  # a ray (nearly) parallel to its face's plane misses
-    kept = np.flatnonzero(valid)
-    ray, faces = ray[kept], faces[kept]
-    locations = _rows(unit, kept) * np.divide(offset[kept], slope[kept])[:, None]
+    if not valid.all():
+        kept = np.flatnonzero(valid)
+        ray, faces, offset, slope = ray[kept], faces[kept], offset[kept], slope[kept]
+        unit, normals = _rows(unit, kept), _rows(normals, kept)
+    locations = unit * np.divide(offset, slope)[:, None]
     locations += origin
-    return _Hits(ray, faces, locations)
+    return _Hits(ray, faces, locations, normals)
 
 
 def _barycentric(scene: Scene, hits: _Hits) -> np.ndarray:
@@ -462,7 +465,7 @@ def _light_visibility(
 def _shade(scene: Scene, hits: _Hits, directions: np.ndarray, light: Light, rng: np.random.Generator) -> np.ndarray:
     """Lambert-shaded colour [M, 3] of the hits of rays with directions [N, 3]."""
     barycentric = _barycentric(scene, hits)
-    face_normals = _rows(scene.face_normals, hits.face)
+    face_normals = hits.normal
     towards_camera = np.where(np.einsum("mc,mc->m", face_normals, _rows(directions, hits.ray)) > 0, -1.0, 1.0)
     normals = face_normals * towards_camera[:, None]
     corner_normals = _rows(scene.corner_normals, hits.face) * towards_camera[:, None, None]
