@@ -5,8 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
+from trimesh.ray.ray_pyembree import RayMeshIntersector
 
-from hogsa.data.meshrender import Light, MeshLayer, camera_rays, render, sample_bilinear
+from hogsa.data.meshrender import (
+    SHADOW_RAY_OFFSET,
+    Light,
+    MeshLayer,
+    Scene,
+    View,
+    camera_rays,
+    cone_directions,
+    render,
+    render_view,
+    sample_bilinear,
+)
 
 WIDTH, HEIGHT = 64, 48
 K = np.array([[100.0, 0.0, 32.0], [0.0, 100.0, 24.0], [0.0, 0.0, 1.0]])
@@ -327,3 +339,115 @@ def test_convex_coarse_mesh_does_not_shadow_itself():
 def test_mesh_layer_needs_exactly_one_appearance(appearance):
     with pytest.raises(ValueError):
         MeshLayer(np.eye(3), np.array([[0, 1, 2]]), 1, **appearance)
+
+
+def reference_albedo(layer: MeshLayer, face: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
+    """Albedo [M, 3] of local faces [M] at barycentrics [M, 3]: the whole texture in [0, 1], then bilinear."""
+    if layer.vertex_colors is not None:
+        return np.einsum("nk,nkc->nc", barycentric, layer.vertex_colors[layer.faces[face]])
+    if layer.color_fn is not None:
+        return np.clip(np.asarray(layer.color_fn(face, barycentric), dtype=np.float64), 0.0, 1.0)
+    uv = np.einsum("nk,nkc->nc", barycentric, layer.face_uvs[face])
+    tex = layer.texture.astype(np.float64) / 255.0
+    height, width = tex.shape[:2]
+    x, y = uv[:, 0] * width - 0.5, (1.0 - uv[:, 1]) * height - 0.5
+    fx, fy = (x - np.floor(x))[:, None], (y - np.floor(y))[:, None]
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    xa, xb = np.clip(x0, 0, width - 1), np.clip(x0 + 1, 0, width - 1)
+    ya, yb = np.clip(y0, 0, height - 1), np.clip(y0 + 1, 0, height - 1)
+    top = tex[ya, xa] * (1 - fx) + tex[ya, xb] * fx
+    bottom = tex[yb, xa] * (1 - fx) + tex[yb, xb] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def reference_render(layers, K, world2cam, width, height, light, background, supersample, seed):
+    """The renderer's algorithm for one image, written plainly: a fresh trimesh RayMeshIntersector of the
+    layers, ``intersects_id`` with locations for the camera rays, ``intersects_any`` for the soft shadows."""
+    counts = [len(layer.faces) for layer in layers]
+    vertex_offset = np.cumsum([0] + [len(layer.vertices) for layer in layers[:-1]])
+    faces = np.concatenate([layer.faces + offset for layer, offset in zip(layers, vertex_offset, strict=True)])
+    mesh = trimesh.Trimesh(np.concatenate([layer.vertices for layer in layers]), faces, process=False)
+    intersector = RayMeshIntersector(mesh)
+    layer_of_face = np.repeat(np.arange(len(layers)), counts)
+    smooth = np.array([layer.smooth for layer in layers])[layer_of_face]
+    all_corner_normals = np.where(smooth[:, None, None], mesh.vertex_normals[faces], mesh.face_normals[:, None, :])
+
+    def trace(k, w, h):
+        origin, directions = camera_rays(k, world2cam, w, h)
+        face, ray, location = intersector.intersects_id(
+            np.broadcast_to(origin, directions.shape), directions, multiple_hits=False, return_locations=True)
+        return directions, face, ray, location
+
+    _, centre_face, centre_ray, centre_location = trace(K, width, height)
+    s = supersample
+    directions, face, ray, location = trace(np.diag([s, s, 1.0]) @ K, width * s, height * s)
+    barycentric = np.clip(trimesh.triangles.points_to_barycentric(mesh.triangles[face], location), 0.0, None)
+    barycentric /= barycentric.sum(axis=1, keepdims=True)
+    face_normals = mesh.face_normals[face]
+    side = np.where(np.einsum("mc,mc->m", face_normals, directions[ray]) > 0, -1.0, 1.0)
+    normals = face_normals * side[:, None]
+    corner_normals = all_corner_normals[face] * side[:, None, None]
+    shading = np.einsum("mk,mkc->mc", barycentric, corner_normals)
+    length = np.linalg.norm(shading, axis=1, keepdims=True)
+    shading = np.where(length > 1e-6, shading / np.maximum(length, 1e-6), normals)
+    cosine = np.clip(shading @ light.direction, 0.0, None)
+    lit = np.flatnonzero(cosine > 0)
+    points, corners, lit_normals = location[lit], corner_normals[lit], normals[lit]
+    below = np.minimum(0.0, np.einsum("mkc,mkc->mk", points[:, None, :] - mesh.triangles[face[lit]], corners))
+    origins = points - np.einsum("mk,mk,mkc->mc", barycentric[lit], below, corners) + SHADOW_RAY_OFFSET * lit_normals
+    samples = light.shadow_samples
+    rng = np.random.default_rng(seed)
+    shadow_directions = cone_directions(light.direction, light.shadow_softness, len(lit) * samples, rng)
+    blocked = intersector.intersects_any(np.repeat(origins, samples, axis=0), shadow_directions)
+    cosine[lit] *= 1.0 - blocked.reshape(len(lit), samples).mean(axis=1)
+    albedo = np.empty((len(face), 3))
+    for index, layer in enumerate(layers):
+        mine = layer_of_face[face] == index
+        albedo[mine] = reference_albedo(layer, face[mine] - sum(counts[:index]), barycentric[mine])
+    colors = np.tile(np.asarray(background, dtype=np.float64), (width * s * height * s, 1))
+    colors[ray] = albedo * (light.ambient + light.diffuse * cosine)[:, None]
+    rgb = colors.reshape(height, s, width, s, 3).mean(axis=(1, 3))
+    mask, depth = np.zeros(width * height, np.uint8), np.zeros(width * height, np.float32)
+    mask[centre_ray] = np.array([layer.part_id for layer in layers], np.uint8)[layer_of_face[centre_face]]
+    depth[centre_ray] = centre_location @ world2cam[2, :3] + world2cam[2, 3]
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32), mask.reshape(height, width), depth.reshape(height, width)
+
+
+def test_scene_and_view_reuse_give_the_bytes_of_the_plain_algorithm():
+    # Textured flat ground, smooth vertex-coloured sphere, smooth textured box, flat solid-textured icosphere;
+    # soft shadows, supersampling 2; one Scene per frame for both views, one View per camera for both frames.
+    rng = np.random.default_rng(5)
+    ground = quad(-0.9, 0.3, -0.7, 0.7, 1.6, part_id=4, smooth=False,
+                  texture=rng.integers(0, 256, (16, 16, 3), dtype=np.uint8),
+                  face_uvs=np.array([[[0, 0], [1, 0], [1, 1]], [[0, 0], [1, 1], [0, 1]]], float))
+    box = trimesh.creation.box([0.15, 0.1, 0.12])
+    small = trimesh.creation.icosphere(subdivisions=1, radius=0.07)
+    light = Light(0.3, 0.7, np.array([0.3, -0.4, -1.0]), shadows=True, shadow_softness=0.05, shadow_samples=2)
+    cameras = [np.eye(4), rigid([0.06, -0.08, 0.03], [0.04, -0.02, 0.05])]
+    views = [View(K, world2cam, WIDTH, HEIGHT, supersample=2) for world2cam in cameras]
+    for frame in range(2):
+        shift = np.array([0.03 * frame, -0.02 * frame, 0.0])
+        sphere = white_sphere(subdivisions=2)
+        sphere.vertices = sphere.vertices + shift
+        layers = [
+            ground,
+            MeshLayer(sphere.vertices, sphere.faces, 1, vertex_colors=rng.uniform(0.2, 1, sphere.vertices.shape)),
+            MeshLayer(box.vertices + [-0.25, 0.1, 1.2] - shift, box.faces, 3,
+                      texture=rng.integers(0, 256, (8, 8, 3), dtype=np.uint8),
+                      face_uvs=rng.uniform(0, 1, (len(box.faces), 3, 2))),
+            MeshLayer(small.vertices + [0.2, 0.15, 1.1], small.faces, 2, color_fn=lambda face, bary: bary,
+                      smooth=False),
+        ]
+        scene = Scene(layers)
+        for world2cam, view in zip(cameras, views, strict=True):
+            seed = 10 * frame + 1
+            result = render_view(scene, view, light, background=(0.1, 0.2, 0.3), seed=seed)
+            rgb, mask, depth = reference_render(layers, K, world2cam, WIDTH, HEIGHT, light, (0.1, 0.2, 0.3), 2, seed)
+            # background and every part seen; shaded and shadowed
+            assert len(np.unique(mask)) == 5 and (mask == 0).any() and (rgb < 0.9 * rgb.max()).any()
+            np.testing.assert_array_equal(result.rgb, rgb)
+            np.testing.assert_array_equal(result.mask, mask)
+            np.testing.assert_array_equal(result.depth, depth)
+            single = render(layers, K, world2cam, WIDTH, HEIGHT, light, (0.1, 0.2, 0.3), supersample=2, seed=seed)
+            for a, b in zip(single, result, strict=True):
+                np.testing.assert_array_equal(a, b)

@@ -10,7 +10,7 @@ knuckle wrinkles and fingernails with a pale free edge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -60,9 +60,10 @@ def skin_colors(points: np.ndarray, rig: HandRig, tone: SkinTone) -> np.ndarray:
     base = np.asarray(tone.base)
     noise = 0.7 * value_noise(points / 0.012, tone.noise_seed) + 0.3 * value_noise(points / 0.003, tone.noise_seed + 1)
     color = base[None] * (1 + tone.mottling * (2 * noise[:, None] - 1))
-    shade = 1 - tone.crease_strength * np.clip(_joint_creases(points, rig) + _palm_lines(points), 0, 1)
+    bones = _finger_bone_coordinates(points, rig)
+    shade = 1 - tone.crease_strength * np.clip(_joint_creases(bones) + _palm_lines(points), 0, 1)
     color = color * shade[:, None]
-    nail, free_edge = _nails(points, rig)
+    nail, free_edge = _nails(bones)
     nail_color = 0.55 * base + 0.45 * np.array([0.98, 0.84, 0.84])
     color = color * (1 - nail[:, None]) + nail_color * nail[:, None]
     color = color * (1 - free_edge[:, None]) + np.array([0.97, 0.95, 0.92]) * free_edge[:, None]
@@ -78,10 +79,13 @@ def skin_color_fn(template: np.ndarray, faces: np.ndarray, rig: HandRig, tone: S
     """
 
     def color_fn(face_index: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
-        corners = template[faces[face_index]]  # [N,3,3]
+        corners = np.take(template, np.take(faces, face_index, axis=0), axis=0)  # [N,3,3]
         return skin_colors(np.einsum("nk,nkd->nd", barycentric, corners), rig, tone)
 
     return color_fn
+
+
+LATTICE_PRIMES = np.array([73856093, 19349663, 83492791])  # lattice point (i, j, k) ↦ hash of (i, j, k) · these
 
 
 def value_noise(points: np.ndarray, seed: int) -> np.ndarray:
@@ -89,17 +93,19 @@ def value_noise(points: np.ndarray, seed: int) -> np.ndarray:
     cell = np.floor(points).astype(np.int64)
     frac = points - cell
     weight = frac * frac * (3 - 2 * frac)
+    factors = (1 - weight, weight)  # [N,3] per-axis trilinear weights of the corners at offset 0 and 1
+    cell_sum = (cell * LATTICE_PRIMES).sum(axis=1)  # [N] hash sum of corner (0,0,0); int64 wraps, so sums add up
     out = np.zeros(len(points))
     for corner in np.ndindex(2, 2, 2):
-        offset = np.asarray(corner)
-        w = np.prod(np.where(offset == 1, weight, 1 - weight), axis=1)
-        out += w * _lattice_hash(cell + offset, seed)
+        w = factors[corner[0]][:, 0] * factors[corner[1]][:, 1] * factors[corner[2]][:, 2]
+        out += w * _lattice_hash(cell_sum + int(np.dot(corner, LATTICE_PRIMES)), seed)
     return out
 
 
-def _lattice_hash(cells: np.ndarray, seed: int) -> np.ndarray:
-    """Deterministic pseudo-random value in [0,1) for each integer lattice point [N,3]."""
-    h = (cells * np.array([73856093, 19349663, 83492791])).sum(axis=1) ^ (seed * 2654435761)
+def _lattice_hash(cell_sum: np.ndarray, seed: int) -> np.ndarray:
+    """Deterministic pseudo-random value in [0,1) for each integer lattice point, given as its sum [N] of
+    coordinates times LATTICE_PRIMES."""
+    h = cell_sum ^ (seed * 2654435761)
     h = (h ^ (h >> 13)) * 1274126177
     return ((h ^ (h >> 16)) & 0xFFFFFF) / float(0x1000000)
 
@@ -117,18 +123,48 @@ def _bone_coordinates(points: np.ndarray, rig: HandRig, bone: int) -> tuple[np.n
     return t, radial, length
 
 
-def _joint_creases(points: np.ndarray, rig: HandRig) -> np.ndarray:
-    """Darkening [N] of palmar flexion creases (one per finger joint) and dorsal knuckle wrinkles."""
-    out = np.zeros(len(points))
+class _BoneCoordinates(NamedTuple):
+    """The points [N] relative to the finger bones [B] (FINGER_BONES, in order)."""
+
+    t: np.ndarray  # [N, B] axial parameter (0 at the joint, 1 at the bone end)
+    dist: np.ndarray  # [N, B] radial distance from the bone, metres
+    pad: np.ndarray  # [N, B] radial offset · the bone's pad direction, metres
+    length: np.ndarray  # [B] bone lengths, metres
+
+
+def _finger_bone_coordinates(points: np.ndarray, rig: HandRig) -> _BoneCoordinates:
+    """Coordinates of points [N,3] relative to every finger bone."""
+    t, dist, pad, length = [], [], [], []
     for bone in FINGER_BONES:
-        t, radial, length = _bone_coordinates(points, rig, bone)
-        axial = t * length  # metres from the joint along the bone
-        dist = np.linalg.norm(radial, axis=1)
-        palmar = (radial @ rig.pads[bone]) / (dist + 1e-9)
-        near = dist < 0.016
-        out += near * np.clip(palmar, 0, 1) ** 2 * np.exp(-((axial + 0.001) / 0.0008) ** 2)
-        for ring in (-0.002, 0.0, 0.002):  # a few fine wrinkles on the back of each knuckle
-            out += 0.35 * near * np.clip(-palmar, 0, 1) ** 2 * np.exp(-((axial - ring) / 0.0004) ** 2)
+        bone_t, radial, bone_length = _bone_coordinates(points, rig, bone)
+        t.append(bone_t)
+        squares = radial * radial
+        dist.append(np.sqrt((squares[:, 0] + squares[:, 1]) + squares[:, 2]))  # np.linalg.norm(axis=1), summed alike
+        pad.append(radial @ rig.pads[bone])
+        length.append(bone_length)
+    return _BoneCoordinates(np.stack(t, axis=1), np.stack(dist, axis=1), np.stack(pad, axis=1), np.array(length))
+
+
+def _joint_creases(bones: _BoneCoordinates) -> np.ndarray:
+    """Darkening [N] of palmar flexion creases (one per finger joint) and dorsal knuckle wrinkles.
+
+    Each is confined to points within 16 mm of the bone: elsewhere it is exactly 0.
+    """
+    near = bones.dist < 0.016
+    axial = (bones.t * bones.length)[near]  # metres from the joint along the bone
+    palmar = (bones.pad / (bones.dist + 1e-9))[near]
+    crease = np.zeros(near.shape)
+    crease[near] = np.clip(palmar, 0, 1) ** 2 * np.exp(-((axial + 0.001) / 0.0008) ** 2)
+    wrinkles = []
+    for ring in (-0.002, 0.0, 0.002):  # a few fine wrinkles on the back of each knuckle
+        wrinkle = np.zeros(near.shape)
+        wrinkle[near] = 0.35 * np.clip(-palmar, 0, 1) ** 2 * np.exp(-((axial - ring) / 0.0004) ** 2)
+        wrinkles.append(wrinkle)
+    out = np.zeros(len(near))
+    for bone in range(near.shape[1]):  # bone by bone, each joint's crease then its wrinkles
+        out += crease[:, bone]
+        for wrinkle in wrinkles:
+            out += wrinkle[:, bone]
     return out
 
 
@@ -150,14 +186,14 @@ def _palm_lines(points: np.ndarray) -> np.ndarray:
     return out * (points[:, 1] < -0.008)
 
 
-def _nails(points: np.ndarray, rig: HandRig) -> tuple[np.ndarray, np.ndarray]:
+def _nails(bones: _BoneCoordinates) -> tuple[np.ndarray, np.ndarray]:
     """Nail coverage [N] and free-edge coverage [N], both in [0,1], on each distal phalanx's back."""
-    nail = np.zeros(len(points))
-    edge = np.zeros(len(points))
+    nail = np.zeros(len(bones.t))
+    edge = np.zeros(len(bones.t))
     for bone in DISTAL_BONES:
-        t, radial, _ = _bone_coordinates(points, rig, bone)
-        dist = np.linalg.norm(radial, axis=1)
-        dorsal = -(radial @ rig.pads[bone]) / (dist + 1e-9)
+        column = FINGER_BONES.index(bone)
+        t, dist = bones.t[:, column], bones.dist[:, column]
+        dorsal = -bones.pad[:, column] / (dist + 1e-9)
         covered = _smoothstep(0.35, 0.45, dorsal) * _smoothstep(0.38, 0.45, t) * (dist < 0.015)
         nail = np.maximum(nail, covered)
         edge = np.maximum(edge, covered * _smoothstep(0.93, 0.97, t))

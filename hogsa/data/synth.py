@@ -33,7 +33,7 @@ from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.code_identity import code_digest
 from hogsa.data import arctic_writer
 from hogsa.data.arctic_objects import write_arctic_template
-from hogsa.data.meshrender import Light, MeshLayer, render
+from hogsa.data.meshrender import Light, MeshLayer, Scene, View, render_view
 from hogsa.data.rig import camera_ring
 from hogsa.data.schema import MASK_LABELS, NUM_VIEWS, SIDES, Camera, SequenceRecord
 from hogsa.data.skin import HandRig, SkinTone, random_tone, skin_color_fn
@@ -139,7 +139,10 @@ def table_layer(size: float = 1.2, seed: int = 0) -> MeshLayer:
 
 
 class SequenceRenderer:
-    """Renders frames of one sequence: both hands (procedural skin), the object and the table."""
+    """Renders frames of one sequence: both hands (procedural skin), the object and the table.
+
+    A frame's geometry is built once (:meth:`scene`) for all its views, a camera's rays once for all frames.
+    """
 
     def __init__(self, cfg: EmbeddedConfig, hands: dict[str, HandModel], tone: SkinTone,
                  obj: ArticulatedObject, rig: HandRig, right_template: np.ndarray):
@@ -149,6 +152,7 @@ class SequenceRenderer:
         self.light = Light(ambient=0.35, diffuse=0.75, direction=np.array([0.3, -0.4, 1.0]),
                            shadows=cfg.soft_shadow_samples > 0, shadow_softness=0.05,
                            shadow_samples=max(cfg.soft_shadow_samples, 1))
+        self._views: dict[tuple, View] = {}  # camera (K, world2cam, size) → its rays
 
     def layers(self, plan: Plan, frame: int) -> list[MeshLayer]:
         """Mesh layers of the clean scene at ``frame``."""
@@ -162,12 +166,26 @@ class SequenceRenderer:
                                 face_uvs=self.obj.face_uvs.numpy(), texture=self.obj.texture.numpy()))
         return layers
 
-    def render(self, layers: list[MeshLayer], camera: Camera, noise_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    def scene(self, plan: Plan, frame: int) -> Scene:
+        """The clean scene at ``frame``, ready to render in every view."""
+        return Scene(self.layers(plan, frame))
+
+    def view(self, camera: Camera) -> View:
+        """The camera's rays at the configured supersampling (computed on first use)."""
+        key = (camera.K.tobytes(), camera.world2cam.tobytes(), camera.width, camera.height)
+        if key not in self._views:
+            self._views[key] = View(camera.K, camera.world2cam, camera.width, camera.height, self.cfg.supersample)
+        return self._views[key]
+
+    def render(self, scene: Scene, camera: Camera, noise_seed: int) -> tuple[np.ndarray, np.ndarray]:
         """uint8 image [H,W,3] (with sensor noise) and part mask [H,W] of one view."""
-        out = render(layers, camera.K, camera.world2cam, camera.width, camera.height, self.light,
-                     background=(0.16, 0.17, 0.2), supersample=self.cfg.supersample, seed=noise_seed)
+        out = render_view(scene, self.view(camera), self.light, background=(0.16, 0.17, 0.2), seed=noise_seed)
         noise = np.random.default_rng(noise_seed).normal(0, self.cfg.noise_std, out.rgb.shape)
-        image = (np.clip(out.rgb + noise, 0, 1) * 255 + 0.5).astype(np.uint8)
+        image = out.rgb + noise
+        np.clip(image, 0, 1, out=image)
+        image *= 255
+        image += 0.5
+        image = image.astype(np.uint8)
         mask = np.where(out.mask == PART_IDS["table"], 0, out.mask).astype(np.uint8)
         return image, mask
 
@@ -280,10 +298,10 @@ def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
     renderer = SequenceRenderer(cfg, hands, subject.tone, obj, rig, right_template)
     images, masks = {}, {}
     for frame in range(cfg.frames):
-        layers = renderer.layers(plan, frame)
+        scene = renderer.scene(plan, frame)
         for view in range(1, len(cameras)):
             noise_seed = int(np.random.default_rng([seed, sum(map(ord, name)), frame, view]).integers(2**31))
-            images[view, frame], masks[view, frame] = renderer.render(layers, cameras[view], noise_seed)
+            images[view, frame], masks[view, frame] = renderer.render(scene, cameras[view], noise_seed)
     rng = np.random.default_rng([seed, sum(map(ord, name)), 7])
     annotated = jitter_annotations(plan, cfg, rng)
     sequence = to_sequence(name, annotated, subject, cameras, obj.name)
