@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from hogsa.articulated import ArticulatedObject, ObjectPose
@@ -263,7 +264,10 @@ def generate(root: str | Path, cfg: EmbeddedConfig, seed: int) -> list[str]:
 
 
 def _worker_init() -> None:
+    """One thread per worker process, for torch and for numpy's BLAS (whose threads would otherwise
+    contend with the other workers' for the same cores)."""
     torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 def _done_file(root: Path, name: str) -> Path:
