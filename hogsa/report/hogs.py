@@ -45,6 +45,8 @@ class HogsInputs(NamedTuple):
     index: DatasetIndex
     groups: list[str]  # "sXX/<object>"
     lpips: LPIPS | None  # None: LPIPS is "not computed"
+    params: dict  # the whole parameter set (worker processes rebuild the rest from it)
+    index_file: str
 
 
 class GroupResult(NamedTuple):
@@ -61,7 +63,7 @@ def read_inputs(params: dict, paths: HogsPaths) -> HogsInputs:
     groups = resolve_groups(cfg.groups, index)
     lpips = LPIPS.from_file(cfg.lpips_weights) if cfg.lpips_weights else None
     Path(paths.report_dir).mkdir(parents=True, exist_ok=True)
-    return HogsInputs(cfg, params["seed"], hands, index, groups, lpips)
+    return HogsInputs(cfg, params["seed"], hands, index, groups, lpips, params, str(paths.index_file))
 
 
 def group_slug(group: str) -> str:
@@ -88,20 +90,22 @@ def train_group(inputs: HogsInputs, group: str, models_dir: str | Path) -> Group
     return GroupResult(data, scenes, scores)
 
 
-def train_groups(inputs: HogsInputs, params: dict, paths: HogsPaths) -> dict[str, GroupResult]:
+def train_groups(inputs: HogsInputs, models_dir: str | Path) -> dict[str, GroupResult]:
     """``train_group`` of every group, in ``inputs.groups`` order. With ``hogs.workers`` > 1 the models
     are first trained by that many processes of one thread each (``train_in_workers``)."""
     if inputs.cfg.workers > 1:
-        train_in_workers(params, paths, inputs.groups, inputs.cfg.workers)
-    return {group: train_group(inputs, group, paths.models_dir) for group in inputs.groups}
+        train_in_workers(inputs, models_dir)
+    return {group: train_group(inputs, group, models_dir) for group in inputs.groups}
 
 
-def train_in_workers(params: dict, paths: HogsPaths, groups: list[str], workers: int) -> None:
-    """Train (or resume) every (group, kind) model in ``workers`` spawned processes, one torch thread
-    each: a training step is mostly small operations that one core runs as fast as two, so two models
-    at a time train nearly twice as fast. Each model is the same whichever process trains it."""
-    jobs = [(params, paths.index_file, str(paths.models_dir), group, kind) for group in groups for kind in KINDS]
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+def train_in_workers(inputs: HogsInputs, models_dir: str | Path) -> None:
+    """Train (or resume) every (group, kind) model in ``hogs.workers`` spawned processes, one torch
+    thread each: a training step is mostly small operations that one core runs as fast as two, so two
+    models at a time train nearly twice as fast. Each model is the same whichever process trains it."""
+    jobs = [(inputs.params, inputs.index_file, str(models_dir), group, kind) for group in inputs.groups
+            for kind in KINDS]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(inputs.cfg.workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         for _ in pool.imap_unordered(_train_job, jobs):
             pass
 
@@ -253,7 +257,7 @@ def run(params: dict, paths: HogsPaths) -> dict:
     """The hogs stage as its notebook runs it: models, metrics, figures and timings; returns the metrics."""
     clock = StageClock()
     inputs = read_inputs(params, paths)
-    results = train_groups(inputs, params, paths)
+    results = train_groups(inputs, paths.models_dir)
     summary = hogs_summary(results)
     write_json(paths.metrics, summary)
     for name in FIGURES:
