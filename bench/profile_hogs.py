@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import statistics
@@ -49,6 +50,7 @@ MARKED = (
     ("hogsa.render.rasterizer", "intersect_tiles", "tile assignment"),
     ("hogsa.render.rasterizer", "build_fragments", "rasterizer: fragments"),
     ("hogsa.render.rasterizer", "composite", "rasterizer: compositing"),
+    ("hogsa.render.tile_composite", "tile_composite", "rasterizer: compositing"),
     ("hogsa.hogs.train", "ssim", "SSIM"),
     ("hogsa.hogs.train", "psnr", "loss and logging"),
     ("hogsa.hogs.train", "hogs_loss", "loss and logging"),
@@ -67,11 +69,14 @@ def marked(fn: Callable, label: str) -> Callable:
 
 
 def install_marks() -> None:
+    """Wrap every MARKED function; modules an older checkout lacks are skipped (before/after tables)."""
     import importlib
 
     for module_name, attribute, label in MARKED:
         if module_name == "torch.optim.Adam":
             owner = torch.optim.Adam
+        elif importlib.util.find_spec(module_name) is None:
+            continue
         else:
             owner = importlib.import_module(module_name)
         *path, name = attribute.split(".")
@@ -129,7 +134,10 @@ def main() -> dict:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--timed", type=int, default=20, help="steps timed without the profiler")
     parser.add_argument("--steps", type=int, default=10, help="steps profiled")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from hogsa.config import section
     from hogsa.data.dataset import DatasetIndex
