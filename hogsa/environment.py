@@ -40,8 +40,14 @@ def read_lock(path: str | Path) -> dict[str, str]:
 
 
 def installed_versions() -> dict[str, str]:
-    """``{canonical name: version}`` of every distribution in this interpreter's environment."""
-    return {canonical(dist.metadata["Name"]): dist.version for dist in metadata.distributions()}
+    """``{canonical name: version}`` of every distribution in this interpreter's environment: for a name
+    found more than once on ``sys.path``, the first, the one ``import`` uses (setuptools appends its
+    vendored copies of packaging, platformdirs and wheel to ``sys.path`` once imported, as
+    ``torch.utils.cpp_extension`` does)."""
+    versions: dict[str, str] = {}
+    for dist in metadata.distributions():
+        versions.setdefault(canonical(dist.metadata["Name"]), dist.version)
+    return versions
 
 
 def lock_mismatches(lock: dict[str, str], installed: dict[str, str]) -> list[str]:

@@ -1,5 +1,6 @@
 """The installed environment is the committed lock, and environment.yml carries the same pins."""
 
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -15,6 +16,15 @@ def test_installed_versions_are_the_lock():
     """`make` installs exactly the lock: a package at another version fails here, naming it."""
     problems = lock_mismatches(read_lock(LOCK), installed_versions())
     assert not problems, "installed packages differ from requirements.lock (run `make`):\n" + "\n".join(problems)
+
+
+def test_a_later_copy_on_sys_path_does_not_hide_the_installed_one(tmp_path, monkeypatch):
+    """setuptools appends its vendored packaging to sys.path; the version that counts is the importable one."""
+    shadow = tmp_path / "packaging-0.1.dist-info"
+    shadow.mkdir()
+    (shadow / "METADATA").write_text("Metadata-Version: 2.1\nName: packaging\nVersion: 0.1\n")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])
+    assert installed_versions()["packaging"] == metadata.version("packaging") != "0.1"
 
 
 def test_installed_torch_is_the_pinned_release():
