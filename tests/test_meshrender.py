@@ -8,17 +8,16 @@ import trimesh
 from trimesh.ray.ray_pyembree import RayMeshIntersector
 
 from hogsa.data.meshrender import (
-    SHADOW_RAY_OFFSET,
     Light,
     MeshLayer,
     Scene,
     View,
     camera_rays,
-    cone_directions,
     render,
     render_view,
     sample_bilinear,
 )
+from hogsa.data.shadows import SHADOW_RAY_OFFSET, cone_directions
 
 WIDTH, HEIGHT = 64, 48
 K = np.array([[100.0, 0.0, 32.0], [0.0, 100.0, 24.0], [0.0, 0.0, 1.0]])

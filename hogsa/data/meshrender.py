@@ -16,7 +16,7 @@ are flipped to face the camera); n is the barycentric interpolation of the verte
 for layers with ``smooth=False``); l is the direction towards the directional light; visibility is the
 fraction of shadow rays towards the light (jittered inside a cone of half-angle ``shadow_softness`` for
 soft shadows, seeded) that leave the scene, 1 without shadows. Shadow rays that provably leave the
-scene (a conservative bound against the layers' bounding volumes) are not traced.
+scene (a conservative bound against the layers' bounding volumes) are not traced (``hogsa.data.shadows``).
 
 Supersampling s > 1: the colour is the box average of s×s sub-pixel rays on a regular grid inside each
 pixel, while mask, depth and face come from the single ray through the pixel centre, so they are never
@@ -33,7 +33,7 @@ trimesh's ``scale_to_box`` convention before the float32 cast, directions renorm
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -41,8 +41,7 @@ import trimesh
 from embreex import rtcore_scene
 from embreex.mesh_construction import TriangleMesh
 
-SHADOW_RAY_OFFSET = 1e-4
-"""Metres along the geometric normal that shadow-ray origins are lifted by, well above Embree's float32 error."""
+from hogsa.data.shadows import SHADOW_RAY_OFFSET, light_visibility, may_be_blocked, shadow_ray_origins
 
 ColorFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -55,6 +54,11 @@ def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     is clamp-to-edge.
     """
     height, width = texture.shape[:2]
+    return _sample_texels(texture.reshape(height * width, -1).astype(np.float64) / 255.0, height, width, uv)
+
+
+def _sample_texels(texels: np.ndarray, height: int, width: int, uv: np.ndarray) -> np.ndarray:
+    """:func:`sample_bilinear` of the texture whose texels [H·W, C] (row-major) are given in [0, 1]."""
     x = uv[:, 0] * width - 0.5
     y = (1.0 - uv[:, 1]) * height - 0.5
     x0, y0 = np.floor(x), np.floor(y)
@@ -63,10 +67,9 @@ def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     y0 = y0.astype(np.int64)
     xa, xb = np.clip(x0, 0, width - 1), np.clip(x0 + 1, 0, width - 1)
     ya, yb = np.clip(y0, 0, height - 1) * width, np.clip(y0 + 1, 0, height - 1) * width
-    texels = texture.reshape(height * width, -1)
 
     def tex(row: np.ndarray, col: np.ndarray) -> np.ndarray:  # texels [N, C] at flat index row + col, in [0, 1]
-        return np.take(texels, row + col, axis=0).astype(np.float64) / 255.0
+        return np.take(texels, row + col, axis=0)
 
     left = 1 - fx
     top = tex(ya, xa) * left + tex(ya, xb) * fx
@@ -96,6 +99,7 @@ class MeshLayer:
     vertex_colors: np.ndarray | None = None
     color_fn: ColorFn | None = None
     smooth: bool = True
+    _texels: np.ndarray | None = field(default=None, init=False, repr=False)  # texture in [0, 1], on first use
 
     def __post_init__(self) -> None:
         self.vertices = np.asarray(self.vertices, dtype=np.float64)
@@ -127,7 +131,10 @@ class MeshLayer:
         """Surface colour [N, 3] in [0, 1] at local faces [N] and barycentric coordinates [N, 3]."""
         if self.texture is not None:
             uv = np.einsum("nk,nkc->nc", barycentric, _rows(self.face_uvs, face_index))
-            return sample_bilinear(self.texture, uv)
+            height, width = self.texture.shape[:2]
+            if self._texels is None:  # once for all the views a layer is rendered in
+                self._texels = self.texture.reshape(height * width, -1).astype(np.float64) / 255.0
+            return _sample_texels(self._texels, height, width, uv)
         if self.vertex_colors is not None:
             return np.einsum("nk,nkc->nc", barycentric, _rows(self.vertex_colors, _rows(self.faces, face_index)))
         colors = np.asarray(self.color_fn(face_index, barycentric), dtype=np.float64)
@@ -214,7 +221,7 @@ class Scene:
         self.layer_min = np.array([layer.vertices.min(axis=0) for layer in layers if len(layer.faces)])
         self.layer_max = np.array([layer.vertices.max(axis=0) for layer in layers if len(layer.faces)])
         self.margin = 1e-5 * max(1.0, mesh.scale)
-        # [F] m, how far _shadow_ray_origins may move a hit point towards the smooth surface: at most the
+        # [F] m, how far shadows.shadow_ray_origins may move a hit point towards the smooth surface: at most the
         # longest edge (|(p − corner) · n| ≤ |p − corner|); on flat faces (corner normals ⊥ the face) only
         # rounding, far below the margin.
         longest_edge = np.linalg.norm(self.triangles - np.roll(self.triangles, 1, axis=1), axis=2).max(axis=1)
@@ -364,104 +371,6 @@ def _albedo(scene: Scene, hits: _Hits, barycentric: np.ndarray) -> np.ndarray:
     return albedo
 
 
-def _orthonormal_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two unit vectors [3] completing the unit vector ``axis`` [3] to an orthonormal basis."""
-    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    first = np.cross(axis, helper)
-    first /= np.linalg.norm(first)
-    return first, np.cross(axis, first)
-
-
-def cone_directions(axis: np.ndarray, half_angle: float, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` unit directions [count, 3], uniform over the cap of ``half_angle`` (rad) around unit ``axis`` [3]."""
-    return _cone_directions(axis, half_angle, *rng.random((2, count)))
-
-
-def _cone_directions(axis: np.ndarray, half_angle: float, u_height: np.ndarray, u_angle: np.ndarray) -> np.ndarray:
-    """The directions [N, 3] of :func:`cone_directions` for its uniform draws u_height, u_angle [N] in [0, 1)."""
-    cos_theta = 1.0 - u_height * (1.0 - np.cos(half_angle))
-    sin_theta = np.sqrt(np.clip(1.0 - cos_theta**2, 0.0, None))
-    phi = 2.0 * np.pi * u_angle
-    first, second = _orthonormal_basis(axis)
-    return (
-        (sin_theta * np.cos(phi))[:, None] * first
-        + (sin_theta * np.sin(phi))[:, None] * second
-        + cos_theta[:, None] * axis
-    )
-
-
-def _shadow_ray_origins(
-    points: np.ndarray, barycentric: np.ndarray, triangles: np.ndarray, corner_normals: np.ndarray, normals: np.ndarray
-) -> np.ndarray:
-    """Shadow-ray origins [M, 3]: hit points [M, 3] lifted off their triangles [M, 3, 3].
-
-    First the point is moved onto the smooth surface implied by the corner normals [M, 3, 3] (Hanika 2021,
-    "Hacking the shadow terminator": the barycentric mean of its projections onto the corners' tangent
-    planes, only where it lies below them), which removes the faceted self-shadowing of coarse meshes near
-    the terminator; then by SHADOW_RAY_OFFSET along the geometric normals [M, 3].
-    """
-    below = np.minimum(0.0, np.einsum("mkc,mkc->mk", points[:, None, :] - triangles, corner_normals))
-    lifted = points - np.einsum("mk,mk,mkc->mc", barycentric, below, corner_normals)
-    return lifted + SHADOW_RAY_OFFSET * normals
-
-
-def _may_be_blocked(scene: Scene, origins: np.ndarray, slack: np.ndarray, light: Light) -> np.ndarray:
-    """Whether [M] a shadow ray from within slack [M] (m) of origins [M, 3] (world) may hit the scene.
-
-    False is certain. Every shadow ray direction d is within s = shadow_softness (+ rounding) of the light
-    direction l. A ray from o can reach a layer only if it may enter the layer's bounding box grown by the
-    slack and the scene's margin: it cannot if o is beyond the box on a side that every d moves away from
-    (o_k > max_k where d_k ≥ l_k − s > 0, or the mirror case), nor if it misses the box's bounding sphere
-    (centre c, radius R): with u = c − o, a hit at distance t ≤ R + |u| lies within R + t·s of the line
-    o + t·l, whose distance from c, h = |u − (u·l) l|, must then be at most R + (R + |u|)·s.
-    """
-    spread = light.shadow_softness + 1e-6
-    grow = slack + scene.margin  # [M]
-    first, second = _orthonormal_basis(light.direction)
-    frame = np.stack([first, second, light.direction])  # [3, 3] rows: two axes across the light, then along it
-    across_first, across_second, along = np.ascontiguousarray((origins @ frame.T).T)  # [M] each
-    columns = np.ascontiguousarray(origins.T)  # [3, M]
-    maybe = np.zeros(len(origins), dtype=bool)
-    for low, high in zip(scene.layer_min, scene.layer_max, strict=True):
-        beyond = np.zeros(len(origins), dtype=bool)
-        for k in range(3):
-            if light.direction[k] > spread:
-                beyond |= columns[k] - grow > high[k]
-            elif light.direction[k] < -spread:
-                beyond |= columns[k] + grow < low[k]
-        if beyond.all():  # e.g. the table when every origin lies above it
-            continue
-        centre = frame @ (0.5 * (low + high))  # c in the light's frame
-        across2 = (centre[0] - across_first) ** 2 + (centre[1] - across_second) ** 2
-        radius = 0.5 * np.linalg.norm(high - low) + grow
-        reach = radius + (radius + np.sqrt(across2 + (centre[2] - along) ** 2)) * spread
-        maybe |= ~beyond & (across2 <= reach * reach)
-    return maybe
-
-
-def _light_visibility(
-    scene: Scene, origins: np.ndarray, traced: np.ndarray, light: Light, rng: np.random.Generator
-) -> np.ndarray:
-    """Fraction [M] of the shadow rays towards the light that hit nothing, M counting the shadowed points.
-
-    traced [M] bool: the points whose rays are traced, from origins [T, 3] (one per True); the others' rays
-    are known to hit nothing. Each traced ray is the one an all-traced query would cast.
-    """
-    samples = light.shadow_samples if light.shadow_softness > 0 else 1
-    rays = np.flatnonzero(np.repeat(traced, samples))  # [T · samples] indices among all M · samples rays
-    if light.shadow_softness > 0:
-        u_height, u_angle = rng.random((2, len(traced) * samples))
-        directions = _cone_directions(light.direction, light.shadow_softness, u_height[rays], u_angle[rays])
-    else:
-        directions = np.broadcast_to(light.direction, (len(rays), 3))
-    # Shadow rays are float32 queries: origins rounded to float32 before the shift, directions renormalised.
-    starts = np.repeat(scene.to_embree(origins.astype(np.float32)), samples, axis=0)
-    blocked = np.zeros(len(traced) * samples, dtype=bool)
-    directions = trimesh.util.unitize(directions.astype(np.float32)).astype(np.float32)
-    blocked[rays] = scene.first_faces(starts, directions) != -1
-    return 1.0 - blocked.reshape(len(traced), samples).mean(axis=1)
-
-
 def _shade(scene: Scene, hits: _Hits, directions: np.ndarray, light: Light, rng: np.random.Generator) -> np.ndarray:
     """Lambert-shaded colour [M, 3] of the hits of rays with directions [N, 3]."""
     barycentric = _barycentric(scene, hits)
@@ -478,14 +387,14 @@ def _shade(scene: Scene, hits: _Hits, directions: np.ndarray, light: Light, rng:
         lit = np.flatnonzero(cosine > 0)
         # A shadow-ray origin lies within its face's lift bound of the hit point offset along the normal.
         offset = _rows(hits.location, lit) + SHADOW_RAY_OFFSET * _rows(normals, lit)
-        traced = _may_be_blocked(scene, offset, scene.lift_bound[hits.face[lit]], light)
+        traced = may_be_blocked(scene, offset, scene.lift_bound[hits.face[lit]], light)
         near = lit[traced]
         triangles = _rows(scene.triangles, hits.face[near])
-        origins = _shadow_ray_origins(
+        origins = shadow_ray_origins(
             _rows(hits.location, near), _rows(barycentric, near), triangles, _rows(corner_normals, near),
             _rows(normals, near),
         )
-        cosine[lit] *= _light_visibility(scene, origins, traced, light, rng)
+        cosine[lit] *= light_visibility(scene, origins, traced, light, rng)
     return _albedo(scene, hits, barycentric) * (light.ambient + light.diffuse * cosine)[:, None]
 
 
