@@ -26,6 +26,7 @@ from hogsa.hogs.model import (
     PART_LABELS,
     PARTS,
     GaussianScene,
+    concat_poses,
     gaussian_normals,
     merge_parts,
     pose_hand,
@@ -172,6 +173,38 @@ def scene(hands, cube) -> GroupData:
 # --------------------------------------------------------------------------- #
 # The model
 # --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("kind", ["hogs", "3dgs"])
+def test_frames_rendered_together_are_the_frames_rendered_alone(hands, cube, kind):
+    """render_frames of two frames (other poses, other cameras) in one pass: each frame's render and the
+    gradients of both as two render calls give them."""
+    def model() -> GaussianScene:
+        if kind == "hogs":
+            return _hogs(hands, cube, shading="sh2")
+        return PointCloudGaussians(hands, cube, sh_degree=1, init_opacity=0.5, shading="sh2")
+
+    first = _poses()
+    second = (dataclasses.replace(first[0], hand_pose=first[0].hand_pose + 0.2),
+              dataclasses.replace(first[1], transl=first[1].transl + 0.02),
+              dataclasses.replace(first[2], articulation=first[2].articulation + 0.4))
+    cameras = [_camera(-90.0), _camera(-60.0)]
+    together, alone = model(), model()
+    alone.load_state_dict(together.state_dict())
+    for m in (together, alone):
+        m.lighting.data[1:] += 0.1  # a light that varies with the normal
+    pred = together.render_frames(cameras, *(concat_poses(rows) for rows in zip(first, second))).rgb
+    singles = [alone.render(camera, *poses).rgb for camera, poses in zip(cameras, (first, second))]
+    weights = torch.rand(pred.shape, generator=torch.Generator().manual_seed(0))
+    (pred * weights).sum().backward()
+    sum((single * w).sum() for single, w in zip(singles, weights)).backward()
+    for b in range(2):
+        torch.testing.assert_close(pred[b], singles[b], atol=1e-5, rtol=1e-4)
+    assert pred[0].abs().sum() > 0 and not torch.allclose(pred[0], pred[1], atol=1e-3)
+    grads = dict(alone.named_parameters())
+    for name, p in together.named_parameters():
+        if p.grad is not None or grads[name].grad is not None:
+            torch.testing.assert_close(p.grad, grads[name].grad, atol=1e-5, rtol=1e-3, msg=name)
+
+
 def test_render_shapes_parts_and_depth(hands, cube):
     model = _hogs(hands, cube)
     right, left, obj = _poses()
@@ -179,7 +212,7 @@ def test_render_shapes_parts_and_depth(hands, cube):
     with torch.no_grad():
         out = model.render(camera, right, left, obj, background=(0.2, 0.4, 0.6))
         labels = part_labels(model, camera, right, left, obj)
-        posed = model.posed_vertices(right, left, obj)
+        posed = {part: v[0] for part, v in model.posed_vertices(right, left, obj).items()}
     height, width = SIZE[1], SIZE[0]
     assert out.rgb.shape == (3, height, width) and out.alpha.shape == (height, width)  # networks' layout
     assert out.depth.shape == (height, width)
@@ -217,7 +250,7 @@ def test_shading_starts_neutral_and_uses_the_face_normals(hands, cube):
     with torch.no_grad():
         assert torch.allclose(plain.render(camera, *poses).rgb, shaded.render(camera, *poses).rgb, atol=1e-5)
         gaussians = shaded.posed_gaussians(*poses)
-        posed = shaded.posed_vertices(*poses)
+        posed = {part: v[0] for part, v in shaded.posed_vertices(*poses).items()}
         rotations, _ = face_frames(posed["object"], cube.faces)
         face_normals = rotations[..., 0].repeat_interleave(2, dim=0)  # k = 2 Gaussians per face
         assert torch.allclose(gaussian_normals(gaussians["object"]), face_normals, atol=1e-5)
@@ -265,7 +298,7 @@ def test_posing_carries_gaussians_with_the_mesh(hands, cube):
         assert torch.allclose(moved["object"].means, before["object"].means + shift, atol=1e-6)
         assert torch.equal(moved["left"].means, before["left"].means)  # exact: same inputs, same computation
         # the right hand's Gaussians sit at their barycentric points on the skinned TRAINED canonical mesh
-        skinned = pose_hand(hands["right"], right, model.canonical("right"))
+        skinned = pose_hand(hands["right"], right, model.canonical("right"))[0]
         surface = model.surfaces["right"]
         expected = torch.einsum("fjc,fcx->fjx", barycentric_weights(surface.bary_logits), skinned[surface.faces])
         assert torch.allclose(before["right"].means, expected.reshape(-1, 3), atol=1e-6)
@@ -286,9 +319,9 @@ def test_point_gaussians_follow_their_vertex_transform(hands, cube):
     with torch.no_grad():
         posed = model.posed_gaussians(right, left, obj)
         # zero offsets: the Gaussians are the skinned vertices (the open hand has no pose correctives)
-        assert torch.allclose(posed["right"].means, pose_hand(hands["right"], right), atol=1e-6)
-        assert torch.allclose(posed["left"].means, pose_hand(hands["left"], left), atol=1e-6)
-        assert torch.allclose(posed["object"].means, pose_object(cube, obj), atol=1e-6)
+        assert torch.allclose(posed["right"].means, pose_hand(hands["right"], right)[0], atol=1e-6)
+        assert torch.allclose(posed["left"].means, pose_hand(hands["left"], left)[0], atol=1e-6)
+        assert torch.allclose(posed["object"].means, pose_object(cube, obj)[0], atol=1e-6)
         # an offset is carried by the vertex's transform: rotated with the part, not added as is
         offset = torch.tensor([0.01, 0.0, 0.0])
         model.points["object"].offsets[:] = offset
@@ -320,10 +353,10 @@ def test_vertex_transform_helpers():
 
 def test_object_vertex_transforms_are_rigid_per_part(cube):
     pose = ObjectPose(torch.tensor([0.7]), torch.tensor([[0.2, -0.1, 0.5]]), torch.tensor([[0.1, 0.2, 0.3]]))
-    transforms = object_vertex_transforms(cube, pose)
+    transforms = object_vertex_transforms(cube, pose)[0]
     homogeneous = torch.cat([cube.vertices, torch.ones(len(cube.vertices), 1)], dim=1)
     moved = torch.einsum("vij,vj->vi", transforms, homogeneous)[:, :3]
-    assert torch.allclose(moved, pose_object(cube, pose), atol=1e-6)
+    assert torch.allclose(moved, pose_object(cube, pose)[0], atol=1e-6)
     rotations = transforms[:, :3, :3]
     assert torch.allclose(rotations @ rotations.transpose(-1, -2), torch.eye(3).expand_as(rotations), atol=1e-5)
 

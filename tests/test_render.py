@@ -18,7 +18,8 @@ import torch._inductor.config
 import torch.nn.functional as F
 from kornia.geometry.conversions import quaternion_to_rotation_matrix
 
-from hogsa.render import _compile, rasterize, rasterizer, tile_composite
+from hogsa import compiled
+from hogsa.render import rasterize, rasterizer, tile_composite
 from hogsa.render.projection import project_gaussians
 from hogsa.render.tiles import intersect_tiles, make_grid
 from hogsa.render.sh import eval_sh, rgb_to_sh_dc, sh_colors
@@ -263,6 +264,50 @@ def test_gradients_match_reference_autograd(render_mode):
         torch.testing.assert_close(ours[k].grad, ref[k].grad, atol=1e-8, rtol=1e-6, msg=k)
 
 
+@pytest.mark.parametrize("colours", ["shared", "per camera", "sh"])
+def test_a_batch_renders_each_set_as_its_own_call(colours):
+    """B sets of Gaussians, each with its own cameras, in one call: the images, meta and gradients of
+    one call per set (float64), with SH, per-camera and plain colours."""
+    sets = [random_scene(s, n=30, n_cameras=2) for s in (21, 22, 23)]
+    sh_degree = 1 if colours == "sh" else None
+    for k, scene in enumerate(sets):
+        g = torch.Generator().manual_seed(k)
+        if colours == "per camera":
+            scene["colors"] = torch.rand(2, 30, 3, generator=g, dtype=torch.float64)
+        if colours == "sh":
+            scene["colors"] = torch.randn(30, 4, 3, generator=g, dtype=torch.float64) * 0.3
+        scene["backgrounds"] = torch.rand(2, 3, generator=g, dtype=torch.float64)
+    names = ("means", "quats", "scales", "opacities", "colors", "backgrounds")
+    batch = {k: torch.stack([s[k] for s in sets]).requires_grad_(True) for k in names}
+    alone = [{k: s[k].clone().requires_grad_(True) for k in names} for s in sets]
+    size = (sets[0]["width"], sets[0]["height"])
+    cameras = {"viewmats": torch.stack([s["viewmats"] for s in sets]), "Ks": torch.stack([s["Ks"] for s in sets])}
+    kwargs = {"sh_degree": sh_degree, "render_mode": "RGB+ED"}
+    image, alpha, meta = rasterize(*(batch[k] for k in names[:5]), cameras["viewmats"], cameras["Ks"], *size,
+                                   backgrounds=batch["backgrounds"], **kwargs)
+    g = torch.Generator().manual_seed(5)
+    up_image = torch.randn(image.shape, generator=g, dtype=torch.float64)
+    up_alpha = torch.randn(alpha.shape, generator=g, dtype=torch.float64)
+    ((image * up_image).sum() + (alpha * up_alpha).sum()).backward()
+    for b, (scene, leaves) in enumerate(zip(sets, alone)):
+        one_image, one_alpha, one_meta = rasterize(*(leaves[k] for k in names[:5]), scene["viewmats"], scene["Ks"],
+                                                   *size, backgrounds=leaves["backgrounds"], **kwargs)
+        torch.testing.assert_close(image[b], one_image, atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(alpha[b], one_alpha, atol=1e-12, rtol=1e-10)
+        for key in ("radii", "means2d", "depths", "conics", "opacities"):
+            torch.testing.assert_close(meta[key][b], one_meta[key], atol=1e-12, rtol=1e-10, msg=key)
+        ((one_image * up_image[b]).sum() + (one_alpha * up_alpha[b]).sum()).backward()
+        for k in names:
+            torch.testing.assert_close(batch[k].grad[b], leaves[k].grad, atol=1e-10, rtol=1e-8, msg=k)
+
+
+def test_a_batch_needs_a_leading_entry_per_set():
+    scene = random_scene(3, n=10, n_cameras=1)
+    two = {k: torch.stack([scene[k], scene[k]]) for k in ("means", "quats", "scales", "opacities", "colors")}
+    with pytest.raises(ValueError, match="viewmats needs B=2"):
+        rasterize(*two.values(), scene["viewmats"], scene["Ks"], scene["width"], scene["height"])
+
+
 def test_means2d_gradient_is_retained():
     scene = random_scene(12)
     scene["means"].requires_grad_(True)
@@ -300,18 +345,18 @@ def test_compiled_matches_eager(monkeypatch):
 
 def test_compile_failure_falls_back_to_eager(monkeypatch):
     monkeypatch.setenv("HOGSA_NO_COMPILE", "0")
-    monkeypatch.setattr(_compile, "_backend_failed", False)
+    monkeypatch.setattr(compiled, "_backend_failed", False)
     monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("/nonexistent/c++",))
     monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
 
-    @_compile.lazily_compiled
+    @compiled.lazily_compiled
     def affine(x):
         return 2 * x + 1
 
     with pytest.warns(RuntimeWarning, match="torch.compile failed"):
         out = affine(torch.ones(3))
     torch.testing.assert_close(out, torch.full((3,), 3.0))
-    assert _compile.compile_disabled()
+    assert compiled.compile_disabled()
 
 
 @pytest.mark.parametrize("dtype, tile_size", [(torch.float64, 8), (torch.float32, 16), (torch.float32, 4)])

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from kornia.geometry.conversions import rotation_matrix_to_quaternion
 from torch import Tensor, nn
 
-from hogsa.render._compile import lazily_compiled
+from hogsa.compiled import lazily_compiled
 
 _BARY_FLOOR = 1e-8  # the reference's floor: keeps α > 0 and the normaliser > 0
 LR_KEYS = ("bary", "scale", "opacity", "sh_dc", "sh_rest")

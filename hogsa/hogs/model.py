@@ -28,15 +28,16 @@ thin Gaussian is seen from both sides). Cast shadows are not modelled.
 Gaussians per part, the regulariser, optimizer groups, colour initialisation and ``render``.
 
 Conventions: metres; a frame's poses are one-row ``hogsa.hand.HandPose`` (each hand) and
-``hogsa.articulated.ObjectPose`` records of float32 tensors (``hogsa.data.groups.frame_poses``), posed
-as batches of one; cameras are OpenCV (``world2cam`` 4×4, ``K`` 3×3 with pixel centres at
+``hogsa.articulated.ObjectPose`` records of float32 tensors (``hogsa.data.groups.frame_poses``); B frames
+are the same records with B rows (``concat_poses``), posed and rendered together (``render_frames``:
+one skinning, binding and rasterizer pass for a training step's crops); cameras are OpenCV (``world2cam`` 4×4, ``K`` 3×3 with pixel centres at
 integer + 0.5, as ``hogsa.render.rasterize``); colours RGB in [0, 1]; world up is +z.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
@@ -49,7 +50,7 @@ from hogsa.data.schema import MASK_LABELS
 from hogsa.hand import HandModel, HandPose
 from hogsa.hogs.binding import GaussianSet, MeshGaussians
 from hogsa.render import rasterize
-from hogsa.render._compile import lazily_compiled
+from hogsa.compiled import lazily_compiled
 from hogsa.render.sh import SH_C0, rgb_to_sh_dc, sh_bases, sh_colors
 
 PARTS = ("right", "left", "object")
@@ -89,8 +90,14 @@ class GaussianScene(nn.Module, abc.ABC):
             self.lighting = nn.Parameter(uniform)
 
     @abc.abstractmethod
+    def posed_frames(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, GaussianSet]:
+        """Each part's Gaussians in the world at each of the B rows of the poses, ``{part: GaussianSet}``
+        in ``PARTS`` order, fields with a leading B."""
+
     def posed_gaussians(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, GaussianSet]:
-        """Each part's Gaussians in the world at this pose, ``{part: GaussianSet}`` in ``PARTS`` order."""
+        """Each part's Gaussians in the world at this one-row pose, ``{part: GaussianSet}`` (unbatched)."""
+        return {part: GaussianSet(*(field[0] for field in g))
+                for part, g in self.posed_frames(right, left, obj).items()}
 
     @abc.abstractmethod
     def regularizer(self) -> Tensor:  # [] metres
@@ -128,9 +135,22 @@ class GaussianScene(nn.Module, abc.ABC):
         obj: ObjectPose,
         background: tuple[float, float, float] = (0.0, 0.0, 0.0),  # RGB in [0, 1] composited behind
     ) -> RenderOutput:
-        """Render the scene at this pose from ``camera`` over ``background`` (training and evaluation use
-        the crops' black; augmentation composites renders on other backgrounds)."""
-        return render_gaussians(self.posed_gaussians(right, left, obj), camera, self.sh_degree, background,
+        """Render the scene at this one-row pose from ``camera`` over ``background`` (training and
+        evaluation use the crops' black; augmentation composites renders on other backgrounds)."""
+        out = self.render_frames([camera], right, left, obj, background)
+        return RenderOutput(out.rgb[0], out.alpha[0], out.depth[0])
+
+    def render_frames(
+        self,
+        cameras: Sequence[CameraLike],  # B cameras of one image size, camera b for frame b
+        right: HandPose,  # B rows
+        left: HandPose,
+        obj: ObjectPose,
+        background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> RenderOutput:
+        """B frames, frame b at row b of the poses seen from ``cameras[b]``, in one pass: RenderOutput with
+        a leading B (rgb [B, 3, H, W])."""
+        return render_gaussians(self.posed_frames(right, left, obj), cameras, self.sh_degree, background,
                                 self.lighting)
 
     @torch.no_grad()
@@ -187,13 +207,13 @@ class HOGS(GaussianScene):
         return self.template(part) + self.deltas[part]
 
     def posed_vertices(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, Tensor]:
-        """Each part's trained canonical mesh at this pose, ``{part: [V, 3]}``."""
+        """Each part's trained canonical mesh at each of the B rows of the poses, ``{part: [B, V, 3]}``."""
         posed = {side: pose_hand(self.hands[side], pose, self.canonical(side)) for side, pose in
                  (("right", right), ("left", left))}
         posed["object"] = pose_object(self.obj, obj, self.canonical("object"))
         return posed
 
-    def posed_gaussians(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, GaussianSet]:
+    def posed_frames(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, GaussianSet]:
         return {part: self.surfaces[part].gaussians(v) for part, v in self.posed_vertices(right, left, obj).items()}
 
     def regularizer(self) -> Tensor:
@@ -215,43 +235,58 @@ class HOGS(GaussianScene):
         return self.surfaces[part].sh_dc
 
 
-def pose_hand(hand: HandModel, pose: HandPose, canonical: Tensor | None = None) -> Tensor:  # [V, 3]
-    """Vertices of ``hand`` at the one-row ``pose`` (LBS of ``canonical`` [V, 3], default the model's template)."""
-    return hand(*pose, v_template=canonical).vertices[0]
+def pose_hand(hand: HandModel, pose: HandPose, canonical: Tensor | None = None) -> Tensor:  # [B, V, 3]
+    """Vertices of ``hand`` at each row of ``pose`` (LBS of ``canonical`` [V, 3], default the model's template)."""
+    return hand(*pose, v_template=canonical).vertices
 
 
-def pose_object(obj: ArticulatedObject, pose: ObjectPose, canonical: Tensor | None = None) -> Tensor:  # [V, 3]
-    """Vertices of ``obj`` at the one-row ``pose`` (articulation, then rigid motion of ``canonical`` [V, 3])."""
-    return obj.pose(*pose, vertices=canonical)[0]
+def pose_object(obj: ArticulatedObject, pose: ObjectPose, canonical: Tensor | None = None) -> Tensor:  # [B, V, 3]
+    """Vertices of ``obj`` at each row of ``pose`` (articulation, then rigid motion of ``canonical`` [V, 3])."""
+    return obj.pose(*pose, vertices=canonical)
+
+
+def concat_poses(poses: Sequence[HandPose | ObjectPose]) -> HandPose | ObjectPose:
+    """One record with the rows of all ``poses`` (records of one type), in order."""
+    return type(poses[0])(*(torch.cat(fields) for fields in zip(*poses)))
 
 
 def render_gaussians(
-    gaussians: Mapping[str, GaussianSet],  # {part: GaussianSet}, unbatched
-    camera: CameraLike,
+    gaussians: Mapping[str, GaussianSet],  # {part: GaussianSet}, fields with a leading B
+    cameras: Sequence[CameraLike],  # B cameras of one image size, camera b for set b
     sh_degree: int,
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),  # RGB in [0, 1] behind the Gaussians
     lighting: Tensor | None = None,  # [9, 3] irradiance SH coefficients; None: unshaded SH colours
 ) -> RenderOutput:
-    """Rasterize the parts' Gaussians together from one camera ("RGB+ED": colour and expected depth)."""
+    """Rasterize the parts' Gaussians of each of B sets together, set b from ``cameras[b]``, in one
+    rasterizer call ("RGB+ED": colour and expected depth); outputs with a leading B."""
     merged = merge_parts(gaussians)
     device, dtype = merged.means.device, merged.means.dtype
-    viewmat = torch.as_tensor(camera.world2cam, dtype=dtype, device=device)[None]  # [1, 4, 4]
-    K = torch.as_tensor(camera.K, dtype=dtype, device=device)[None]  # [1, 3, 3]
-    common = {"viewmats": viewmat, "Ks": K, "width": int(camera.width), "height": int(camera.height)}
-    backgrounds = torch.tensor([background], dtype=dtype, device=device)  # [1, 3]
+    sizes = {(int(c.width), int(c.height)) for c in cameras}
+    if len(sizes) != 1 or len(cameras) != merged.means.shape[0]:
+        raise ValueError(f"render_gaussians: {merged.means.shape[0]} sets need as many cameras of one size, "
+                         f"got {len(cameras)} of sizes {sorted(sizes)}")
+    (width, height), = sizes
+    viewmats = torch.stack([torch.as_tensor(c.world2cam, dtype=dtype, device=device) for c in cameras])[:, None]
+    Ks = torch.stack([torch.as_tensor(c.K, dtype=dtype, device=device) for c in cameras])[:, None]  # [B, 1, 3, 3]
+    common = {"viewmats": viewmats, "Ks": Ks, "width": width, "height": height}
+    backgrounds = torch.tensor([background], dtype=dtype, device=device).expand(len(cameras), 1, 3)
     if lighting is None:  # the rasterizer evaluates the SH colours
         colors, alphas, _ = rasterize(merged.means, merged.quats, merged.scales, merged.opacities, merged.sh,
                                       sh_degree=sh_degree, backgrounds=backgrounds, render_mode="RGB+ED", **common)
     else:
-        shaded = shaded_colors(merged, torch.linalg.inv(viewmat[0])[:3, 3], sh_degree, lighting)
+        centres = torch.linalg.inv(viewmats[:, 0])[:, None, :3, 3]  # [B, 1, 3]
+        shaded = shaded_colors(merged, centres, sh_degree, lighting)
         colors, alphas, _ = rasterize(merged.means, merged.quats, merged.scales, merged.opacities, shaded,
                                       backgrounds=backgrounds, render_mode="RGB+ED", **common)
-    return RenderOutput(rgb=colors[0, ..., :3].permute(2, 0, 1), alpha=alphas[0, ..., 0], depth=colors[0, ..., 3])
+    colors, alphas = colors[:, 0], alphas[:, 0]  # [B, H, W, 4], [B, H, W, 1]
+    return RenderOutput(rgb=colors[..., :3].permute(0, 3, 1, 2), alpha=alphas[..., 0], depth=colors[..., 3])
 
 
 def merge_parts(gaussians: Mapping[str, GaussianSet]) -> GaussianSet:
-    """One GaussianSet of all parts, in the mapping's order."""
-    return GaussianSet(*(torch.cat(fields) for fields in zip(*gaussians.values())))
+    """One GaussianSet of all parts, in the mapping's order (batched or not: joined along N)."""
+    first = next(iter(gaussians.values()))
+    axis = first.means.dim() - 2
+    return GaussianSet(*(torch.cat(fields, dim=axis) for fields in zip(*gaussians.values())))
 
 
 def view_colors(
@@ -269,22 +304,22 @@ def view_colors(
 
 @lazily_compiled
 def shaded_colors(
-    gaussians: GaussianSet,  # unbatched, N Gaussians
-    camera_center: Tensor,  # [3] world, metres
+    gaussians: GaussianSet,  # N Gaussians, fields [(B,) N, ...]
+    camera_center: Tensor,  # [3] world, metres; [B, 1, 3] for batched Gaussians
     sh_degree: int,
     lighting: Tensor,  # [9, 3] irradiance SH coefficients (world frame)
-) -> Tensor:  # [N, 3]
+) -> Tensor:  # [(B,) N, 3]
     """Albedo (SH colour towards the camera, as the rasterizer computes it) × irradiance at the normal."""
-    directions = gaussians.means - camera_center  # [N, 3] camera → Gaussian
+    directions = gaussians.means - camera_center  # [(B,) N, 3] camera → Gaussian
     albedo = sh_colors(sh_degree, directions, gaussians.sh)
     normals = gaussian_normals(gaussians)
     normals = torch.where((normals * directions).sum(-1, keepdim=True) > 0, -normals, normals)  # face the camera
-    irradiance = (sh_bases(2, normals) @ lighting).clamp_min(0.0)  # [N, 3]
+    irradiance = (sh_bases(2, normals) @ lighting).clamp_min(0.0)  # [(B,) N, 3]
     return albedo * irradiance
 
 
-def gaussian_normals(gaussians: GaussianSet) -> Tensor:  # [N, 3] unit
+def gaussian_normals(gaussians: GaussianSet) -> Tensor:  # [(B,) N, 3] unit
     """Each Gaussian's thinnest axis (for mesh-bound Gaussians, the face normal with its sign)."""
-    axes = quaternion_to_rotation_matrix(nn.functional.normalize(gaussians.quats, dim=-1))  # [N, 3, 3] columns
-    thinnest = gaussians.scales.argmin(dim=-1)  # [N]
-    return axes.gather(-1, thinnest[:, None, None].expand(-1, 3, 1))[..., 0]
+    axes = quaternion_to_rotation_matrix(nn.functional.normalize(gaussians.quats, dim=-1))  # [(B,) N, 3, 3] columns
+    thinnest = gaussians.scales.argmin(dim=-1)  # [(B,) N]
+    return axes.gather(-1, thinnest[..., None, None].expand(*thinnest.shape, 3, 1))[..., 0]

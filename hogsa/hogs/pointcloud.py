@@ -60,17 +60,19 @@ class PointGaussians(nn.Module):
 
     def posed(
         self,
-        canonical: Tensor,  # [V, 3] the vertices the transforms map from
-        transforms: Tensor,  # [V, 4, 4] per-vertex transforms canonical → world
-    ) -> GaussianSet:
-        rotation, translation = transforms[:, :3, :3], transforms[:, :3, 3]
-        means = torch.einsum("vij,vj->vi", rotation, canonical + self.offsets) + translation
+        canonical: Tensor,  # [B, V, 3] or [V, 3] the vertices the transforms map from
+        transforms: Tensor,  # [B, V, 4, 4] per-vertex transforms canonical → world
+    ) -> GaussianSet:  # fields with a leading B
+        rotation, translation = transforms[..., :3, :3], transforms[..., :3, 3]
+        means = (rotation @ (canonical + self.offsets)[..., None])[..., 0] + translation
         # the carried rotation takes no gradient: the SVD's backward is infinite where singular values repeat
         # (a vertex moved by one bone alone is a pure rotation), and pose corrections learn from the means
-        carried = rotation_matrix_to_quaternion(nearest_rotation(rotation.detach()).contiguous())  # [V, 4] wxyz
+        carried = rotation_matrix_to_quaternion(nearest_rotation(rotation.detach()).contiguous())  # [B, V, 4] wxyz
         quats = quaternion_multiply(carried, F.normalize(self.quats, dim=-1))
         sh = torch.cat([self.sh_dc, self.sh_rest], dim=1)
-        return GaussianSet(means, quats, self.log_scales.exp(), torch.sigmoid(self.opacity_logits), sh)
+        batch = means.shape[0]
+        return GaussianSet(means, quats, self.log_scales.exp().expand(batch, -1, -1),
+                           torch.sigmoid(self.opacity_logits).expand(batch, -1), sh.expand(batch, *sh.shape))
 
     def param_groups(self, lr: Mapping[str, float]) -> list[dict]:
         params = {"position": self.offsets, "rotation": self.quats, "scale": self.log_scales,
@@ -98,13 +100,12 @@ class PointCloudGaussians(GaussianScene):
             part: PointGaussians(verts, faces, sh_degree, init_opacity) for part, (verts, faces) in meshes.items()
         })
 
-    def posed_gaussians(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, GaussianSet]:
+    def posed_frames(self, right: HandPose, left: HandPose, obj: ObjectPose) -> dict[str, GaussianSet]:
         posed = {}
         for side, pose in (("right", right), ("left", left)):
             hand = self.hands[side]
-            shaped = pose_hand(hand, shaped_rest_pose(pose))  # [V, 3] the shaped canonical mesh
-            transforms = hand.vertex_transforms(*pose)[0]
-            posed[side] = self.points[side].posed(shaped, transforms)
+            shaped = pose_hand(hand, shaped_rest_pose(pose))  # [B, V, 3] the shaped canonical meshes
+            posed[side] = self.points[side].posed(shaped, hand.vertex_transforms(*pose))
         template = self.obj.vertices.to(obj.rot)
         posed["object"] = self.points["object"].posed(template, object_vertex_transforms(self.obj, obj))
         return posed
@@ -123,19 +124,19 @@ class PointCloudGaussians(GaussianScene):
         return self.points[part].sh_dc
 
 
-def object_vertex_transforms(obj: ArticulatedObject, pose: ObjectPose) -> Tensor:  # [V, 4, 4]
-    """Each canonical vertex's rigid transform (that of its part) at the one-row ``pose``.
+def object_vertex_transforms(obj: ArticulatedObject, pose: ObjectPose) -> Tensor:  # [B, V, 4, 4]
+    """Each canonical vertex's rigid transform (that of its part) at each of the B rows of ``pose``.
 
     ``ArticulatedObject.pose`` is affine per vertex, so posing the template and the template shifted by
     each unit axis gives every vertex's translation and rotation columns exactly.
     """
     template = obj.vertices.to(pose.rot)
-    base = pose_object(obj, pose, template)  # [V, 3]
+    base = pose_object(obj, pose, template)  # [B, V, 3]
     columns = [pose_object(obj, pose, template + axis) - base for axis in torch.eye(3).to(template)]
-    rotation = torch.stack(columns, dim=-1)  # [V, 3, 3]
-    translation = base - torch.einsum("vij,vj->vi", rotation, template)
-    transforms = torch.zeros(template.shape[0], 4, 4).to(template)
-    transforms[:, :3, :3], transforms[:, :3, 3], transforms[:, 3, 3] = rotation, translation, 1.0
+    rotation = torch.stack(columns, dim=-1)  # [B, V, 3, 3]
+    translation = base - torch.einsum("bvij,vj->bvi", rotation, template)
+    transforms = torch.zeros(*base.shape[:2], 4, 4).to(template)
+    transforms[..., :3, :3], transforms[..., :3, 3], transforms[..., 3, 3] = rotation, translation, 1.0
     return transforms
 
 
@@ -166,7 +167,7 @@ def mean_edge_length(vertices: Tensor, faces: Tensor) -> float:  # [V, 3], [F, 3
 
 
 def shaped_rest_pose(pose: HandPose) -> HandPose:
-    """The same one-row hand pose with zero rotations and translation: skinning it gives the shaped
+    """The same hand pose (each row) with zero rotations and translation: skinning it gives the shaped
     canonical mesh."""
     zeros = torch.zeros_like
     return HandPose(zeros(pose.global_orient), zeros(pose.hand_pose), pose.betas, zeros(pose.transl))

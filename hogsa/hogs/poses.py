@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 from hogsa.articulated import ObjectPose
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hogsa.hand import HandPose
-from hogsa.hogs.model import GaussianScene
-from hogsa.render._compile import lazily_compiled
+from hogsa.hogs.model import GaussianScene, concat_poses
+from hogsa.compiled import lazily_compiled
 from hogsa.training import frozen
 
 FrameKey = tuple[str, int]  # (sequence name, frame index)
@@ -65,6 +65,12 @@ class PoseCorrections(nn.Module):
             ObjectPose(articulation=obj.articulation + angles[99], rot=compose(angles[96:99], obj.rot),
                        transl=obj.transl + offsets[6:9]),
         )
+
+    def apply_frames(self, samples: Sequence) -> tuple[HandPose, HandPose, ObjectPose]:
+        """The corrected poses of B samples (objects with .sequence, .frame, .right, .left, .obj), row b
+        that of ``samples[b]``'s frame: what ``GaussianScene.render_frames`` takes."""
+        rows = [self.apply((s.sequence, s.frame), s.right, s.left, s.obj) for s in samples]
+        return tuple(concat_poses(part) for part in zip(*rows))
 
     def param_groups(self, lr: dict[str, float]) -> list[dict]:
         """Adam groups ``poses/angles`` and ``poses/offsets``; ``lr`` keys ``POSE_LR_KEYS``."""
@@ -113,7 +119,7 @@ def fit_corrections(
     model: GaussianScene,
     corrections: PoseCorrections,
     samples_by_frame: dict[FrameKey, Sequence],  # frame → the crops it is fitted on (objects with .camera,
-    # .image [3, S, S], .right, .left, .obj)
+    # .image [3, S, S], .sequence, .frame, .right, .left, .obj)
     image_loss: Callable[[Tensor, Tensor], Tensor],  # (pred [B, 3, S, S], target [B, 3, S, S]) → []
     lr: dict[str, float],
     iterations: int,
@@ -132,8 +138,7 @@ def fit_corrections(
             draw = random.Random(f"{seed}|{name}")
             for _ in range(iterations):
                 picks = draw.sample(list(samples), min(batch, len(samples)))
-                pred = torch.stack([model.render(s.camera, *corrections.apply(frame, s.right, s.left, s.obj)).rgb
-                                    for s in picks])
+                pred = model.render_frames([s.camera for s in picks], *corrections.apply_frames(picks)).rgb
                 loss = image_loss(pred, torch.stack([s.image for s in picks]))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

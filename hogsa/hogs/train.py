@@ -25,6 +25,7 @@ from hogsa.code_identity import code_digest
 from hogsa.data.groups import GroupData, Sample
 from hogsa.geometry import project_points
 from hogsa.hogs.evaluate import evaluate
+from hogsa.hogs.binding import GaussianSet
 from hogsa.hogs.model import HOGS, PART_LABELS, PARTS, GaussianScene, Shading, render_gaussians
 from hogsa.hogs.pointcloud import PointCloudGaussians
 from hogsa.hogs.poses import FrameKey, PoseCorrections, corrected, fit_corrections
@@ -185,8 +186,7 @@ def train_step(cfg: HOGSConfig, model: GaussianScene, poses: PoseCorrections, op
                batch: list[Sample], step: int) -> dict[str, float]:
     """One Adam step of paper eq. 6 on ``batch``'s crops, rendered at their frames' corrected poses;
     returns the loss terms and the batch's PSNR (of the renders before the step) for logging."""
-    pred = torch.stack([model.render(s.camera, *poses.apply((s.sequence, s.frame), s.right, s.left, s.obj)).rgb
-                        for s in batch])  # [B, 3, S, S]
+    pred = model.render_frames([s.camera for s in batch], *poses.apply_frames(batch)).rgb  # [B, 3, S, S]
     target = torch.stack([s.image for s in batch])
     loss, terms = hogs_loss(pred, target, model.regularizer(), cfg.lambda_ssim, cfg.lambda_r)
     optimizer.zero_grad(set_to_none=True)
@@ -311,7 +311,8 @@ def init_colors(model: GaussianScene, samples: list[Sample], n_views: int, gener
     for sample in (samples[i] for i in picks):
         gaussians = model.posed_gaussians(sample.right, sample.left, sample.obj)
         opaque = {part: g._replace(opacities=torch.ones_like(g.opacities)) for part, g in gaussians.items()}
-        depth = render_gaussians(opaque, sample.camera, model.sh_degree).depth  # [S, S]
+        one = {part: GaussianSet(*(field[None] for field in g)) for part, g in opaque.items()}
+        depth = render_gaussians(one, [sample.camera], model.sh_degree).depth[0]  # [S, S]
         K = torch.as_tensor(sample.camera.K, dtype=torch.float32)
         world2cam = torch.as_tensor(sample.camera.world2cam, dtype=torch.float32)
         for part, label in zip(PARTS, PART_LABELS):

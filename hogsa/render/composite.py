@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from hogsa.render._compile import lazily_compiled
+from hogsa.compiled import lazily_compiled
 from hogsa.render.alpha import (
     ALPHA_THRESHOLD,
     MAX_ALPHA,

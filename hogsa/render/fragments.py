@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from hogsa.render._compile import lazily_compiled
+from hogsa.compiled import lazily_compiled
 from hogsa.render.alpha import ALPHA_THRESHOLD, gaussian_sigma
 from hogsa.render.tiles import TileGrid
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hogsa.render._compile import lazily_compiled
+from hogsa.compiled import lazily_compiled
 from hogsa.render.alpha import ALPHA_THRESHOLD
 
 MAX_EXTENT_SIGMAS = 3.33  # gsplat's box half-extent in standard deviations
@@ -95,9 +95,9 @@ def covariance_2d_to_conic(
 
 
 def project_gaussians(
-    means: Tensor,  # [N, 3] world, metres
-    quats: Tensor,  # [N, 4] wxyz, any norm
-    scales: Tensor,  # [N, 3] metres
+    means: Tensor,  # [N, 3] world, metres, or [C, N, 3]: camera c's own Gaussians
+    quats: Tensor,  # [N, 4] or [C, N, 4] wxyz, any norm
+    scales: Tensor,  # [N, 3] or [C, N, 3] metres
     viewmats: Tensor,  # [C, 4, 4] world→camera, OpenCV
     Ks: Tensor,  # [C, 3, 3] pixels
     width: int,
@@ -106,12 +106,15 @@ def project_gaussians(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     radius_clip: float = 0.0,
-    opacities: Tensor | None = None,  # [N] in [0, 1]; given → opacity-aware boxes and culling
+    opacities: Tensor | None = None,  # [N] or [C, N] in [0, 1]; given → opacity-aware boxes and culling
     calc_compensations: bool = False,
 ) -> Projection:
-    """Project N Gaussians into C cameras (see the module docstring for every rule)."""
+    """Project N Gaussians into C cameras, the same Gaussians for all or (leading dimension C) each
+    camera its own (see the module docstring for every rule)."""
     settings = torch.tensor([width, height, eps2d, near_plane, far_plane], dtype=means.dtype,
                             device=means.device)  # a tensor, so new values do not recompile
+    if means.dim() == 2:  # one set for all cameras: the compiled kernel broadcasts a leading 1
+        means, quats, scales = means[None], quats[None], scales[None]
     means2d, depths, conics, cov2d_diag, det, compensations = _project(
         means, quats, scales, viewmats, Ks, settings
     )
@@ -126,9 +129,9 @@ def project_gaussians(
 
 @lazily_compiled
 def _project(
-    means: Tensor,  # [N, 3]
-    quats: Tensor,  # [N, 4]
-    scales: Tensor,  # [N, 3]
+    means: Tensor,  # [1 or C, N, 3]
+    quats: Tensor,  # [1 or C, N, 4]
+    scales: Tensor,  # [1 or C, N, 3]
     viewmats: Tensor,  # [C, 4, 4]
     Ks: Tensor,  # [C, 3, 3]
     settings: Tensor,  # [5] width, height, eps2d, near, far
@@ -137,14 +140,14 @@ def _project(
     covariance's diagonal [C, N, 2] and determinant [C, N], and compensations [C, N]."""
     width, height, eps2d, near_plane, far_plane = settings.unbind()
     rot, trans = viewmats[:, :3, :3], viewmats[:, :3, 3]  # [C, 3, 3], [C, 3]
-    means_cam = torch.einsum("cij,nj->cni", rot, means) + trans[:, None, :]  # [C, N, 3]
+    means_cam = small_matmul(rot[:, None], means[..., None])[..., 0] + trans[:, None, :]  # [C, N, 3]
     depths = means_cam[..., 2]
     # culled points may sit at z ≈ 0: divide by 1 there so no inf/NaN reaches the gradients
     safe_z = torch.where((depths >= near_plane) & (depths <= far_plane), depths, 1.0)
     safe_cam = torch.cat([means_cam[..., :2], safe_z[..., None]], dim=-1)
 
     jac = perspective_jacobian(safe_cam, Ks, width, height)  # [C, N, 2, 3]
-    jw_m = small_matmul(small_matmul(jac, rot[:, None]), quat_scale_to_matrix(quats, scales)[None])  # J W M
+    jw_m = small_matmul(small_matmul(jac, rot[:, None]), quat_scale_to_matrix(quats, scales))  # J W M
     cov2d = small_matmul(jw_m, jw_m.transpose(-1, -2))  # [C, N, 2, 2]
     det_orig = cov2d[..., 0, 0] * cov2d[..., 1, 1] - cov2d[..., 0, 1] * cov2d[..., 1, 0]
     cov2d = cov2d + eps2d * torch.eye(2, dtype=cov2d.dtype, device=cov2d.device)
@@ -165,7 +168,7 @@ def _screen_boxes(
     det: Tensor,  # [C, N] its determinant
     means2d: Tensor,  # [C, N, 2]
     in_depth: Tensor,  # [C, N] bool
-    opacities: Tensor | None,  # [N] or None
+    opacities: Tensor | None,  # [N], [C, N] or None
     compensations: Tensor | None,  # [C, N] or None
     width: int,
     height: int,

@@ -3,6 +3,13 @@ with one signature for two back-ends: CUDA tensors go to ``gsplat.rasterization`
 hogsa's tile rasterizer: projection.py → tiles.py → tile_composite.py, a C++ kernel compiled on first
 use, or, where it cannot be built, PyTorch's fragments.py → composite.py (the same compositing).
 
+Batches. Besides N Gaussians seen by C cameras, ``rasterize`` takes B sets of N Gaussians, each seen by
+its own C cameras (gsplat 1.5's leading batch dimension: means [B, N, 3], viewmats [B, C, 4, 4], images
+[B, C, H, W, X]), e.g. the frames of a training step, each at its own pose. On the CPU a batch is one
+pass over B·C images; on CUDA each set is one ``gsplat.rasterization`` call. A batched call's ``meta``
+holds the per-(camera, Gaussian) arrays [B, C, N, ...] ("radii", "means2d", "depths", "conics",
+"opacities", always unpacked) and the sizes.
+
 Conventions: quaternions wxyz (any norm); ``viewmats`` world→camera, OpenCV axes; ``Ks`` with pixel
 centres at integer + 0.5; scales are standard deviations in metres; opacities in [0, 1].
 
@@ -59,13 +66,13 @@ MAX_CHUNK_ELEMENTS = 2**23  # (pair, tile pixel) tests per chunk: bounds the CPU
 
 
 def rasterize(
-    means: Tensor,  # [N, 3] world, metres
-    quats: Tensor,  # [N, 4] wxyz, any norm
-    scales: Tensor,  # [N, 3] standard deviations, metres
-    opacities: Tensor,  # [N] in [0, 1]
-    colors: Tensor,  # [N, D] or [C, N, D]; SH coefficients [N, K, 3] or [C, N, K, 3] with sh_degree
-    viewmats: Tensor,  # [C, 4, 4] world→camera, OpenCV
-    Ks: Tensor,  # [C, 3, 3] pixels
+    means: Tensor,  # [(B,) N, 3] world, metres
+    quats: Tensor,  # [(B,) N, 4] wxyz, any norm
+    scales: Tensor,  # [(B,) N, 3] standard deviations, metres
+    opacities: Tensor,  # [(B,) N] in [0, 1]
+    colors: Tensor,  # [(B,) (C,) N, D]; SH coefficients [(B,) (C,) N, K, 3] with sh_degree
+    viewmats: Tensor,  # [(B,) C, 4, 4] world→camera, OpenCV
+    Ks: Tensor,  # [(B,) C, 3, 3] pixels
     width: int,
     height: int,
     near_plane: float = 0.01,
@@ -75,22 +82,66 @@ def rasterize(
     sh_degree: int | None = None,
     packed: bool = False,  # gsplat defaults to True; False keeps meta as [C, N, ...] (module doc)
     tile_size: int | None = None,  # None: GSPLAT_TILE_SIZE on CUDA, CPU_TILE_SIZE on CPU (both 16)
-    backgrounds: Tensor | None = None,  # [C, D] (D = colour channels)
+    backgrounds: Tensor | None = None,  # [(B,) C, D] (D = colour channels)
     render_mode: RenderMode = "RGB",
     rasterize_mode: RasterizeMode = "classic",
 ) -> tuple[Tensor, Tensor, dict]:
-    """Render C images of N Gaussians: colours [C, H, W, X] (X = D, 1 or D + 1 by render_mode),
-    alphas [C, H, W, 1] and meta (module docstring). Differentiable w.r.t. means, quats, scales,
-    opacities, colors and backgrounds (not Ks)."""
-    _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, sh_degree, backgrounds,
-                  render_mode, rasterize_mode)
+    """Render C images of N Gaussians (of each of B sets): colours [(B,) C, H, W, X] (X = D, 1 or D + 1
+    by render_mode), alphas [(B,) C, H, W, 1] and meta (module docstring). Differentiable w.r.t. means,
+    quats, scales, opacities, colors and backgrounds (not Ks)."""
     device = means.device.type
     if device not in ("cuda", "cpu"):
         raise ValueError(f"rasterize: tensors on {means.device}; expected 'cuda' (gsplat) or 'cpu'")
     tile_size = tile_size or (GSPLAT_TILE_SIZE if device == "cuda" else CPU_TILE_SIZE)
-    args = (means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
-            radius_clip, eps2d, sh_degree, packed, tile_size, backgrounds, render_mode, rasterize_mode)
+    settings = (width, height, near_plane, far_plane, radius_clip, eps2d, sh_degree, packed, tile_size)
+    if means.dim() == 3:
+        return _rasterize_batch(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, settings,
+                                render_mode, rasterize_mode)
+    _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, sh_degree, backgrounds,
+                  render_mode, rasterize_mode)
+    args = (means, quats, scales, opacities, colors, viewmats, Ks, *settings, backgrounds, render_mode,
+            rasterize_mode)
     return _rasterize_gsplat(*args) if device == "cuda" else _rasterize_cpu(*args)
+
+
+BATCH_META = ("radii", "means2d", "depths", "conics", "opacities")  # what a batched call's meta holds
+
+
+def _rasterize_batch(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, settings, render_mode,
+                     rasterize_mode) -> tuple[Tensor, Tensor, dict]:
+    """B sets of Gaussians, set b seen by cameras viewmats[b] (module docstring, "Batches")."""
+    width, height, near_plane, far_plane, radius_clip, eps2d, sh_degree, _packed, tile_size = settings  # never packed
+    b = means.shape[0]
+    for name, tensor in {"quats": quats, "scales": scales, "opacities": opacities, "colors": colors,
+                         "viewmats": viewmats, "Ks": Ks, "backgrounds": backgrounds}.items():
+        if tensor is not None and (tensor.dim() < 2 or tensor.shape[0] != b):
+            raise ValueError(f"batched rasterize: means are [B={b}, N, 3], so {name} needs B={b} leading "
+                             f"entries, got {list(tensor.shape)}")
+    for i in range(b):
+        _check_inputs(means[i], quats[i], scales[i], opacities[i], colors[i], viewmats[i], Ks[i], sh_degree,
+                      None if backgrounds is None else backgrounds[i], render_mode, rasterize_mode)
+    c, n = viewmats.shape[1], means.shape[1]
+    if means.device.type == "cuda":
+        parts = [_rasterize_gsplat(means[i], quats[i], scales[i], opacities[i], colors[i], viewmats[i], Ks[i],
+                                   width, height, near_plane, far_plane, radius_clip, eps2d, sh_degree, False,
+                                   tile_size, None if backgrounds is None else backgrounds[i], render_mode,
+                                   rasterize_mode) for i in range(b)]
+        render, alphas = torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts])
+        meta = {key: torch.stack([p[2][key] for p in parts]) for key in BATCH_META}
+    else:  # one pass over the B·C images, image i = (b, c) showing set b
+        def per_image(x: Tensor) -> Tensor:  # [B, N, ...] → [B·C, N, ...]
+            return x[:, None].expand(b, c, *x.shape[1:]).flatten(0, 1)
+
+        per_camera_colors = colors.dim() == (4 if sh_degree is None else 5)
+        render, alphas, flat_meta = _rasterize_cpu(
+            per_image(means), per_image(quats), per_image(scales), per_image(opacities),
+            colors.flatten(0, 1) if per_camera_colors else per_image(colors), viewmats.flatten(0, 1),
+            Ks.flatten(0, 1), width, height, near_plane, far_plane, radius_clip, eps2d, sh_degree, False, tile_size,
+            None if backgrounds is None else backgrounds.flatten(0, 1), render_mode, rasterize_mode)
+        render, alphas = render.unflatten(0, (b, c)), alphas.unflatten(0, (b, c))
+        meta = {key: flat_meta[key].unflatten(0, (b, c)) for key in BATCH_META}
+    meta.update({"width": width, "height": height, "n_cameras": c, "n_gaussians": n})
+    return render, alphas, meta
 
 
 def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
@@ -124,6 +175,7 @@ class _Packed(NamedTuple):
 def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
                    far_plane, radius_clip, eps2d, sh_degree, packed, tile_size, backgrounds,
                    render_mode, rasterize_mode):
+    """The CPU path; means, quats, scales and opacities may carry a leading C (camera c's own Gaussians)."""
     proj = project_gaussians(
         means, quats, scales, viewmats, Ks, width, height, eps2d, near_plane, far_plane, radius_clip,
         opacities=opacities, calc_compensations=rasterize_mode == "antialiased",
@@ -204,7 +256,7 @@ def _meta(proj: Projection, used_opacities: Tensor, visible: _Packed, isect: Til
 def _features(
     colors: Tensor,  # [N, D] / [C, N, D] or SH [N, K, 3] / [C, N, K, 3]
     sh_degree: int | None,
-    means: Tensor,  # [N, 3]
+    means: Tensor,  # [N, 3], or [C, N, 3] per camera
     viewmats: Tensor,  # [C, 4, 4]
     visible: _Packed,
     render_mode: str,
@@ -220,7 +272,9 @@ def _features(
     if sh_degree is not None:
         camera_centres = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
         centres = camera_centres.index_select(0, visible.camera_ids)
-        dirs = means.index_select(0, visible.gaussian_ids) - centres
+        picked_means = (means.flatten(0, 1).index_select(0, visible.flat_ids) if means.dim() == 3
+                        else means.index_select(0, visible.gaussian_ids))
+        dirs = picked_means - centres
         picked = sh_colors(sh_degree, dirs, picked)
     return picked if render_mode == "RGB" else torch.cat([picked, depths], dim=-1)
 

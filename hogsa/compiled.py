@@ -56,6 +56,6 @@ def lazily_compiled(fn: Kernel) -> Kernel:
 def _give_up_compiling(err: Exception) -> None:
     global _backend_failed
     _backend_failed = True
-    warnings.warn(f"hogsa.render: torch.compile failed ({type(err).__name__}: {str(err)[:200]}); the "
-                  f"CPU rasterizer runs eagerly (several times slower). Set {DISABLE_ENV}=1 to skip trying.",
-                  RuntimeWarning, stacklevel=3)
+    warnings.warn(f"hogsa: torch.compile failed ({type(err).__name__}: {str(err)[:200]}); the kernels run "
+                  f"eagerly (the CPU rasterizer and HOGS training several times slower). Set {DISABLE_ENV}=1 to "
+                  f"skip trying.", RuntimeWarning, stacklevel=3)
