@@ -68,7 +68,8 @@ def test_contactnet_command_writes_the_bytes_the_notebook_run_writes(smoke_study
     expected: dict[str, Path] = {
         "contactnet.json": smoke_study / "reports" / "metrics" / "contactnet.json",
         "net.safetensors": smoke_study / "data" / "models" / "contactnet" / "model.safetensors",
-        "report/training_loss.png": smoke_study / "reports" / "contactnet" / "training_loss.png",
+        "report/training.png": smoke_study / "reports" / "contactnet" / "training.png",
+        "report/training.csv": smoke_study / "reports" / "contactnet" / "training.csv",
     }
     for written, notebook_run in expected.items():
         assert (tmp_path / written).read_bytes() == notebook_run.read_bytes(), written

@@ -1,8 +1,9 @@
 """The POM stage's work: dataset grasps → perturbed initial poses → optimised poses → plausibility.
 
-``read_grasps`` takes a split's bimanual grasp frames; ``generate_poses`` draws training grasps per
-object, perturbs them, optimises both hands and measures every sample before and after; the stage
-(``hogsa.report.pom``) filters, saves and reports.
+``read_grasps`` takes a split's bimanual grasp frames; ``generate_poses`` starts ``samples_per_grasp``
+samples from every training grasp frame, perturbs each with draws of its own, optimises both hands
+and measures every sample before and after; the stage (``hogsa.report.pom``) filters, saves and
+reports.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class PomReportConfig:
 class PomConfig:
     """params.yaml ``pom``."""
 
-    samples_per_object: int  # initial poses drawn (with replacement past the grasp count) from training grasps
+    samples_per_grasp: int  # perturbed initial poses started from each training grasp frame
     object_points: int  # contact-map samples per object (ContactNet's input)
     dense_points: int  # dense surface samples giving the depth of hand vertices inside the object
     occupancy_voxel: float  # m: occupancy grid of the object's inside test during optimisation
@@ -79,7 +80,8 @@ class GeneratedPoses(NamedTuple):
 @deterministic_algorithms()
 def generate_poses(train: Grasps, hands: dict[str, HandModel], objects: dict[str, ArticulatedObject], net: ContactNet,
                    hand_subset: torch.Tensor, cfg: PomConfig, seed: int) -> GeneratedPoses:
-    """Per object, in name order: ``samples_per_object`` training grasps, perturbed, optimised and measured.
+    """Per object, in name order: ``samples_per_grasp`` copies of each of its training grasps, each
+    perturbed by draws of its own, optimised and measured.
 
     Each object's random choices come from a generator of its own name, and the optimisation runs with
     deterministic algorithms: the same inputs give the same poses to the bit, whatever the order of
@@ -90,8 +92,7 @@ def generate_poses(train: Grasps, hands: dict[str, HandModel], objects: dict[str
         pool = np.flatnonzero(train.object_name == name)
         if not len(pool):
             continue
-        chosen = rng.choice(pool, cfg.samples_per_object, replace=cfg.samples_per_object > len(pool))
-        start = train.take(np.sort(chosen))
+        start = train.take(np.repeat(pool, cfg.samples_per_grasp))
         init = perturb(start, hands, obj, cfg.perturb, rng)
         surface = object_surfaces({name: obj}, cfg.object_points, seed)[name]
         dense = object_surfaces({name: obj}, cfg.dense_points, seed + 1)[name]

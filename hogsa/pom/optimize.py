@@ -21,6 +21,14 @@ Per hand i ∈ {right, left} the loss is λ_C·L_C + λ_H·L_H + λ_P·L_P, plus
 The losses use a farthest-point subset of each hand's vertices (``hand_vertices``, ~7 mm apart for
 778 on the open hand, MANO's count) together with all its prior vertices: the nearest-neighbour
 searches are dense [B,N,V'] matrices, and the full 2,348-vertex open hand would triple their cost.
+Between subset vertices 7 mm apart, and between dense samples and occupancy voxels a few mm apart,
+millimetres of penetration go unseen; so the ``iterations`` steps are followed by
+``resolve_iterations`` steps of the penetration terms alone (L_P, L_HH) over every vertex of both
+hands and every dense object sample, at ``resolve_lr_factor`` times the learning rates (small steps: what is left is millimetres
+deep, and a hand pushed out by more than 5 mm loses its contact), which push what is left inside out
+without the attraction terms pulling it back in. The
+hand-hand term is computed only for samples whose hands' bounding boxes come within the shell (for
+the others it is 0 exactly).
 
 Optimised per hand: root rotation, translation, shape and finger pose (paper appendix 1.2). The
 optimiser is Adam, whose learning rates are step sizes in radians and metres whatever the scale of
@@ -68,6 +76,8 @@ class OptimizeConfig:
     """params.yaml ``pom.optimize`` (paper §3.3 and appendix 1.2; REFERENCES §1, §8)."""
 
     iterations: int  # the paper's 200
+    resolve_iterations: int  # further steps with the penetration terms alone (module doc)
+    resolve_lr_factor: float  # their learning rates, as a fraction of the ones above
     lambda_contact: float  # λ_C = 1
     lambda_hand_centric: float  # λ_H = 1
     lambda_penetration: float  # λ_P = 17
@@ -179,11 +189,19 @@ def _optimize_batch(batch: Grasps, hands: dict[str, HandModel], surface: Surface
         {"params": [params[s].transl for s in SIDES], "lr": cfg.lr_transl},
         {"params": [params[s].betas for s in SIDES], "lr": cfg.lr_shape},
     ])
-    term_curves = {k: np.zeros(cfg.iterations) for k in ("contact", "hand_centric", "penetration", "hand_hand")}
-    for step in range(cfg.iterations):
-        losses = grasp_losses(params, hands, points, solid, targets, vertex_ids, cfg)
-        total = (cfg.lambda_contact * losses["contact"] + cfg.lambda_hand_centric * losses["hand_centric"]
-                 + cfg.lambda_penetration * losses["penetration"] + cfg.lambda_hand_hand * losses["hand_hand"])
+    steps = cfg.iterations + cfg.resolve_iterations
+    term_curves = {k: np.full(steps, np.nan) for k in ("contact", "hand_centric", "penetration", "hand_hand")}
+    for step in range(steps):
+        if step < cfg.iterations:
+            losses = grasp_losses(params, hands, points, solid, targets, vertex_ids, cfg)
+            total = (cfg.lambda_contact * losses["contact"] + cfg.lambda_hand_centric * losses["hand_centric"]
+                     + cfg.lambda_penetration * losses["penetration"] + cfg.lambda_hand_hand * losses["hand_hand"])
+        else:
+            if step == cfg.iterations:
+                for group in optimizer.param_groups:
+                    group["lr"] *= cfg.resolve_lr_factor
+            losses = resolve_losses(params, hands, solid, vertex_ids, cfg)
+            total = cfg.lambda_penetration * losses["penetration"] + cfg.lambda_hand_hand * losses["hand_hand"]
         optimizer.zero_grad()
         total.sum().backward()
         optimizer.step()
@@ -225,7 +243,53 @@ def grasp_losses(params: dict[str, HandPose], hands: dict[str, HandModel], point
         out["penetration"] = (out["penetration"]
                               + penetration_loss(inside_depth(points, verts, vert_normals, cfg.hand_shell, to_hand))
                               + penetration_loss(_depth_in_object(verts, solid)))
-    (right, right_n), (left, left_n) = (posed[s] for s in SIDES)
-    out["hand_hand"] = (penetration_loss(inside_depth(right, left, left_n, cfg.hand_shell))
-                        + penetration_loss(inside_depth(left, right, right_n, cfg.hand_shell)))
+    out["hand_hand"] = hand_hand_loss(posed, cfg.hand_shell)
     return out
+
+
+def hand_hand_loss(posed: dict[str, tuple[Tensor, Tensor]], shell: float) -> Tensor:
+    """[B] L_HH of both hands' posed (vertices [B,V,3], normals [B,V,3]); computed only for the samples
+    whose hands' boxes come within ``shell`` (hands farther apart cannot be inside each other: 0)."""
+    (right, right_n), (left, left_n) = (posed[s] for s in SIDES)
+    out = right.new_zeros(right.shape[0])
+    near = torch.nonzero(boxes_within(right.detach(), left.detach(), shell))[:, 0]
+    if len(near):
+        r, rn, l, ln = right[near], right_n[near], left[near], left_n[near]
+        out = out.index_add(0, near, penetration_loss(inside_depth(r, l, ln, shell))
+                            + penetration_loss(inside_depth(l, r, rn, shell)))
+    return out
+
+
+def shell_neighbours(points: Tensor, targets: Tensor, shell: float) -> tuple[Tensor, Tensor]:
+    """Each point's nearest target within ``shell`` m, by a k-d tree per sample: [B,N,3], [B,M,3] →
+    index [B,N] int64 (0 where there is none) and found [B,N] bool. A search bounded by the shell
+    ends at once for the many points far from every target."""
+    queries, trees = points.detach().double().numpy(), kd_trees(targets)
+    index = np.stack([tree.query(q, distance_upper_bound=shell)[1] for tree, q in zip(trees, queries)])
+    found = index < targets.shape[1]
+    return torch.as_tensor(np.where(found, index, 0)), torch.as_tensor(found)
+
+
+def resolve_losses(params: dict[str, HandPose], hands: dict[str, HandModel], solid: ObjectSolid,
+                   vertex_ids: LossVertexIds, cfg: OptimizeConfig) -> dict[str, Tensor]:
+    """Per sample [B] penetration (L_P) and hand_hand (L_HH) terms of the resolve steps (module doc):
+    every hand vertex against the object's occupancy and dense samples, every dense sample against
+    the hand (its nearest hand vertex by a k-d tree per sample and step), the hands against each other
+    over ``vertex_ids`` (their intersection is judged by 5 mm voxels)."""
+    penetration = solid.points.new_zeros(solid.points.shape[0])
+    posed = {}
+    for side in SIDES:
+        verts = hands[side](*params[side]).vertices  # [B,V,3]
+        with torch.no_grad():
+            normals = vertex_normals(verts, hands[side].faces)
+        nearest_vertex, near = shell_neighbours(solid.points, verts, cfg.hand_shell)
+        object_depth = inside_depth(solid.points, verts, normals, cfg.hand_shell, nearest_vertex) * near
+        penetration = penetration + penetration_loss(object_depth) + penetration_loss(_depth_in_object(verts, solid))
+        posed[side] = (verts[:, vertex_ids.subset[side]], normals[:, vertex_ids.subset[side]])
+    return {"penetration": penetration, "hand_hand": hand_hand_loss(posed, cfg.hand_shell)}
+
+
+def boxes_within(a: Tensor, b: Tensor, margin: float) -> Tensor:  # [B,N,3], [B,M,3] -> [B] bool
+    """Whether the axis-aligned bounding boxes of two point sets come within ``margin`` of each other."""
+    gap = torch.maximum(a.amin(1) - b.amax(1), b.amin(1) - a.amax(1))  # [B,3] per axis, > 0: apart
+    return (gap <= margin).all(dim=-1)
