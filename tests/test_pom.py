@@ -38,6 +38,7 @@ from hogsa.pom.contactnet import (
     save_contactnet,
     train_contactnet,
 )
+from hogsa.pom.generate import PomConfig, PomReportConfig, generate_poses
 from hogsa.pom.grasps import Grasps, grasp_joints, repeated
 from hogsa.pom.optimize import (
     LossVertexIds,
@@ -345,6 +346,26 @@ def test_a_resolve_step_pushes_a_hand_out_of_the_lid(hands, tiny_net):
     assert before["right_hand_depth_mm"][0] > 2.0 and after["right_hand_depth_mm"][0] < 1.0
     assert after["right_contact"][0], after["right_gap_mm"]  # steps of 0.15 mm at most: out of the lid, not away
     assert np.isnan(result.terms["contact"]).all() and result.terms["penetration"][-1] < result.terms["penetration"][0]
+
+
+def test_generated_poses_do_not_depend_on_the_number_of_worker_processes(hands, tiny_net):
+    net, subset = tiny_net[:2]
+    train = Grasps.concatenate([palm_down_on_box(hands, 2, 0.001, name) for name in ("box", "laptop")])
+    objects = {name: open_object(name) for name in ("laptop", "box")}
+    cfg = PomConfig(samples_per_grasp=2, workers=1, object_points=64, dense_points=500, occupancy_voxel=0.005,
+                    contact_distance=0.005, perturb=PERTURB,
+                    optimize=dataclasses.replace(OPTIMIZE, iterations=3, resolve_iterations=2),
+                    plausibility=dataclasses.replace(PLAUSIBILITY, object_samples=200, voxel=0.01),
+                    report=PomReportConfig(dpi=60, renders=1, render_size=64))
+    alone = generate_poses(train, hands, objects, net, subset, cfg, seed=0)
+    together = generate_poses(train, hands, objects, net, subset, dataclasses.replace(cfg, workers=2), seed=0)
+    assert len(alone.optimised) == 8 and list(alone.optimised.object_name) == ["box"] * 4 + ["laptop"] * 4
+    for side in SIDES:
+        for field in ("global_orient", "hand_pose", "betas", "transl"):
+            np.testing.assert_array_equal(getattr(alone.optimised.hands[side], field),
+                                          getattr(together.optimised.hands[side], field))
+    for key in alone.after:
+        np.testing.assert_array_equal(alone.after[key], together.after[key])
 
 
 def test_plausibility_filter_drops_and_counts_failures(hands):

@@ -8,6 +8,7 @@ reports.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -43,6 +44,7 @@ class PomConfig:
     """params.yaml ``pom``."""
 
     samples_per_grasp: int  # perturbed initial poses started from each training grasp frame
+    workers: int  # processes optimising objects at once, one torch thread each (1: in the stage's process)
     object_points: int  # contact-map samples per object (ContactNet's input)
     dense_points: int  # dense surface samples giving the depth of hand vertices inside the object
     occupancy_voxel: float  # m: occupancy grid of the object's inside test during optimisation
@@ -74,40 +76,73 @@ class GeneratedPoses(NamedTuple):
     before: dict[str, np.ndarray]  # plausibility record of the initial poses
     after: dict[str, np.ndarray]  # plausibility record of the optimised poses
     terms: dict[str, np.ndarray]  # mean loss terms per step, averaged over objects by sample count
+    optimise_seconds: float  # summed over the objects (worker processes run objects at once)
+
+
+class ObjectPoses(NamedTuple):
+    """``object_poses``'s samples of one object."""
+
+    initial: Grasps
+    optimised: Grasps
+    before: dict[str, np.ndarray]
+    after: dict[str, np.ndarray]
+    terms: dict[str, np.ndarray]  # mean loss terms per step over the object's samples
     optimise_seconds: float
 
 
 @deterministic_algorithms()
+def object_poses(name: str, obj: ArticulatedObject, train: Grasps, hands: dict[str, HandModel], net: ContactNet,
+                 hand_subset: torch.Tensor, cfg: PomConfig, seed: int) -> ObjectPoses | None:
+    """``samples_per_grasp`` copies of each training grasp of object ``name``, each perturbed by draws of
+    its own, optimised and measured; None when the object has no training grasp. The random choices
+    come from a generator of the object's name, and the optimisation runs with deterministic
+    algorithms: the same inputs on the same number of threads give the same poses to the bit, in any
+    process."""
+    rng = generator(seed, "pom", name)
+    pool = np.flatnonzero(train.object_name == name)
+    if not len(pool):
+        return None
+    init = perturb(train.take(np.repeat(pool, cfg.samples_per_grasp)), hands, obj, cfg.perturb, rng)
+    surface = object_surfaces({name: obj}, cfg.object_points, seed)[name]
+    dense = object_surfaces({name: obj}, cfg.dense_points, seed + 1)[name]
+    tic = time.perf_counter()
+    result = optimize_grasps(init, hands, obj, surface, dense, ObjectOccupancy(obj, cfg.occupancy_voxel), net,
+                             hand_subset, cfg.optimize)
+    seconds = time.perf_counter() - tic
+    distance = ObjectDistance(obj)
+    return ObjectPoses(init, result.grasps, plausibility_records(init, hands, obj, distance, cfg.plausibility),
+                       plausibility_records(result.grasps, hands, obj, distance, cfg.plausibility), result.terms,
+                       seconds)
+
+
+def _object_job(job: tuple) -> ObjectPoses | None:
+    return object_poses(*job)
+
+
 def generate_poses(train: Grasps, hands: dict[str, HandModel], objects: dict[str, ArticulatedObject], net: ContactNet,
                    hand_subset: torch.Tensor, cfg: PomConfig, seed: int) -> GeneratedPoses:
-    """Per object, in name order: ``samples_per_grasp`` copies of each of its training grasps, each
-    perturbed by draws of its own, optimised and measured.
-
-    Each object's random choices come from a generator of its own name, and the optimisation runs with
-    deterministic algorithms: the same inputs give the same poses to the bit, whatever the order of
-    ``objects`` and the number of threads."""
-    initial, optimised, before, after, terms, seconds = [], [], [], [], [], 0.0
-    for name, obj in sorted(objects.items()):
-        rng = generator(seed, "pom", name)
-        pool = np.flatnonzero(train.object_name == name)
-        if not len(pool):
-            continue
-        start = train.take(np.repeat(pool, cfg.samples_per_grasp))
-        init = perturb(start, hands, obj, cfg.perturb, rng)
-        surface = object_surfaces({name: obj}, cfg.object_points, seed)[name]
-        dense = object_surfaces({name: obj}, cfg.dense_points, seed + 1)[name]
-        tic = time.perf_counter()
-        result = optimize_grasps(init, hands, obj, surface, dense, ObjectOccupancy(obj, cfg.occupancy_voxel), net,
-                                 hand_subset, cfg.optimize)
-        seconds += time.perf_counter() - tic
-        distance = ObjectDistance(obj)
-        initial.append(init)
-        optimised.append(result.grasps)
-        before.append(plausibility_records(init, hands, obj, distance, cfg.plausibility))
-        after.append(plausibility_records(result.grasps, hands, obj, distance, cfg.plausibility))
-        terms.append({k: v * len(init) for k, v in result.terms.items()})
-    if not initial:
+    """``object_poses`` of every object, in name order, by ``cfg.workers`` spawned processes of one
+    torch thread each (the optimisation is mostly small operations and single-threaded searches, which
+    one core runs as fast as two). With one worker the stage's process runs them on one thread too, so
+    the result does not depend on the number of workers (torch's reductions on two threads may round
+    differently in the last digits)."""
+    jobs = [(name, obj, train, hands, net, hand_subset, cfg, seed) for name, obj in sorted(objects.items())]
+    if cfg.workers > 1 and len(jobs) > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(cfg.workers, len(jobs)), initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            parts = pool.map(_object_job, jobs, chunksize=1)
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            parts = [object_poses(*job) for job in jobs]
+        finally:
+            torch.set_num_threads(threads)
+    parts = [part for part in parts if part is not None]
+    if not parts:
         raise ValueError("generate_poses: the training split holds no grasp of any object")
-    total = sum(len(g) for g in initial)
-    return GeneratedPoses(Grasps.concatenate(initial), Grasps.concatenate(optimised), merged(before), merged(after),
-                          {k: np.sum([t[k] for t in terms], axis=0) / total for k in terms[0]}, seconds)
+    total = sum(len(p.initial) for p in parts)
+    terms = {k: np.sum([p.terms[k] * len(p.initial) for p in parts], axis=0) / total for k in parts[0].terms}
+    return GeneratedPoses(Grasps.concatenate([p.initial for p in parts]), Grasps.concatenate([p.optimised for p in parts]),
+                          merged([p.before for p in parts]), merged([p.after for p in parts]), terms,
+                          sum(p.optimise_seconds for p in parts))
