@@ -19,6 +19,7 @@ from hogsa.pom.contact import (
     kd_trees,
     object_contact_map,
     penetration_loss,
+    shell_neighbours,
     vertex_normals,
 )
 from hogsa.pom.contactnet import (
@@ -48,7 +49,6 @@ from hogsa.pom.optimize import (
     contact_prior,
     grasp_losses,
     optimize_grasps,
-    shell_neighbours,
 )
 from hogsa.pom.perturb import PerturbConfig, perturb
 from hogsa.pom.plausibility import PlausibilityConfig, failure_counts, filter_grasps, plausibility_records

@@ -57,6 +57,16 @@ def tree_index(points: Tensor, trees: list[cKDTree]) -> Tensor:
     return torch.as_tensor(np.stack([tree.query(q)[1] for tree, q in zip(trees, queries)]), device=points.device)
 
 
+def shell_neighbours(points: Tensor, targets: Tensor, shell: float) -> tuple[Tensor, Tensor]:
+    """Each point's nearest target within ``shell`` m, by a k-d tree per sample: [B,N,3], [B,M,3] →
+    index [B,N] int64 (0 where there is none) and found [B,N] bool. A search bounded by the shell
+    ends at once for the many points far from every target."""
+    queries, trees = points.detach().double().numpy(), kd_trees(targets)
+    index = np.stack([tree.query(q, distance_upper_bound=shell)[1] for tree, q in zip(trees, queries)])
+    found = index < targets.shape[1]
+    return torch.as_tensor(np.where(found, index, 0)), torch.as_tensor(found)
+
+
 def gather_points(targets: Tensor, index: Tensor) -> Tensor:
     """[B,M,C] rows chosen by [B,N] indices → [B,N,C]."""
     return torch.gather(targets, 1, index[..., None].expand(-1, -1, targets.shape[-1]))

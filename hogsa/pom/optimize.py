@@ -24,11 +24,11 @@ searches are dense [B,N,V'] matrices, and the full 2,348-vertex open hand would 
 Between subset vertices 7 mm apart, and between dense samples and occupancy voxels a few mm apart,
 millimetres of penetration go unseen; so the ``iterations`` steps are followed by
 ``resolve_iterations`` steps of the penetration terms alone (L_P, L_HH) over every vertex of both
-hands and every dense object sample, at ``resolve_lr_factor`` times the learning rates (small steps: what is left is millimetres
-deep, and a hand pushed out by more than 5 mm loses its contact), which push what is left inside out
-without the attraction terms pulling it back in. The
-hand-hand term is computed only for samples whose hands' bounding boxes come within the shell (for
-the others it is 0 exactly).
+hands and every dense object sample, at ``resolve_lr_factor`` times the learning rates (small
+steps: what is left is millimetres deep, and a hand pushed out by more than 5 mm loses its contact).
+They push what is left inside out without the attraction terms pulling it back in. The hand-hand
+term is computed only for samples whose hands' bounding boxes come within the shell (for the
+others it is 0 exactly).
 
 Optimised per hand: root rotation, translation, shape and finger pose (paper appendix 1.2). The
 optimiser is Adam, whose learning rates are step sizes in radians and metres whatever the scale of
@@ -61,6 +61,7 @@ from hogsa.pom.contact import (
     kd_trees,
     nearest,
     penetration_loss,
+    shell_neighbours,
     squared_distances,
     tree_index,
     vertex_normals,
@@ -260,16 +261,6 @@ def hand_hand_loss(posed: dict[str, tuple[Tensor, Tensor]], shell: float) -> Ten
     return out
 
 
-def shell_neighbours(points: Tensor, targets: Tensor, shell: float) -> tuple[Tensor, Tensor]:
-    """Each point's nearest target within ``shell`` m, by a k-d tree per sample: [B,N,3], [B,M,3] →
-    index [B,N] int64 (0 where there is none) and found [B,N] bool. A search bounded by the shell
-    ends at once for the many points far from every target."""
-    queries, trees = points.detach().double().numpy(), kd_trees(targets)
-    index = np.stack([tree.query(q, distance_upper_bound=shell)[1] for tree, q in zip(trees, queries)])
-    found = index < targets.shape[1]
-    return torch.as_tensor(np.where(found, index, 0)), torch.as_tensor(found)
-
-
 def resolve_losses(params: dict[str, HandPose], hands: dict[str, HandModel], solid: ObjectSolid,
                    vertex_ids: LossVertexIds, cfg: OptimizeConfig) -> dict[str, Tensor]:
     """Per sample [B] penetration (L_P) and hand_hand (L_HH) terms of the resolve steps (module doc):
@@ -282,8 +273,8 @@ def resolve_losses(params: dict[str, HandPose], hands: dict[str, HandModel], sol
         verts = hands[side](*params[side]).vertices  # [B,V,3]
         with torch.no_grad():
             normals = vertex_normals(verts, hands[side].faces)
-        nearest_vertex, near = shell_neighbours(solid.points, verts, cfg.hand_shell)
-        object_depth = inside_depth(solid.points, verts, normals, cfg.hand_shell, nearest_vertex) * near
+        nearest_vertex, _ = shell_neighbours(solid.points, verts, cfg.hand_shell)  # none found: beyond the shell
+        object_depth = inside_depth(solid.points, verts, normals, cfg.hand_shell, nearest_vertex)
         penetration = penetration + penetration_loss(object_depth) + penetration_loss(_depth_in_object(verts, solid))
         posed[side] = (verts[:, vertex_ids.subset[side]], normals[:, vertex_ids.subset[side]])
     return {"penetration": penetration, "hand_hand": hand_hand_loss(posed, cfg.hand_shell)}
