@@ -11,7 +11,7 @@ from hogsa.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-ORDER = ("assets", "data", "hogs", "contactnet", "pom", "srm")
+ORDER = ("assets", "data", "hogs", "contactnet", "pom", "srm", "augment")
 
 
 def stage_argv(name: str, root: Path, params_file: Path) -> list[str]:

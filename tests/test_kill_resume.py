@@ -1,12 +1,11 @@
 """Kill-safe resume: a stage SIGKILLed at random moments, then rerun, ends as an uninterrupted run ends.
 
-Each long stage (dataset generation, HOGS training, SRM training) runs as dvc runs it, in a process of
-its own (papermill, which starts a Jupyter kernel in a session of its own). It is run once without
-interruption; then, three times, its outputs are removed, it is killed (kernel and papermill, SIGKILL)
-at a moment drawn from a seeded generator inside the uninterrupted run's duration, and rerun to the
-end, and its outputs are compared byte for byte with the uninterrupted run's. No temporary file may
-be left.
-"""
+Each long stage (dataset generation, HOGS training, SRM training, augmentation) runs as dvc runs it,
+in a process of its own (papermill, which starts a Jupyter kernel in a session of its own). It is
+run once without interruption; then, three times, its outputs are removed, it is killed (kernel and
+papermill, SIGKILL) at a moment drawn from a seeded generator inside the uninterrupted run's
+duration, and rerun to the end, and its outputs are compared byte for byte with the uninterrupted
+run's. No temporary file may be left. """
 
 import os
 import random
@@ -74,7 +73,7 @@ def remove_outputs(stage: str, root) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["data", "hogs", "srm"])
+@pytest.mark.parametrize("stage", ["data", "hogs", "srm", "augment"])
 def test_a_stage_killed_three_times_resumes_to_the_same_bytes(smoke_study, smoke_params, stage):
     argv = stage_argv(stage, smoke_study, smoke_params)
     remove_outputs(stage, smoke_study)

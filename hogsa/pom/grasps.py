@@ -4,7 +4,8 @@ A ``Grasps`` holds S samples as float64 numpy records (``HandPose`` per side, ``
 radians; MANO pose absolute axis-angle as in ``hogsa.data.schema``) plus, per sample, its object and
 its group (the dataset's sequence group "subject/object", which names the HOGS model that renders it
 later). ``from_sequences`` takes the frames of a dataset in which both hands touch the object;
-``save`` / ``load`` write and read them as one .npz (no pickle).
+``save`` / ``load`` write and read them as one .npz (no pickle), with per-sample record columns
+beside them (``load_records``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ OBJECT_FIELDS = tuple(field.name for field in dataclasses.fields(ObjectPose))
 LABELS = ("object_name", "group", "source")
 # .npz keys: "<side>_<HandPose field>", "object_<ObjectPose field>" and the labels
 NPZ_KEYS = tuple(f"{s}_{f}" for s in SIDES for f in HAND_FIELDS) + tuple(f"object_{f}" for f in OBJECT_FIELDS) + LABELS
+HAND_JOINTS = 21  # per hand, MANO/ARCTIC order
+RECORD_PREFIX = "record_"  # per-sample columns saved beside the grasps (``save``, ``load_records``)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,11 +73,16 @@ class Grasps:
         labels = (np.concatenate([getattr(p, name) for p in parts]) for name in LABELS)
         return Grasps(hands, ObjectPose.concatenate([p.object_pose for p in parts]), *labels)
 
-    def save(self, path: str | Path) -> None:
-        """Write as .npz (atomically) under ``NPZ_KEYS``, strings as unicode arrays."""
+    def save(self, path: str | Path, records: Mapping[str, np.ndarray] | None = None) -> None:
+        """Write as .npz (atomically) under ``NPZ_KEYS``, strings as unicode arrays; ``records``, per-sample
+        columns [S] (e.g. the plausibility record), under ``RECORD_PREFIX + name``."""
         arrays = {f"{s}_{f}": getattr(self.hands[s], f) for s in SIDES for f in HAND_FIELDS}
         arrays.update({f"object_{f}": getattr(self.object_pose, f) for f in OBJECT_FIELDS})
         arrays.update({name: getattr(self, name).astype(str) for name in LABELS})
+        for name, column in (records or {}).items():
+            if np.shape(column) != (len(self),):
+                raise ValueError(f"Grasps.save: record column {name!r} has shape {np.shape(column)}, expected ({len(self)},)")
+            arrays[RECORD_PREFIX + name] = np.asarray(column)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
 
@@ -97,6 +105,12 @@ class Grasps:
                 raise ValueError(f"{path}: {err}") from err
 
 
+def load_records(path: str | Path) -> dict[str, np.ndarray]:
+    """The per-sample columns ``Grasps.save`` wrote beside the grasps at ``path`` (none: {})."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k.removeprefix(RECORD_PREFIX): data[k] for k in data.files if k.startswith(RECORD_PREFIX)}
+
+
 def _stored_record(data: Mapping[str, np.ndarray], path: Path, prefix: str,
                    record: type[HandPose] | type[ObjectPose]) -> HandPose | ObjectPose:
     """The ``record`` (float64) of the .npz keys ``<prefix>_<field>``; ValueError naming the file and keys."""
@@ -110,6 +124,8 @@ def _stored_record(data: Mapping[str, np.ndarray], path: Path, prefix: str,
 @torch.no_grad()
 def grasp_joints(grasps: Grasps, hands: dict[str, HandModel]) -> np.ndarray:
     """[S,42,3] float64 world joints (m) of both hands, right then left (21 each, MANO/ARCTIC order)."""
+    if not len(grasps):
+        return np.zeros((0, 2 * HAND_JOINTS, 3))
     return torch.cat([hands[side](*grasps.hands[side].torch()).joints.double() for side in SIDES], dim=1).numpy()
 
 

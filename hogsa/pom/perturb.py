@@ -44,7 +44,7 @@ from hogsa.pom.grasps import Grasps
 class PerturbConfig:
     """params.yaml ``pom.perturb`` (paper §3.3)."""
 
-    max_rotation_deg: float  # per axis, the paper's 20°
+    max_rotation_deg: float  # per axis (the paper: 20°; params.yaml chooses it on the val split)
     push_fraction: float  # of the wrist-to-object distance, the paper's 5 %
     max_offset: float  # m, the paper's 6 cm
     articulation_range: list[float]  # [low, high] in units of π, the paper's [0.01, 0.2]

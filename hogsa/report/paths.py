@@ -69,9 +69,23 @@ class SrmPaths:
     timings: str
 
 
-StagePaths = AssetsPaths | DataPaths | HogsPaths | ContactNetPaths | PomPaths | SrmPaths
+@dataclass(frozen=True)
+class AugmentPaths:
+    index_file: str
+    poses_file: str  # the pom stage's poses (read)
+    models_dir: str  # the hogs stage's models (read)
+    srm_dir: str  # the srm stage's SRMs (read)
+    out_dir: str  # one folder per variant, in the ARCTIC layout (written)
+    crops_dir: str  # the original training images cropped by the same procedure (written)
+    report_dir: str
+    metrics: str
+    timings: str
+
+
+StagePaths = AssetsPaths | DataPaths | HogsPaths | ContactNetPaths | PomPaths | SrmPaths | AugmentPaths
 STAGE_PATHS: dict[str, type[StagePaths]] = {"assets": AssetsPaths, "data": DataPaths, "hogs": HogsPaths,
-                                              "contactnet": ContactNetPaths, "pom": PomPaths, "srm": SrmPaths}
+                                              "contactnet": ContactNetPaths, "pom": PomPaths, "srm": SrmPaths,
+                                              "augment": AugmentPaths}
 
 
 def notebook_parameters(dvc_file: str | Path, stage: str) -> dict[str, str]:

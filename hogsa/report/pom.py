@@ -4,7 +4,8 @@ after, the t-SNE of grasp descriptors (paper Fig. 7) and the coverage of held-ou
 
 Coverage is the mean distance (mean per-joint, mm, object frame) from each test grasp to its nearest
 grasp of the same object in a reference set: the training grasps, or those plus the generated ones
-(adding poses can only lower it; the question is by how much).
+(adding poses can only lower it; the question is by how much). The same figures on the validation
+grasps are the ones the perturbation's settings are chosen on.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class Generation(NamedTuple):
     """The grasps the pom stage starts from, generates and keeps."""
 
     train: Grasps  # the training split's grasp frames
+    val: Grasps | None  # the validation split's (None when it has no sequence): where settings are chosen
     test: Grasps  # the test split's
     objects: dict[str, ArticulatedObject]  # the training grasps' objects, by name
     poses: GeneratedPoses  # every sample, initial and optimised, measured before and after
@@ -161,10 +163,11 @@ def generate(inputs: PomInputs, poses_file: str | Path) -> Generation:
     cfg, hands = inputs.cfg, inputs.hands
     train, objects = read_grasps(inputs.index, "train", hands, cfg.contact_distance)
     test, _ = read_grasps(inputs.index, "test", hands, cfg.contact_distance)
+    val = read_grasps(inputs.index, "val", hands, cfg.contact_distance)[0] if inputs.index.sequences("val") else None
     poses = generate_poses(train, hands, objects, inputs.net, inputs.hand_subset, cfg, inputs.seed)
     kept, dropped = filter_grasps(poses.optimised, poses.after)
-    kept.save(poses_file)
-    return Generation(train, test, objects, poses, kept, dropped)
+    kept.save(poses_file, {k: v[poses.after["passes"]] for k, v in poses.after.items()})
+    return Generation(train, val, test, objects, poses, kept, dropped)
 
 
 def csv_value(value: object) -> str:
@@ -211,6 +214,7 @@ class Diversity(NamedTuple):
     descriptors: dict[str, np.ndarray]  # "train", "generated", "test" → [S, D] grasp descriptors
     coverage_train: float  # mm
     coverage_train_plus_pom: float  # mm
+    val_coverage: tuple[float, float] | None  # the same two on the validation grasps (None without them)
     embedding: np.ndarray  # [S, 2] t-SNE of all descriptors: train, then generated, then test
     labels: np.ndarray  # [S] "train", "generated" or "test"
 
@@ -223,10 +227,17 @@ def measure_diversity(generation: Generation, hands: dict[str, HandModel], seed:
     coverage_train = coverage(test_d, test.object_name, train_d, train.object_name)
     coverage_both = coverage(test_d, test.object_name, np.concatenate([train_d, kept_d]),
                              np.concatenate([train.object_name, kept.object_name]))
+    val_coverage = None
+    if generation.val is not None and len(generation.val):
+        val = generation.val
+        val_d = grasp_descriptors(grasp_joints(val, hands), val.object_pose.rot, val.object_pose.transl)
+        val_coverage = (coverage(val_d, val.object_name, train_d, train.object_name),
+                        coverage(val_d, val.object_name, np.concatenate([train_d, kept_d]),
+                                 np.concatenate([train.object_name, kept.object_name])))
     labels = np.array(["train"] * len(train) + ["generated"] * len(kept) + ["test"] * len(test))
     embedding = tsne_embedding(np.concatenate([train_d, kept_d, test_d]), seed)
     return Diversity({"train": train_d, "generated": kept_d, "test": test_d}, coverage_train, coverage_both,
-                     embedding, labels)
+                     val_coverage, embedding, labels)
 
 
 def save_tsne(diversity: Diversity, cfg: PomConfig, report_dir: str | Path) -> Figure:
@@ -257,6 +268,8 @@ def pom_summary(generation: Generation, diversity: Diversity, cfg: PomConfig) ->
         "hand_hand_volume_cm3_after": after["hand_hand_volume_cm3"],
         "coverage_mm_train": diversity.coverage_train,
         "coverage_mm_train_plus_pom": diversity.coverage_train_plus_pom,
+        "val_coverage_mm_train": None if diversity.val_coverage is None else diversity.val_coverage[0],
+        "val_coverage_mm_train_plus_pom": None if diversity.val_coverage is None else diversity.val_coverage[1],
         "mean_pairwise_mm_train": mean_pairwise_distance(diversity.descriptors["train"], generation.train.object_name),
         "mean_pairwise_mm_pom": None if np.isnan(pairwise_pom) else pairwise_pom,
         "samples": len(poses.optimised),
