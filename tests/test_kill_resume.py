@@ -5,7 +5,8 @@ in a process of its own (papermill, which starts a Jupyter kernel in a session o
 run once without interruption; then, three times, its outputs are removed, it is killed (kernel and
 papermill, SIGKILL) at a moment drawn from a seeded generator inside the uninterrupted run's
 duration, and rerun to the end, and its outputs are compared byte for byte with the uninterrupted
-run's. No temporary file may be left. """
+run's. No temporary file may be left.
+"""
 
 import os
 import random

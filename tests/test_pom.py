@@ -40,7 +40,7 @@ from hogsa.pom.contactnet import (
     train_contactnet,
 )
 from hogsa.pom.generate import PomConfig, PomReportConfig, generate_poses
-from hogsa.pom.grasps import Grasps, grasp_joints, repeated
+from hogsa.pom.grasps import Grasps, grasp_joints, load_records, repeated
 from hogsa.pom.optimize import (
     LossVertexIds,
     ObjectSolid,
@@ -107,6 +107,20 @@ def test_grasps_save_load_round_trip_and_bad_file(hands, tmp_path):
     np.savez(tmp_path / "rows.npz", **{**arrays, **two_rows})
     with pytest.raises(ValueError, match=r"rows.npz: Grasps: field 'hands.right' must be a HandPose of 3 rows"):
         Grasps.load(tmp_path / "rows.npz")
+
+
+def test_grasps_keep_their_record_columns_beside_them(hands, tmp_path):
+    grasps = palm_down_on_box(hands, 3, 0.002)
+    records = {"passes": np.array([True, False, True]), "right_gap_mm": np.array([0.5, -1.0, 2.25])}
+    grasps.save(tmp_path / "poses.npz", records)
+    back = load_records(tmp_path / "poses.npz")
+    assert set(back) == set(records) and all(np.array_equal(back[k], v) for k, v in records.items())
+    assert back["passes"].dtype == bool
+    assert len(Grasps.load(tmp_path / "poses.npz")) == 3
+    grasps.save(tmp_path / "bare.npz")
+    assert load_records(tmp_path / "bare.npz") == {}
+    with pytest.raises(ValueError, match="record column 'passes' has shape"):
+        grasps.save(tmp_path / "x.npz", {"passes": np.ones(2, bool)})
 
 
 def test_grasps_take_and_concatenate_keep_handsand_object_rows_together(hands):

@@ -89,14 +89,14 @@ def gaussian_layers(model: GaussianScene, grasps: Grasps, cameras: list[Camera])
     return Layers(out[:, :3].clamp(0, 1), alphas[:, 0].permute(0, 3, 1, 2).clamp(0, 1), out[:, 3:].clamp(0, 1))
 
 
-def oracle_layers(renderer: SequenceRenderer, grasps: Grasps, cameras: list[Camera]) -> Layers:
-    """The embedded dataset's ray-traced render of row b of ``grasps`` from ``cameras[b]`` (module doc);
-    ``cameras`` at ``ORACLE_SUPERSAMPLE`` × the size wanted."""
+def oracle_layers(renderer: SequenceRenderer, grasps: Grasps, cameras: list[Camera], seeds: list[int]) -> Layers:
+    """The embedded dataset's ray-traced render of row b of ``grasps`` from ``cameras[b]`` (module doc),
+    its soft shadows' rays drawn with ``seeds[b]``; ``cameras`` at ``ORACLE_SUPERSAMPLE`` × the size wanted."""
     rgb, alpha, parts = [], [], []
     for b, camera in enumerate(cameras):
         layers = renderer.layers(grasps.take(np.array([b])), 0)[1:]  # no table
         out = render_view(Scene(layers), View(camera.K, camera.world2cam, camera.width, camera.height, 1),
-                          renderer.light, background=(0.0, 0.0, 0.0), seed=b)
+                          renderer.light, background=(0.0, 0.0, 0.0), seed=seeds[b])
         rgb.append(torch.from_numpy(out.rgb).permute(2, 0, 1))
         hits = torch.from_numpy(out.mask.astype(np.int64))
         coverage = F.one_hot(hits, PART_COUNT + 1).permute(2, 0, 1).float()

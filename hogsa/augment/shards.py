@@ -40,6 +40,7 @@ from hogsa.hogs.model import GaussianScene
 from hogsa.hogs.train import HOGSConfig, Kind, load_trained
 from hogsa.io import write_json
 from hogsa.pom.grasps import Grasps, load_records
+from hogsa.seeding import generator
 from hogsa.srm.pairs import model_path
 from hogsa.srm.styleunet import StyleUNet
 from hogsa.srm.train import CHECKPOINT as SRM_CHECKPOINT, SRMConfig
@@ -180,11 +181,15 @@ def plan_shard(ctx: ShardContext, shard: Shard) -> tuple[list[Planned], int]:
     return planned, dropped
 
 
-def family_layers(ctx: ShardContext, shard: Shard, grasps: Grasps, cameras: list[Camera]) -> dict[str, Layers]:
+def family_layers(ctx: ShardContext, shard: Shard, batch: list[Planned], grasps: Grasps) -> dict[str, Layers]:
     """{variant: layers at the written size} of one batch, for the shard's family's variants."""
     size = ctx.cfg.image_size
+    cameras = [p.render_camera for p in batch]
     if shard.family == "oracle":
-        return {"oracle": oracle_layers(ctx.oracle_renderer(shard.group), grasps, cameras).resized(size)}
+        ids = ctx.pose_set(shard.family, shard.group).ids
+        seeds = [int(generator(ctx.seed, "oracle-shadows", shard.group, ids[p.pose], p.slot).integers(2**31))
+                 for p in batch]
+        return {"oracle": oracle_layers(ctx.oracle_renderer(shard.group), grasps, cameras, seeds).resized(size)}
     kind = "3dgs" if shard.family == "3dgs" else "hogs"
     raw = gaussian_layers(ctx.model(shard.group, kind), grasps, cameras)
     refined = raw.refined(ctx.srm(kind)).resized(size)
@@ -205,7 +210,7 @@ def run_shard(job: ShardJob) -> str:
     for start in range(0, len(planned), cfg.batch_size):
         batch = planned[start:start + cfg.batch_size]
         grasps = poses.grasps.take(np.array([p.pose for p in batch]))
-        layers = family_layers(ctx, shard, grasps, [p.render_camera for p in batch])
+        layers = family_layers(ctx, shard, batch, grasps)
         backgrounds = [ctx.backgrounds.sample(cfg.image_size, ctx.seed, shard.group, poses.ids[p.pose], p.slot)
                        for p in batch]
         background = torch.stack([b[0] for b in backgrounds]).to(next(iter(layers.values())).rgb.device)

@@ -113,7 +113,7 @@ def grid_figure(out_dir: str | Path, cfg: AugmentConfig) -> Figure:
                 ax.set_title(chosen[col]["sample"].split("/")[1], fontsize=5)
         axes[row, 0].text(-0.08, 0.5, variant, transform=axes[row, 0].transAxes, rotation=90, va="center", ha="right",
                           fontsize=8)
-    fig.suptitle("augmented samples: a row per variant, the same pose, camera and background down a column", fontsize=8)
+    fig.suptitle("a row per variant; down a column, one pose, camera and background", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -182,7 +182,8 @@ def augment_summary(run: AugmentRun, index: DatasetIndex, hands: dict[str, HandM
     original = original_training_images(index)
     summary = {"original_train_images": original, "original_crops": run.originals, "shards": len(run.jobs)}
     for variant, count in run.counts.items():
-        summary[variant] = {"written": count["written"], "dropped": count["dropped"],
+        summary[variant] = {"generated": count["written"] + sum(count["dropped"].values()), "written": count["written"],
+                            "dropped": count["dropped"],
                             "expansion": count["written"] / original,
                             "mask_agreement": mask_agreement(out_dir, variant, hands, index, check_samples)}
     return summary
