@@ -18,7 +18,11 @@ For a machine with a CUDA GPU, nvcc and ninja (README, "On a GPU"); ``make gpu-c
    crop (128², cut from the same images), and a few steps on the CPU for comparison: iterations per
    second after warm-up steps. The step is ``hogsa.hogs.train.train_step``, as ``train_hogs`` takes it
    (render the batch, paper eq. 6, Adam, deterministic algorithms), without its logging and checkpoints.
-5. speed_cpu: the CPU rasterizer on the cases of 3, cheapest first, inside what is left of the time
+5. augment: the augmentation's batched steps (``hogsa.augment.render``) on each device: a batch of
+   the smoke group's training poses and cameras (the crops rescaled to the default crop) rendered by its
+   initial HOGS model with part coverage in one rasterizer call, refined by an untrained SRM of the
+   default width, resized to 224², composited and labelled: milliseconds per image (the paper: 60).
+6. speed_cpu: the CPU rasterizer on the cases of 3, cheapest first, inside what is left of the time
    budget (``--budget-s``, 7 minutes): a case whose cost, predicted from the same Gaussians at the
    previous size, would not fit is skipped and says why.
 
@@ -461,6 +465,59 @@ def train(group: SmokeGroup, devices: dict[str, int], warm_up: int, crops: list[
     return results
 
 
+def augment_speed(group: SmokeGroup, devices: dict[str, int], repeats: int) -> dict[str, Any]:
+    """ms per image of the augmentation's steps on each device (device → batch size), after a warm-up."""
+    from hogsa.augment.render import composite, gaussian_layers, labels, to_uint8
+    from hogsa.config import load_params, section
+    from hogsa.data.schema import Camera
+    from hogsa.hogs.train import build_model, init_colors
+    from hogsa.pom.grasps import Grasps, repeated
+    from hogsa.srm.styleunet import StyleUNet, StyleUNetConfig
+
+    params = load_params(ROOT / "params.yaml")
+    size, image_size = group.default_crop, int(params["augment"]["image_size"])
+    model = build_model("hogs", group.cfg, group.data, group.seed)
+    init_colors(model, group.data.train, group.cfg.color_init_views, torch.Generator().manual_seed(group.seed))
+    srm = StyleUNet(section(params["srm"], "generator", StyleUNetConfig)).eval()
+    sequences = {q.name: q for q in group.data.sequences}
+    results: dict[str, Any] = {"crop": size, "image_size": image_size}
+    for device, batch in devices.items():
+        samples = [group.data.train[k % len(group.data.train)] for k in range(batch)]
+        cameras = [Camera(K=s.camera.K * np.array([[size / s.camera.width], [size / s.camera.width], [1.0]]),
+                          world2cam=s.camera.world2cam, width=size, height=size) for s in samples]
+        grasps = Grasps.concatenate([
+            Grasps({side: sequences[q.sequence].hands[side].take(np.array([q.frame])) for side in ("right", "left")},
+                   sequences[q.sequence].object_pose.take(np.array([q.frame])), repeated(group.data.obj.name, 1),
+                   repeated(group.data.name, 1), repeated(f"{q.sequence}:{q.frame}", 1)) for q in samples])
+        model.to(device)
+        model.obj = model.obj.to(device)
+        generator = srm.to(device)
+        background = torch.rand(batch, 3, image_size, image_size, generator=torch.Generator().manual_seed(0)).to(device)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        times: dict[str, list[float]] = {"render": [], "srm": [], "composite": []}
+        for k in range(repeats + 1):  # the first call warms up (compiles)
+            tic = time.perf_counter()
+            layers = gaussian_layers(model, grasps, cameras)
+            sync()
+            rendered = time.perf_counter()
+            layers = layers.refined(generator)
+            sync()
+            refined = time.perf_counter()
+            layers = layers.resized(image_size)
+            to_uint8(composite(layers, background)), labels(layers).cpu()
+            sync()
+            done = time.perf_counter()
+            if k:
+                for name, seconds in zip(times, (rendered - tic, refined - rendered, done - refined)):
+                    times[name].append(seconds / batch)
+        row = results[device] = {f"{name}_ms_per_image": _ms(statistics.median(v)) for name, v in times.items()}
+        row["batch"] = batch
+        row["total_ms_per_image"] = round(sum(v for k, v in row.items() if k.endswith("_ms_per_image")), 2)
+        log(f"augment on {device}: {row['total_ms_per_image']} ms per image (batch {batch}; render "
+            f"{row['render_ms_per_image']}, SRM {row['srm_ms_per_image']}, composite {row['composite_ms_per_image']})")
+    return results
+
+
 # -------------------------------------------------------------------------------- build, environment
 def build_gsplat() -> dict[str, Any]:
     """Import gsplat's CUDA backend: it JIT-compiles the kernels into torch's extension folder on first
@@ -579,6 +636,11 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
                 devices.pop("cuda", None)
             crops = [group.cfg.crop] if tiny else sorted({group.cfg.crop, group.default_crop})
             result["train"] = train(group, devices, warm_up=1 if tiny else 5, crops=crops)
+        with part(result, "augment"):
+            if group is None:
+                raise RuntimeError("skipped: the smoke group could not be made")
+            devices = {"cpu": 2} if tiny else ({"cuda": 64, "cpu": 8} if built else {"cpu": 8})
+            result["augment"] = augment_speed(group, devices, repeats=1 if tiny else 5)
     with part(result, "speed_cpu"):
         left = args.budget_s - (time.perf_counter() - start) - 15.0  # 15 s for what follows the timings
         result["speed_cpu"] = speed_cpu(gaussians, ours, tiny, budget_s=left)

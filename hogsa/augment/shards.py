@@ -28,7 +28,7 @@ import torch
 from hogsa.augment.backgrounds import BackgroundBank
 from hogsa.augment.plan import (FAMILIES, POM_FAMILIES, AugmentConfig, PoseSet, SampleCamera, Shard, interaction_centre,
                                 original_pose_set, pom_pose_set, pose_cameras, posed_points, training_views)
-from hogsa.augment.render import Layers, composite, gaussian_layers, labels, oracle_layers, to_uint8, ORACLE_SUPERSAMPLE
+from hogsa.augment.render import Layers, composite, gaussian_layers, labels, oracle_layers, to_uint8
 from hogsa.config import section
 from hogsa.data.arctic_writer import write_sequence
 from hogsa.data.crops import box_from_points, crop_camera

@@ -118,6 +118,32 @@ def grid_figure(out_dir: str | Path, cfg: AugmentConfig) -> Figure:
     return fig
 
 
+def overlay_figure(out_dir: str | Path, variant: str, hands: dict[str, HandModel], count: int, dpi: int) -> Figure:
+    """``count`` samples of ``variant``: the image with its mask's part outlines and the pose's joints
+    projected by the written camera (right red, left blue), to see that the pixels are where the pose says."""
+    lines = read_manifest(out_dir, variant)
+    root = Path(out_dir) / variant
+    picks = spread(count, len(lines))
+    fig, axes = plt.subplots(1, len(picks), figsize=(1.8 * len(picks), 2.0), dpi=dpi, squeeze=False)
+    hands_mean = {s: hands[s].hands_mean.numpy().astype(float) for s in SIDES}
+    for ax, k in zip(axes[0], picks):
+        seq = read_sequence(root, lines[k]["sample"], hands_mean=hands_mean)
+        camera = seq.camera(EGO_VIEW, 0)
+        ax.imshow(Image.open(root / lines[k]["image"]))
+        mask = np.asarray(Image.open(root / lines[k]["mask"]))
+        ax.contour(mask, levels=[0.5, 1.5, 2.5], colors=["white", "white", "yellow"], linewidths=0.5)
+        for side, color in zip(SIDES, ("red", "blue")):
+            with torch.no_grad():
+                joints = hands[side](*seq.hands[side].torch()).joints[0].double().numpy()
+            uv, _ = project_points(torch.as_tensor(joints), torch.as_tensor(camera.K), torch.as_tensor(camera.world2cam))
+            ax.scatter(uv[:, 0] - 0.5, uv[:, 1] - 0.5, s=2, color=color)  # imshow's pixel centres are integers
+        ax.set_axis_off()
+        ax.set_title(lines[k]["sample"].split("/")[1], fontsize=5)
+    fig.suptitle(f"{variant}: mask outlines and the pose's joints", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def mask_agreement(out_dir: str | Path, variant: str, hands: dict[str, HandModel], index: DatasetIndex,
                    count: int) -> dict[str, float]:
     """{"joints_on_hand_mask", "object_vertices_on_object_mask", "samples"} over ``count`` samples."""
@@ -199,6 +225,9 @@ def run(params: dict, paths: AugmentPaths) -> dict:
     index = DatasetIndex.load(paths.index_file, hands)
     summary = augment_summary(result, index, hands, paths.out_dir, result.cfg.report.check_samples)
     save_and_close(grid_figure(paths.out_dir, result.cfg), Path(paths.report_dir) / "grid.png")
+    for variant in result.cfg.variants:
+        save_and_close(overlay_figure(paths.out_dir, variant, hands, result.cfg.report.grid_samples, result.cfg.report.dpi),
+                       Path(paths.report_dir) / f"overlay_{variant}.png")
     write_json(paths.metrics, summary)
     clock.write(paths.timings)
     timings = json.loads(Path(paths.timings).read_text())
