@@ -104,7 +104,8 @@ def test_contactnet_and_pom_run_on_h2o_grasps(h2o_study):
     assert contactnet["train_pairs"] == 4 and contactnet["test_pairs"] == 4  # 2 grasp frames × 2 hands
     assert 0 <= contactnet["net_mae"] <= 1
     pom = metrics(h2o_study, "pom")
-    assert pom["samples"] == pom["train_grasps"] and pom["kept"] + pom["dropped"] == pom["samples"]  # 1 per grasp
+    per_grasp = load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml")["pom"]["samples_per_grasp"]
+    assert pom["samples"] == per_grasp * pom["train_grasps"] and pom["kept"] + pom["dropped"] == pom["samples"]
     assert 0 <= pom["pass_rate"] <= 1 and np.isfinite(pom["penetration_mm_after"])
     assert pom["train_grasps"] == 2 and pom["test_grasps"] == 2
 

@@ -85,14 +85,16 @@ def test_hogs_stage(smoke_params, smoke_study, monkeypatch):
     assert metrics(smoke_study, "hogs") == summary
 
 
-def test_contactnet_and_pom_stages(smoke_study):
+def test_contactnet_and_pom_stages(smoke_study, smoke_params):
     contactnet = metrics(smoke_study, "contactnet")
     assert contactnet["train_pairs"] == 4 and 0 <= contactnet["net_mae"] <= 1
     summary = metrics(smoke_study, "pom")
     for key in ("penetration_mm_before", "penetration_mm_after", "contact_rate_before", "contact_rate_after",
                 "pass_rate", "coverage_mm_train", "coverage_mm_train_plus_pom"):
         assert isinstance(summary[key], float), key
-    assert summary["samples"] == summary["train_grasps"] and summary["kept"] + summary["dropped"] == summary["samples"]
+    per_grasp = load_params(smoke_params)["pom"]["samples_per_grasp"]
+    assert summary["samples"] == per_grasp * summary["train_grasps"]
+    assert summary["kept"] + summary["dropped"] == summary["samples"]
     assert summary["coverage_mm_train_plus_pom"] <= summary["coverage_mm_train"]
     assert len(Grasps.load(smoke_study / "data" / "pom" / "poses.npz")) == summary["kept"]
     assert {p.name for p in (smoke_study / "reports" / "pom").iterdir()} == {
