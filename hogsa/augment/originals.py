@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from hogsa.augment.plan import AugmentConfig
-from hogsa.augment.shards import file_sha256
+from hogsa.augment.shards import hands_means, write_one_frame
 from hogsa.data.arctic import parse_name
-from hogsa.data.arctic_writer import write_sequence, write_splits
+from hogsa.data.arctic_writer import write_splits
 from hogsa.data.crops import box_from_mask, crop_camera, crop_image, crop_labels
 from hogsa.data.dataset import DatasetIndex
 from hogsa.data.part_masks import part_mask
-from hogsa.data.schema import EGO_VIEW, NUM_VIEWS, SIDES, SequenceRecord
+from hogsa.data.schema import EGO_VIEW, SIDES, SequenceRecord
 from hogsa.hand import HandModel
 from hogsa.io import atomic_write_text
 
@@ -41,7 +41,7 @@ def write_original_crops(index: DatasetIndex, hands: dict[str, HandModel], cfg: 
     """Crop and write every training image; returns the count."""
     out_dir = Path(out_dir)
     lines = []
-    hands_mean = {s: hands[s].hands_mean.numpy().astype(np.float64) for s in SIDES}
+    hands_mean = hands_means(hands)
     for name in index.sequences("train"):
         seq = index.read(name)
         obj = index.object(seq.object_name)
@@ -57,26 +57,14 @@ def write_original_crops(index: DatasetIndex, hands: dict[str, HandModel], cfg: 
                 crop = crop_image(image, box, cfg.image_size)
                 labels = crop_labels(torch.tensor(mask), box, cfg.image_size).numpy()
                 cam = crop_camera(seq.camera(view, frame), box, cfg.image_size)
-                cameras = [None] * NUM_VIEWS
-                cameras[EGO_VIEW] = cam
-                record = SequenceRecord(
-                    name=crop_name(seq, view, frame), subject=seq.subject, object_name=seq.object_name, frames=1,
-                    cameras=cameras, hands={s: seq.hands[s].take(np.array([frame])) for s in SIDES},
-                    hand_valid={s: seq.hand_valid[s][[frame]] for s in SIDES},
-                    object_pose=seq.object_pose.take(np.array([frame])), ego_world2cam=cam.world2cam[None],
-                    gender=seq.gender)
-                if not all(record.hand_valid[s].all() for s in SIDES):
+                if not all(seq.hand_valid[s][frame] for s in SIDES):
                     continue  # the ARCTIC layout has no per-hand validity
-                subject, folder = record.name.split("/")
-                image_file = Path("images") / subject / folder / str(EGO_VIEW) / "00000.jpg"
-                mask_file = Path("masks") / subject / folder / str(EGO_VIEW) / "00000.png"
                 pixels = (crop.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-                write_sequence(out_dir, record, images={(EGO_VIEW, 0): pixels}, masks={(EGO_VIEW, 0): labels},
-                               subject_meta={"ioi_offset": 0}, jpeg_quality=cfg.jpeg_quality, hands_mean=hands_mean)
-                lines.append({"sample": record.name, "source": f"{seq.name}:{frame}", "view": view,
-                              "image": str(image_file), "mask": str(mask_file),
-                              "image_sha256": file_sha256(out_dir / image_file),
-                              "mask_sha256": file_sha256(out_dir / mask_file)})
+                sample = crop_name(seq, view, frame)
+                files = write_one_frame(out_dir, sample, seq, cam, {s: seq.hands[s].take(np.array([frame])) for s in SIDES},
+                                        seq.object_pose.take(np.array([frame])), pixels, labels, cfg.jpeg_quality,
+                                        hands_mean)
+                lines.append({"sample": sample, "source": f"{seq.name}:{frame}", "view": view, **files})
     atomic_write_text(out_dir / MANIFEST_FILE, "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
     write_splits(out_dir, {"train": [line["sample"] for line in lines], "val": [], "test": []})
     return len(lines)

@@ -225,24 +225,38 @@ def run_shard(job: ShardJob) -> str:
     return shard.name
 
 
+def write_one_frame(root: Path, name: str, like: SequenceRecord, camera: Camera, hands: dict, object_pose,
+                    image: np.ndarray, mask: np.ndarray, jpeg_quality: int,
+                    hands_mean: dict[str, np.ndarray]) -> dict[str, str]:
+    """Write a one-frame ARCTIC sequence ``name`` under ``root``, seen by view 0 (``camera``), with the
+    subject, object and gender of ``like`` and one row of ``hands`` ({side: HandPose}) and ``object_pose``;
+    returns its image and mask paths (relative to ``root``) and their SHA-256."""
+    cameras: list[Camera | None] = [None] * NUM_VIEWS
+    cameras[EGO_VIEW] = camera
+    record = SequenceRecord(name=name, subject=like.subject, object_name=like.object_name, frames=1, cameras=cameras,
+                            hands=dict(hands), hand_valid={s: np.ones(1, bool) for s in SIDES},
+                            object_pose=object_pose, ego_world2cam=camera.world2cam[None], gender=like.gender)
+    write_sequence(root, record, images={(EGO_VIEW, 0): image}, masks={(EGO_VIEW, 0): mask},
+                   subject_meta={"ioi_offset": 0}, jpeg_quality=jpeg_quality, hands_mean=hands_mean)
+    subject, folder = name.split("/")
+    files = {"image": Path("images") / subject / folder / str(EGO_VIEW) / "00000.jpg",
+             "mask": Path("masks") / subject / folder / str(EGO_VIEW) / "00000.png"}
+    return {**{k: str(v) for k, v in files.items()}, **{f"{k}_sha256": file_sha256(root / v) for k, v in files.items()}}
+
+
+def hands_means(hands: dict[str, HandModel]) -> dict[str, np.ndarray]:
+    """{side: float64 [45]} the ARCTIC layout's pose offsets of ``hands`` (``arctic.read_sequence``)."""
+    return {s: hands[s].hands_mean.numpy().astype(np.float64) for s in SIDES}
+
+
 def write_sample(root: Path, group_seq: SequenceRecord, poses: PoseSet, sample: Planned, grasp: Grasps,
                  image: np.ndarray, mask: np.ndarray, background: str, jpeg_quality: int,
                  hands: dict[str, HandModel]) -> dict:
     """Write one sample as a one-frame ARCTIC sequence under ``root``; its manifest line."""
     name = sample_name(group_seq.subject, group_seq.object_name, sample.pose, sample.slot)
     camera = sample.image_camera
-    cameras: list[Camera | None] = [None] * NUM_VIEWS
-    cameras[EGO_VIEW] = camera
-    record = SequenceRecord(name=name, subject=group_seq.subject, object_name=group_seq.object_name, frames=1,
-                            cameras=cameras, hands=dict(grasp.hands), hand_valid={s: np.ones(1, bool) for s in SIDES},
-                            object_pose=grasp.object_pose, ego_world2cam=camera.world2cam[None],
-                            gender=group_seq.gender)
-    write_sequence(root, record, images={(EGO_VIEW, 0): image}, masks={(EGO_VIEW, 0): mask},
-                   subject_meta={"ioi_offset": 0}, jpeg_quality=jpeg_quality,
-                   hands_mean={s: hands[s].hands_mean.numpy().astype(np.float64) for s in SIDES})
-    subject, folder = name.split("/")
-    image_file = Path("images") / subject / folder / str(EGO_VIEW) / "00000.jpg"
-    mask_file = Path("masks") / subject / folder / str(EGO_VIEW) / "00000.png"
+    files = write_one_frame(root, name, group_seq, camera, grasp.hands, grasp.object_pose, image, mask, jpeg_quality,
+                            hands_means(hands))
     return {
         "sample": name,
         "group": str(grasp.group[0]),
@@ -252,10 +266,7 @@ def write_sample(root: Path, group_seq: SequenceRecord, poses: PoseSet, sample: 
         "camera": {"kind": sample.camera.kind, "view": sample.camera.view, "K": camera.K.tolist(),
                    "world2cam": camera.world2cam.tolist(), "size": [camera.width, camera.height]},
         "background": background,
-        "image": str(image_file),
-        "mask": str(mask_file),
-        "image_sha256": file_sha256(root / image_file),
-        "mask_sha256": file_sha256(root / mask_file),
+        **files,
     }
 
 

@@ -27,7 +27,7 @@ from scipy.ndimage import binary_erosion
 
 from hogsa.augment.executors import output_identity, prepare_outputs, run_jobs, write_manifests, MANIFEST_FILE
 from hogsa.augment.plan import AugmentConfig, FAMILY_OF, shards
-from hogsa.augment.shards import AugmentInputs, ShardJob, shard_context
+from hogsa.augment.shards import AugmentInputs, ShardJob, hands_means, shard_context
 from hogsa.augment.originals import write_original_crops
 from hogsa.config import section
 from hogsa.data.arctic import read_sequence
@@ -125,7 +125,7 @@ def overlay_figure(out_dir: str | Path, variant: str, hands: dict[str, HandModel
     root = Path(out_dir) / variant
     picks = spread(count, len(lines))
     fig, axes = plt.subplots(1, len(picks), figsize=(1.8 * len(picks), 2.0), dpi=dpi, squeeze=False)
-    hands_mean = {s: hands[s].hands_mean.numpy().astype(float) for s in SIDES}
+    hands_mean = hands_means(hands)
     for ax, k in zip(axes[0], picks):
         seq = read_sequence(root, lines[k]["sample"], hands_mean=hands_mean)
         camera = seq.camera(EGO_VIEW, 0)
@@ -151,7 +151,7 @@ def mask_agreement(out_dir: str | Path, variant: str, hands: dict[str, HandModel
     root = Path(out_dir) / variant
     joints_hit = joints_total = verts_hit = verts_total = 0
     for k in spread(count, len(lines)):
-        seq = read_sequence(root, lines[k]["sample"], hands_mean={s: hands[s].hands_mean.numpy().astype(float) for s in SIDES})
+        seq = read_sequence(root, lines[k]["sample"], hands_mean=hands_means(hands))
         camera = seq.camera(EGO_VIEW, 0)
         mask = np.asarray(Image.open(root / lines[k]["mask"]))
         obj = index.object(seq.object_name)
