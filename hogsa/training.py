@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 from dvclive import Live
+from dvclive.plots import NumpyEncoder
 from safetensors import safe_open
 from torch import nn
 from tqdm.auto import tqdm
@@ -75,9 +77,19 @@ def open_live(folder: str | Path, start: int) -> Live:
         kept = [row for row in rows if row.endswith("\n") and row.count("\t") == width
                 and int(row.split("\t", 1)[0]) < start]
         atomic_write_text(tsv, header + "".join(kept))
-    live = Live(str(folder), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
+    live = AtomicSummaryLive(str(folder), resume=start > 0, dvcyaml=False, save_dvc_exp=False)
     live.step = start
     return live
+
+
+class AtomicSummaryLive(Live):
+    """dvclive's ``Live`` whose summary (``metrics.json``, read back on resume) is replaced atomically:
+    a run killed while writing it leaves the previous summary, never an empty or truncated one."""
+
+    def make_summary(self) -> None:
+        if self._step is not None:
+            self.summary["step"] = self.step
+        atomic_write_text(self.metrics_file, json.dumps(self.summary, indent=4, cls=NumpyEncoder) + "\n")
 
 
 def save_checkpoint(path: str | Path, params: dict[str, nn.Parameter], optimizers: Iterable[torch.optim.Optimizer],

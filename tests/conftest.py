@@ -1,6 +1,8 @@
 """The smoke study: every dvc.yaml stage run as dvc runs it, with its paths moved under a folder."""
 
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -51,15 +53,42 @@ def smoke_params(tmp_path_factory) -> Path:
     return path
 
 
+def outputs_digests(stage: str, root: Path) -> dict[str, str]:
+    """{path relative to ``root``: sha256} of every file of ``stage``'s outs and metrics."""
+    digests = {}
+    for path in stage_outputs(stage, root):
+        if path.is_dir():
+            digests.update({f"{path.relative_to(root)}/{k}": v for k, v in file_digests(path).items()})
+        elif path.exists():
+            digests[str(path.relative_to(root))] = file_digests(path.parent)[path.name]
+    return digests
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One uninterrupted run of a stage in the smoke study: its duration (s) and its outputs' digests."""
+
+    seconds: float
+    digests: dict[str, str]
+
+
 @pytest.fixture(scope="session")
-def smoke_study(smoke_params, tmp_path_factory) -> Path:
+def smoke_runs() -> dict[str, StageRun]:
+    """{stage: StageRun} of the runs that made ``smoke_study``, filled by it."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def smoke_study(smoke_params, smoke_runs, tmp_path_factory) -> Path:
     """A folder holding every stage's outputs on the smoke set, at dvc.yaml's paths, made once."""
     root = tmp_path_factory.mktemp("study")
     previous = os.environ.get("HOGSA_NO_COMPILE")
     os.environ["HOGSA_NO_COMPILE"] = "1"  # smoke-sized crops: compiling would cost more than it saves
     try:
         for name in ORDER:
+            tic = time.perf_counter()
             run_stage(name, root, smoke_params)
+            smoke_runs[name] = StageRun(time.perf_counter() - tic, outputs_digests(name, root))
     finally:
         if previous is None:
             del os.environ["HOGSA_NO_COMPILE"]

@@ -1,11 +1,11 @@
 """Kill-safe resume: a stage SIGKILLed at random moments, then rerun, ends as an uninterrupted run ends.
 
 Each long stage (dataset generation, HOGS training, SRM training, augmentation) runs as dvc runs it,
-in a process of its own (papermill, which starts a Jupyter kernel in a session of its own). It is
-run once without interruption; then, three times, its outputs are removed, it is killed (kernel and
-papermill, SIGKILL) at a moment drawn from a seeded generator inside the uninterrupted run's
-duration, and rerun to the end, and its outputs are compared byte for byte with the uninterrupted
-run's. No temporary file may be left.
+in a process of its own (papermill, which starts a Jupyter kernel in a session of its own). Three
+times, its outputs are removed, it is killed (kernel and papermill, SIGKILL) at a moment drawn from a
+seeded generator inside the duration of the uninterrupted run that made the smoke study, and rerun to
+the end, and its outputs are compared byte for byte with that run's. No temporary file may be left.
+When the test fails, the stage is run once more to the end, so the tests after it find its outputs.
 """
 
 import os
@@ -14,11 +14,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
-from conftest import ROOT, file_digests, stage_argv, stage_outputs
+from conftest import ROOT, outputs_digests, stage_argv, stage_outputs
 
 KILLS = 3
 
@@ -29,13 +28,10 @@ def start(argv: list[str]) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
-def run_to_end(argv: list[str]) -> float:
-    """Seconds an uninterrupted run of the stage takes."""
-    tic = time.perf_counter()
+def run_to_end(argv: list[str]) -> None:
     process = start(argv)
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr.decode()[-3000:]
-    return time.perf_counter() - tic
 
 
 def kill_after(argv: list[str], seconds: float) -> bool:
@@ -55,16 +51,6 @@ def kill_after(argv: list[str], seconds: float) -> bool:
     return True
 
 
-def outputs_digests(stage: str, root) -> dict[str, str]:
-    digests = {}
-    for path in stage_outputs(stage, root):
-        if path.is_dir():
-            digests.update({f"{path.relative_to(root)}/{k}": v for k, v in file_digests(path).items()})
-        elif path.exists():
-            digests[str(path.relative_to(root))] = file_digests(path.parent)[path.name]
-    return digests
-
-
 def remove_outputs(stage: str, root) -> None:
     for path in stage_outputs(stage, root):
         if path.is_dir():
@@ -75,24 +61,27 @@ def remove_outputs(stage: str, root) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["data", "hogs", "srm", "augment"])
-def test_a_stage_killed_three_times_resumes_to_the_same_bytes(smoke_study, smoke_params, stage):
+def test_a_stage_killed_three_times_resumes_to_the_same_bytes(smoke_study, smoke_runs, smoke_params, stage):
     argv = stage_argv(stage, smoke_study, smoke_params)
-    remove_outputs(stage, smoke_study)
-    duration = run_to_end(argv)
-    expected = outputs_digests(stage, smoke_study)
-    assert len(expected) >= 5
-
-    rng = random.Random(f"kill {stage}")
-    for moment in sorted(rng.uniform(0.15, 0.8) * duration for _ in range(KILLS)):
-        remove_outputs(stage, smoke_study)
-        for _ in range(4):  # on a busy machine a run can be faster than the timed one: kill earlier
-            if kill_after(argv, moment):
-                break
+    uninterrupted = smoke_runs[stage]
+    assert len(uninterrupted.digests) >= 5
+    try:
+        rng = random.Random(f"kill {stage}")
+        for moment in sorted(rng.uniform(0.15, 0.8) * uninterrupted.seconds for _ in range(KILLS)):
             remove_outputs(stage, smoke_study)
-            moment /= 2
-        else:
-            pytest.fail(f"the {stage} stage ended before every kill moment down to {moment:.1f} s")
+            for _ in range(4):  # on a busy machine a run can be faster than the timed one: kill earlier
+                if kill_after(argv, moment):
+                    break
+                remove_outputs(stage, smoke_study)
+                moment /= 2
+            else:
+                pytest.fail(f"the {stage} stage ended before every kill moment down to {moment:.1f} s")
+            run_to_end(argv)
+            assert outputs_digests(stage, smoke_study) == uninterrupted.digests, \
+                f"killed at {moment:.1f} s of {uninterrupted.seconds:.1f} s"
+            leftovers = [p for p in smoke_study.rglob("*") if ".tmp" in p.name]
+            assert not leftovers, f"temporary files left after a kill at {moment:.1f} s: {leftovers}"
+    except BaseException:
+        remove_outputs(stage, smoke_study)
         run_to_end(argv)
-        assert outputs_digests(stage, smoke_study) == expected, f"killed at {moment:.1f} s of {duration:.1f} s"
-        leftovers = [p for p in smoke_study.rglob("*") if ".tmp" in p.name]
-        assert not leftovers, f"temporary files left after a kill at {moment:.1f} s: {leftovers}"
+        raise

@@ -1,10 +1,14 @@
 """hogsa.training: frozen parameters and checkpoints of several networks and optimizers."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
-from hogsa.training import ITERATION, checkpoint_metadata, frozen, load_checkpoint, resume, save_checkpoint
+from hogsa.training import (ITERATION, checkpoint_metadata, frozen, load_checkpoint, open_live, resume,
+                            save_checkpoint)
 
 
 def _networks(seed: int) -> dict[str, nn.Parameter]:
@@ -82,3 +86,26 @@ def test_load_names_the_file_and_the_mismatched_parameter(tmp_path):
         load_checkpoint(tmp_path / "c.safetensors", wrong)
     with pytest.raises(ValueError, match="lacks the parameters"):
         load_checkpoint(tmp_path / "c.safetensors", {**params, "third/weight": nn.Parameter(torch.zeros(1))})
+
+
+def test_a_summary_write_that_dies_leaves_the_previous_summary(tmp_path, monkeypatch):
+    """A kill while the summary is written must not leave a file that the resumed run cannot read."""
+    live = open_live(tmp_path / "live", 0)
+    live.log_metric("train/loss", 0.5)
+    live.next_step()
+    previous = (tmp_path / "live" / "metrics.json").read_text()
+    assert json.loads(previous) == {"train": {"loss": 0.5}, "step": 0}
+
+    def dies_half_way(self, text, *args, **kwargs):
+        with open(self, "w") as f:
+            f.write(text[: len(text) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", dies_half_way)
+    live.log_metric("train/loss", 0.25)
+    with pytest.raises(KeyboardInterrupt):
+        live.next_step()
+    monkeypatch.undo()
+    assert (tmp_path / "live" / "metrics.json").read_text() == previous
+    resumed = open_live(tmp_path / "live", 1)
+    assert resumed.summary == {"train": {"loss": 0.5}, "step": 0}

@@ -1,4 +1,5 @@
-"""Evaluation metrics: image quality (``image``) and the score records built from it (``scores``)."""
+"""Evaluation metrics: image quality (``image``), the score records built from it (``scores``), pose
+coverage (``diversity``) and ARCTIC's hand-object metrics (``arctic``)."""
 
 from hogsa.metrics.image import LPIPS, NOT_COMPUTED, psnr, ssim
 
