@@ -1,0 +1,79 @@
+"""The baselines' crops: camera-frame annotations agree with the world ones seen through the crop camera."""
+
+import numpy as np
+import pytest
+import torch
+
+from hogsa.augment.shards import hands_means, write_one_frame
+from hogsa.baselines.samples import hands_to_camera, object_to_camera, sequence_crops, training_crops
+from hogsa.data import arctic, arctic_objects, synth
+from hogsa.data.crops import CropBox, crop_camera
+from hogsa.data.schema import SIDES, Camera
+from hogsa.geometry import project_points
+from hogsa.hand import HandModel, hand_vertices
+from test_synth import SMOKE
+
+VIEWS = list(range(1, 9))
+
+
+@pytest.fixture(scope="module")
+def sequence(tmp_path_factory):
+    root = tmp_path_factory.mktemp("embedded")
+    names = synth.generate(root, SMOKE, seed=0)
+    models = {side: HandModel(side) for side in SIDES}
+    seq = arctic.read_sequence(root, names[0])
+    return seq, models, arctic_objects.read_object_template(root, seq.object_name)
+
+
+def test_camera_frame_poses_are_the_world_poses_seen_by_the_camera(sequence):
+    seq, models, obj = sequence
+    world2cam = seq.camera(3, 0).world2cam
+    hands = hands_to_camera(seq.hands, models, world2cam)
+    for side in SIDES:
+        world = hand_vertices(models[side], seq.hands[side])
+        expected = world @ world2cam[:3, :3].T + world2cam[:3, 3]
+        assert np.abs(hand_vertices(models[side], hands[side]) - expected).max() < 1e-5
+    posed = obj.pose(*object_to_camera(seq.object_pose, world2cam).torch(torch.float64)).numpy()
+    world = obj.pose(*seq.object_pose.torch(torch.float64)).numpy()
+    assert np.abs(posed - (world @ world2cam[:3, :3].T + world2cam[:3, 3])).max() < 1e-9
+
+
+def project(K: np.ndarray, points: np.ndarray) -> np.ndarray:  # [3, 3], [N, 3] camera frame -> [N, 2] pixels
+    uv, _ = project_points(torch.as_tensor(points), torch.as_tensor(K), torch.eye(4, dtype=torch.float64))
+    return uv.numpy()
+
+
+def test_every_frame_of_every_view_is_cropped_around_its_hands(sequence):
+    seq, models, obj = sequence
+    crops = sequence_crops(seq, VIEWS, models, obj, size=48, margin=0.1)
+    assert len(crops) == len(VIEWS) * seq.frames and crops.images.shape[1:] == (48, 48, 3)
+    assert crops.source[seq.frames + 2] == f"{seq.name}:2:2"
+    for row in range(len(crops)):
+        _, view, frame = crops.source[row].rsplit(":", 2)
+        camera = seq.camera(int(view), int(frame))
+        for side in SIDES:
+            joints = models[side](*crops.hands[side].take(np.array([row])).torch()).joints[0].double().numpy()
+            uv = project(crops.K[row], joints)
+            world = models[side](*seq.hands[side].take(np.array([int(frame)])).torch()).joints[0].double().numpy()
+            uv_full, _ = project_points(torch.as_tensor(world), torch.as_tensor(camera.K), torch.as_tensor(camera.world2cam))
+            scale = crops.K[row, 0, 0] / camera.K[0, 0]  # the crop maps the view's pixels by a scale and a shift
+            shift = crops.K[row, :2, 2] - camera.K[:2, 2] * scale
+            assert np.abs(uv - (uv_full.numpy() * scale + shift)).max() < 1e-3
+            assert (uv > -5).all() and (uv < 53).all()  # the hands are inside the crop (its margin aside)
+
+
+def test_a_crop_written_as_a_one_frame_sequence_reads_back_with_the_same_annotations(sequence, tmp_path):
+    seq, models, obj = sequence
+    camera = crop_camera(seq.camera(5, 1), CropBox(40, 10, 80), 64)
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    frame = np.array([1])
+    write_one_frame(tmp_path, "s01/box_aug00000_00", seq, camera, {s: seq.hands[s].take(frame) for s in SIDES},
+                    seq.object_pose.take(frame), image, np.zeros((64, 64), np.uint8), 95, hands_means(models))
+    crops = training_crops(tmp_path, ["s01/box_aug00000_00"], models, size=32)
+    assert crops.images.shape == (1, 32, 32, 3)
+    assert np.allclose(crops.K[0], crop_camera(Camera(camera.K, camera.world2cam, 64, 64), CropBox(0, 0, 64), 32).K)
+    expected = hands_to_camera({s: seq.hands[s].take(frame) for s in SIDES}, models, camera.world2cam)
+    for side in SIDES:
+        assert np.allclose(hand_vertices(models[side], crops.hands[side]), hand_vertices(models[side], expected[side]),
+                           atol=1e-5)
+    assert crops.object_name.tolist() == [seq.object_name] and crops.valid.all()
