@@ -1,11 +1,16 @@
-"""The baselines' crops: camera-frame annotations agree with the world ones seen through the crop camera."""
+"""The baselines' crops (camera-frame annotations agree with the world ones seen through the crop camera),
+their augmentation, and training: resumable to the same weights, and fitting."""
 
 import numpy as np
 import pytest
 import torch
 
 from hogsa.augment.shards import hands_means, write_one_frame
+from safetensors.torch import load_file
+
+from hogsa.baselines import train as train_module
 from hogsa.baselines.samples import hands_to_camera, object_to_camera, sequence_crops, training_crops
+from hogsa.baselines.train import TASKS, BaselinesConfig, augment, contact_pairs, field_targets, train_baseline
 from hogsa.data import arctic, arctic_objects, synth
 from hogsa.data.crops import CropBox, crop_camera
 from hogsa.data.schema import SIDES, Camera
@@ -77,3 +82,71 @@ def test_a_crop_written_as_a_one_frame_sequence_reads_back_with_the_same_annotat
         assert np.allclose(hand_vertices(models[side], crops.hands[side]), hand_vertices(models[side], expected[side]),
                            atol=1e-5)
     assert crops.object_name.tolist() == [seq.object_name] and crops.valid.all()
+
+
+def small_config(**changes) -> BaselinesConfig:
+    values = dict(tasks=list(TASKS), train_sets=["original"], seeds=[0], backbone="small", width=8,
+                  backbone_weights=None, image_size=48, steps=6, batch_size=4, lr=1e-3, grad_clip=150.0,
+                  checkpoint_every=3, aug_scale=0.2, aug_rotation_deg=20.0, aug_color=0.3, hand_points=40,
+                  object_points=50, eval_margin=0.1)
+    return BaselinesConfig(**(values | changes))
+
+
+def test_the_augmentation_moves_the_annotations_with_the_pixels(sequence):
+    seq, models, obj = sequence
+    crops = sequence_crops(seq, [2], models, obj, size=48, margin=0.1).take(np.arange(3))
+    images = torch.zeros(3, 3, 48, 48)
+    wrists = []
+    for row in range(3):  # one bright pixel where the right wrist projects
+        joints = models["right"](*crops.hands["right"].take(np.array([row])).torch()).joints[0].double().numpy()
+        col, line = np.floor(project(crops.K[row], joints[:1])[0]).astype(int)
+        images[row, :, line, col] = 1.0
+        wrists.append((col, line))
+    cfg = small_config(aug_color=0.0)
+    moved, warped = augment(crops, images, cfg, models, torch.Generator().manual_seed(4))
+    assert not np.allclose(moved.K, crops.K)
+    for row in range(3):
+        joints = models["right"](*moved.hands["right"].take(np.array([row])).torch()).joints[0].double().numpy()
+        expected = project(moved.K[row], joints[:1])[0]
+        brightest = np.unravel_index(int(warped[row, 0].argmax()), (48, 48))[::-1]
+        assert np.abs(np.array(brightest) + 0.5 - expected).max() < 1.5, (row, brightest, expected, wrists[row])
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_training_run_interrupted_after_a_checkpoint_resumes_to_the_same_weights(sequence, tmp_path, monkeypatch, task):
+    seq, models, obj = sequence
+    crops = sequence_crops(seq, [1, 4], models, obj, size=48, margin=0.1)
+    objects = {seq.object_name: obj}
+    cfg = small_config()
+    count = obj.vertices.shape[0]
+    supervision = (contact_pairs(crops, models, objects) if task == "arcticnet_sf"
+                   else field_targets(crops, models, objects, count))
+    train_baseline(task, cfg, crops, supervision, tmp_path / "whole", 0, models, objects, count)
+
+    saved = train_module.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        saved(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_baseline(task, cfg, crops, supervision, tmp_path / "resumed", 0, models, objects, count)
+    monkeypatch.undo()
+    train_baseline(task, cfg, crops, supervision, tmp_path / "resumed", 0, models, objects, count)
+    whole, resumed = (load_file(tmp_path / d / "model.safetensors") for d in ("whole", "resumed"))
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert (tmp_path / "whole/live/plots/metrics/train/loss.tsv").read_text() == \
+        (tmp_path / "resumed/live/plots/metrics/train/loss.tsv").read_text()
+
+
+def test_arcticnet_sf_fits_a_few_crops(sequence, tmp_path):
+    seq, models, obj = sequence
+    crops = sequence_crops(seq, [1], models, obj, size=48, margin=0.1)
+    objects = {seq.object_name: obj}
+    cfg = small_config(steps=40, checkpoint_every=40, aug_scale=0.0, aug_rotation_deg=0.0, aug_color=0.0)
+    train_baseline("arcticnet_sf", cfg, crops, contact_pairs(crops, models, objects), tmp_path, 0, models, objects,
+                   obj.vertices.shape[0])
+    losses = [float(line.split("\t")[-1]) for line in
+              (tmp_path / "live/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])

@@ -53,7 +53,7 @@ class HMRHead(nn.Module):
     def __init__(self, feat_dim: int, specs: dict[str, Tensor], iterations: int = 3):
         super().__init__()
         for name, value in specs.items():
-            self.register_buffer(f"init_{name}", value.reshape(1, -1).float())
+            self.register_buffer(f"init_{name}", value.reshape(1, -1).float().clone(), persistent=False)
         self.names = [*specs, "cam"]
         widths = [specs[name].numel() for name in specs] + [3]
         self.iterations = iterations
