@@ -1,5 +1,6 @@
 """The baselines' crops (camera-frame annotations agree with the world ones seen through the crop camera),
-their augmentation, and training: resumable to the same weights, and fitting."""
+their augmentation, training (resumable to the same weights, and fitting), and saved predictions that
+re-evaluate to the same numbers."""
 
 import numpy as np
 import pytest
@@ -8,14 +9,17 @@ import torch
 from hogsa.augment.shards import hands_means, write_one_frame
 from safetensors.torch import load_file
 
+from hogsa.baselines import evaluate
 from hogsa.baselines import train as train_module
 from hogsa.baselines.samples import hands_to_camera, object_to_camera, sequence_crops, training_crops
-from hogsa.baselines.train import TASKS, BaselinesConfig, augment, contact_pairs, field_targets, train_baseline
+from hogsa.baselines.train import (TASKS, BaselinesConfig, augment, build_model, contact_pairs, field_targets,
+                                   train_baseline)
 from hogsa.data import arctic, arctic_objects, synth
 from hogsa.data.crops import CropBox, crop_camera
 from hogsa.data.schema import SIDES, Camera
 from hogsa.geometry import project_points
 from hogsa.hand import HandModel, hand_vertices
+from hogsa.metrics import arctic as arctic_metrics
 from test_synth import SMOKE
 
 VIEWS = list(range(1, 9))
@@ -138,6 +142,11 @@ def test_a_training_run_interrupted_after_a_checkpoint_resumes_to_the_same_weigh
     assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
     assert (tmp_path / "whole/live/plots/metrics/train/loss.tsv").read_text() == \
         (tmp_path / "resumed/live/plots/metrics/train/loss.tsv").read_text()
+    if task == "interfield_sf":
+        model = train_baseline(task, cfg, crops, supervision, tmp_path / "resumed", 0, models, objects, count)
+        pred = evaluate.predict(task, model, crops, 48, models, objects, cfg.object_points)
+        assert pred["dist_ro"][0].shape == (models["right"].v_template.shape[0],)
+        assert pred["dist_or"][0].shape == (count,)
 
 
 def test_arcticnet_sf_fits_a_few_crops(sequence, tmp_path):
@@ -145,8 +154,40 @@ def test_arcticnet_sf_fits_a_few_crops(sequence, tmp_path):
     crops = sequence_crops(seq, [1], models, obj, size=48, margin=0.1)
     objects = {seq.object_name: obj}
     cfg = small_config(steps=40, checkpoint_every=40, aug_scale=0.0, aug_rotation_deg=0.0, aug_color=0.0)
-    train_baseline("arcticnet_sf", cfg, crops, contact_pairs(crops, models, objects), tmp_path, 0, models, objects,
-                   obj.vertices.shape[0])
+    model = train_baseline("arcticnet_sf", cfg, crops, contact_pairs(crops, models, objects), tmp_path / "run", 0,
+                           models, objects, obj.vertices.shape[0])
     losses = [float(line.split("\t")[-1]) for line in
-              (tmp_path / "live/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]]
+              (tmp_path / "run/live/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]]
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    torch.manual_seed(0)
+    untrained = build_model("arcticnet_sf", cfg, models, 0).eval()
+    target = evaluate.targets(crops, models, objects)
+    scores = {}
+    for name, net in (("trained", model), ("untrained", untrained)):
+        pred = evaluate.predict("arcticnet_sf", net, crops, 48, models, objects, cfg.object_points)
+        evaluate.save_predictions(tmp_path / name, crops, pred, target, objects)
+        scores[name] = evaluate.score_folder(tmp_path / name)
+    assert scores["trained"]["mpjpe"] < scores["untrained"]["mpjpe"]
+    assert scores["trained"]["mrrpe_ro"] < scores["untrained"]["mrrpe_ro"]
+
+
+def test_saved_predictions_re_evaluate_to_the_numbers_of_the_arrays_in_memory(sequence, tmp_path):
+    seq, models, obj = sequence
+    crops = sequence_crops(seq, [1, 6], models, obj, size=48, margin=0.1)
+    objects = {seq.object_name: obj}
+    target = evaluate.targets(crops, models, objects)
+    pred = {key: [row.copy() for row in target[key]] for key in arctic_metrics.POSE_KEYS}
+    for row in pred["joints_l"]:
+        row[3] += [0.0, 0.021, 0.0]  # 1 mm of MPJPE on the left hand
+    written = evaluate.save_predictions(tmp_path, crops, pred, target, objects)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [f"{seq.name}/1.npz", f"{seq.name}/6.npz"]
+    scores = evaluate.score_folder(tmp_path)
+    assert scores["mpjpe"] == pytest.approx(0.5)  # the right hand is exact: (0 + 1) / 2 per frame
+    assert scores["success_rate"] == 100.0 and scores["mrrpe_ro"] == pytest.approx(0.0, abs=1e-6)
+    frames = []
+    for view in (1, 6):
+        rows = [r for r, s in enumerate(crops.source) if s.startswith(f"{seq.name}:{view}:")]
+        t = {k: np.stack([target[k][r] for r in rows]) for k in target}
+        t |= {"obj_bottom": ~obj.top_mask.numpy(), "obj_diameter": obj.diameter}
+        frames.append(arctic_metrics.evaluate_frames({k: np.stack([pred[k][r] for r in rows]) for k in pred}, t))
+    assert repr(arctic_metrics.aggregate(frames)) == repr(scores)
