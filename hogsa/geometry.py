@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from kornia.geometry.conversions import axis_angle_to_rotation_matrix as _aa_to_mat
 from kornia.geometry.conversions import rotation_matrix_to_axis_angle as _mat_to_aa
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -35,6 +36,20 @@ def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
     """[..., 3, 3] rotation matrices → [..., 3] axis-angle with angle in [0, π]."""
     shape = matrix.shape[:-2]
     return _mat_to_aa(matrix.reshape(-1, 3, 3)).reshape(*shape, 3)
+
+
+def rotation_6d_to_matrix(d6: Tensor) -> Tensor:
+    """6D rotations (Zhou et al.: the first two rows of the matrix) [..., 6] → [..., 3, 3] by Gram-Schmidt:
+    rows b1 = a1/|a1|, b2 = the part of a2 orthogonal to b1, b3 = b1 × b2."""
+    a1, a2 = d6[..., :3], d6[..., 3:]
+    b1 = F.normalize(a1, dim=-1)
+    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    return torch.stack((b1, b2, torch.cross(b1, b2, dim=-1)), dim=-2)
+
+
+def matrix_to_rotation_6d(matrix: Tensor) -> Tensor:
+    """[..., 3, 3] → [..., 6]: the first two rows."""
+    return matrix[..., :2, :].reshape(*matrix.shape[:-2], 6)
 
 
 def rigid_matrix(rotation: Tensor, translation: Tensor) -> Tensor:

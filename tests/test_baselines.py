@@ -10,10 +10,10 @@ from hogsa.articulated import ObjectPose
 from hogsa.baselines.arcticnet import (ArcticNetSF, HandParams, decode_hand, decode_object, encode_hand,
                                        encode_object)
 from hogsa.baselines.backbone import load_backbone_weights, resnet
-from hogsa.baselines.hmr import (HMRHead, matrix_to_rotation_6d, rotation_6d_to_matrix, translation_to_weak_perspective,
+from hogsa.baselines.hmr import (HMRHead, translation_to_weak_perspective,
                                  weak_perspective_to_translation)
 from hogsa.baselines.interfield import InterFieldSF, farthest_points, field_loss
-from hogsa.geometry import axis_angle_to_matrix
+from hogsa.geometry import axis_angle_to_matrix, matrix_to_rotation_6d, rotation_6d_to_matrix
 from hogsa.hand import HandModel, HandPose
 from hogsa.open_objects import open_object
 

@@ -13,12 +13,13 @@ from hogsa.data.contact import ObjectDistance
 from hogsa.data.synth import EmbeddedConfig
 from hogsa.geometry import project_points
 from hogsa.hand import hand_vertices
+from hogsa.metrics.arctic import contact_windows, interaction_field
 from hogsa.report.data import joints_on_mask, posed_object
 
 SMOKE = EmbeddedConfig(
-    splits={"train": ["s01"], "val": [], "test": ["s02"]}, objects=["box"], actions=["grab"], frames=4,
+    splits={"train": ["s01"], "val": [], "test": ["s02"]}, objects=["box"], actions=["grab"], frames=4, eval_frames=6,
     image_size=[160, 120], view_scales=[1.0, 0.8, 1.0, 0.8, 1.0, 0.8, 1.0, 0.8], fov_deg=50.0,
-    camera_distance=0.75, supersample=1, soft_shadow_samples=1, jitter_mm=2.0, jitter_deg=1.0,
+    camera_distance=0.75, supersample=1, soft_shadow_samples=1, jitter_mm=2.0, jitter_deg=1.0, jitter_frames=4.0,
     noise_std=0.01, jpeg_quality=90, workers=1,
 )
 
@@ -41,6 +42,7 @@ def test_smoke_set_generates_and_reads_back_quickly(dataset):
     assert arctic.list_sequences(root, "test") == ["s02/box_grab_01"]
     seq = sequences["s01/box_grab_01"]
     assert seq.views == list(range(1, 9)) and seq.frames == 4
+    assert sequences["s02/box_grab_01"].frames == 6  # a test sequence has eval_frames
     sizes = {(seq.cameras[v].width, seq.cameras[v].height) for v in seq.views}
     assert sizes == {(160, 120), (128, 96)}  # views differ in resolution, as ARCTIC's
     for view in (1, 2):
@@ -48,7 +50,7 @@ def test_smoke_set_generates_and_reads_back_quickly(dataset):
         assert image.shape == (seq.cameras[view].height, seq.cameras[view].width, 3) and image.dtype == np.uint8
         assert set(np.unique(mask)) <= {0, 1, 2, 3}
     # subjects differ in shape
-    assert not np.allclose(seq.hands["right"].betas, sequences["s02/box_grab_01"].hands["right"].betas)
+    assert not np.allclose(seq.hands["right"].betas[0], sequences["s02/box_grab_01"].hands["right"].betas[0])
 
 
 def test_annotated_joints_fall_on_the_hand_masks(dataset):
@@ -88,7 +90,8 @@ def test_projected_object_vertices_fall_on_the_object_mask(dataset):
 
 @pytest.mark.parametrize("name", ["s01/box_grab_01", "s02/laptop_use_01", "s01/book_use_01", "s02/bottle_use_01"])
 def test_grasp_frames_touch_without_penetrating(name):
-    cfg = dataclasses.replace(SMOKE, objects=["box", "laptop", "book", "bottle"], actions=["grab", "use"], frames=8)
+    cfg = dataclasses.replace(SMOKE, objects=["box", "laptop", "book", "bottle"], actions=["grab", "use"], frames=8,
+                              eval_frames=8)
     hands = synth.open_hand_assets()[0]
     plan, subject, obj = synth.plan_for(name, cfg, seed=0)
     distance = ObjectDistance(obj)
@@ -117,6 +120,40 @@ def test_annotations_are_jittered_images_are_not(dataset):
     assert 1e-4 < np.median(offsets) < 5e-3  # ~2 mm RMS mocap-like noise
     assert np.abs(seq.object_pose.transl - clean.object_pose.transl).max() < 0.01
     assert np.array_equal(seq.hands["right"].betas, clean.hands["right"].betas)  # the shape is not jittered
+
+
+def test_smooth_noise_keeps_its_std_and_correlates_as_a_gaussian_filter():
+    # white noise filtered by a unit-energy Gaussian of std s: variance kept, autocorrelation exp(-lag² / 4s²)
+    noise = synth.smooth_noise(np.random.default_rng(0), (60, 4000), sigma=0.5, frames_std=4.0)
+    assert noise.shape == (60, 4000)
+    assert abs(noise.std() - 0.5) < 0.01
+    assert abs(noise[:, :].std(axis=1).min() - 0.5) < 0.05  # stationary: the end frames too
+    for lag in (1, 4, 8):
+        rho = np.mean(noise[:-lag] * noise[lag:]) / 0.25
+        assert abs(rho - np.exp(-lag**2 / 64.0)) < 0.03
+    white = synth.smooth_noise(np.random.default_rng(0), (60, 4000), sigma=0.5, frames_std=0.0)
+    assert abs(np.mean(white[:-1] * white[1:]) / 0.25) < 0.03
+
+
+@pytest.mark.parametrize("name", ["s02/box_grab_01", "s02/laptop_use_01"])
+def test_evaluation_sequences_hold_contact_windows_for_mdev(name):
+    # val/test sequences of the default's 45 frames: the annotated (jittered) grasps keep ground-truth
+    # contacts for ARCTIC's 15-frame windows, which end before the sequence does
+    cfg = dataclasses.replace(SMOKE, objects=["box", "laptop"], actions=["grab", "use"], eval_frames=45)
+    hands = synth.open_hand_assets()[0]
+    plan, _, obj = synth.plan_for(name, cfg, seed=0)
+    annotated = synth.jitter_annotations(plan, cfg, np.random.default_rng(7))
+    assert plan.grasping.size == 45 and plan.grasping.sum() >= 15
+    with torch.no_grad():
+        obj_verts = obj.pose(*annotated.object_pose.torch()).float()
+    windows = []
+    for side, hand in hands.items():
+        verts = torch.as_tensor(hand_vertices(hand, annotated.hands[side])).float()
+        dist, idx, _, _ = interaction_field(verts, obj_verts)
+        windows.append(contact_windows(dist, idx, obj_verts[0]))
+    windows = torch.cat(windows)
+    assert len(windows) >= 4  # (i.i.d. jitter of the same size leaves none: contacts flicker at 3 mm)
+    assert int(windows[:, 1].max()) < 44 and int((windows[:, 1] - windows[:, 0]).min()) >= 14
 
 
 def test_deterministic_and_resumable(dataset, tmp_path):

@@ -20,9 +20,9 @@ from torch import Tensor, nn
 
 from hogsa.articulated import ArticulatedObject, ObjectPose
 from hogsa.baselines.backbone import ResNet
-from hogsa.baselines.hmr import (HMRHead, matrix_to_rotation_6d, rotation_6d_to_matrix, translation_to_weak_perspective,
+from hogsa.baselines.hmr import (HMRHead, translation_to_weak_perspective,
                                  weak_perspective_to_translation)
-from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from hogsa.geometry import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rotation_6d, rotation_6d_to_matrix
 from hogsa.hand import HandModel, HandOutput, HandPose
 
 SIDES = ("right", "left")

@@ -7,32 +7,17 @@ initial value a second MLP predicts (returned too: ARCTIC supervises it). Decode
 near zero (Xavier, gain 0.01) and biases at PyTorch's default (|b| ≤ 1/32), as ARCTIC's, so an
 untrained head stays within about 0.1 of its initial values.
 
-Rotations: the network outputs 6D (the first two rows of the matrix, Zhou et al.), turned into
-matrices by Gram-Schmidt. The weak-perspective camera [s, tx, ty] of a ``crop_size`` crop with focal
+Rotations: the network outputs 6D (``hogsa.geometry.rotation_6d_to_matrix``). The weak-perspective camera [s, tx, ty] of a ``crop_size`` crop with focal
 length f (pixels) is the translation [tx, ty, 2f / (crop_size · s)] (ARCTIC's, with s ≥ 0.1).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 MIN_SCALE = 0.1  # ARCTIC's lower bound on the weak-perspective scale
 HIDDEN = 1024
-
-
-def rotation_6d_to_matrix(d6: Tensor) -> Tensor:
-    """[..., 6] → [..., 3, 3]: rows b1 = a1/|a1|, b2 = the part of a2 orthogonal to b1, b3 = b1 × b2."""
-    a1, a2 = d6[..., :3], d6[..., 3:]
-    b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    return torch.stack((b1, b2, torch.cross(b1, b2, dim=-1)), dim=-2)
-
-
-def matrix_to_rotation_6d(matrix: Tensor) -> Tensor:
-    """[..., 3, 3] → [..., 6]: the first two rows."""
-    return matrix[..., :2, :].reshape(*matrix.shape[:-2], 6)
 
 
 def weak_perspective_to_translation(cam: Tensor, focal: Tensor, crop_size: int) -> Tensor:

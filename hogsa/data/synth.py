@@ -4,7 +4,9 @@ Subjects are open hands of distinct shapes and skins; each (subject, object, act
 both hands approach the object, grasp it and manipulate it (``hogsa.data.synth_motion``). Eight
 allocentric cameras on a ring see the scene at per-view resolutions; images get sensor noise and JPEG
 compression; annotations get mocap-like jitter (RMS ``jitter_mm`` on every translation, ``jitter_deg``
-on every rotation and finger joint) while images show the clean poses. Part masks (0 background,
+on every rotation and finger joint, drifting smoothly over ``jitter_frames``) while images show the
+clean poses. Train sequences have ``frames`` frames (what HOGS trains on), val and test sequences
+``eval_frames`` (long enough for ARCTIC's motion metrics: 15-frame contact windows, accelerations). Part masks (0 background,
 1 right, 2 left, 3 object) are written beside the images.
 
 Random draws are seeded per subject and per sequence from the config's seed and the names (the
@@ -57,7 +59,8 @@ class EmbeddedConfig:
     splits: dict[str, list[str]]  # split → subjects (ARCTIC p1 splits by subject)
     objects: list[str]  # names from hogsa.open_objects.OPEN_OBJECTS
     actions: list[str]  # "grab" and/or "use"
-    frames: int  # per sequence
+    frames: int  # per train sequence (HOGS's multi-view frames)
+    eval_frames: int  # per val and test sequence: long enough for MDev's contact windows and ACC
     image_size: list[int]  # [W, H] of a full-resolution view
     view_scales: list[float]  # one per allocentric view: ARCTIC's views differ in resolution
     fov_deg: float  # horizontal field of view of a full-resolution view
@@ -66,6 +69,7 @@ class EmbeddedConfig:
     soft_shadow_samples: int  # 0: no shadows, 1: hard shadows, >1: soft shadows
     jitter_mm: float  # RMS length of the annotation translation jitter
     jitter_deg: float  # RMS angle of the annotation rotation and finger-pose jitter
+    jitter_frames: float  # std (frames) of the Gaussian over time that smooths the jitter, as mocap error drifts
     noise_std: float  # sensor noise std, fraction of full scale
     jpeg_quality: int
     workers: int  # parallel processes
@@ -82,8 +86,15 @@ class EmbeddedConfig:
             raise ValueError(f"{where}.actions: expected some of ['grab', 'use'], got {self.actions}")
         if len(self.view_scales) != NUM_VIEWS - 1:
             raise ValueError(f"{where}.view_scales: one scale per allocentric view ({NUM_VIEWS - 1}), got {len(self.view_scales)}")
-        if self.frames < 4:
-            raise ValueError(f"{where}.frames: at least 4 frames (approach, grasp, release), got {self.frames}")
+        for field in ("frames", "eval_frames"):
+            if getattr(self, field) < 4:
+                raise ValueError(f"{where}.{field}: at least 4 frames (approach, grasp, release), got {getattr(self, field)}")
+        if self.jitter_frames < 0:
+            raise ValueError(f"{where}.jitter_frames: a std of at least 0 frames, got {self.jitter_frames}")
+
+    def frames_of(self, subject: str) -> int:
+        """Frames of each sequence of ``subject``: ``frames`` in the train split, ``eval_frames`` elsewhere."""
+        return self.frames if subject in self.splits.get("train", []) else self.eval_frames
 
 
 @dataclass(frozen=True)
@@ -191,24 +202,42 @@ class SequenceRenderer:
         return image, mask
 
 
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float, frames_std: float) -> np.ndarray:
+    """Normal noise of std ``sigma`` on every entry of ``shape`` = (F, ...), correlated over the frames
+    (axis 0) by a Gaussian of std ``frames_std`` frames (0: independent frames): white noise of
+    F + 2·half frames filtered by a kernel of unit energy (so every entry keeps the std ``sigma``),
+    keeping the F frames the kernel covers fully (stationary up to the ends)."""
+    if frames_std == 0:
+        return rng.normal(0.0, sigma, shape)
+    half = int(np.ceil(4 * frames_std))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / frames_std) ** 2)
+    kernel /= np.sqrt(np.sum(kernel**2))
+    white = rng.normal(0.0, sigma, (shape[0] + 2 * half, *shape[1:]))
+    return np.apply_along_axis(lambda column: np.convolve(column, kernel, mode="valid"), 0, white)
+
+
 def jitter_annotations(plan: Plan, cfg: EmbeddedConfig, rng: np.random.Generator) -> Plan:
-    """Mocap-like noise on the annotations: ``jitter_mm`` on translations, ``jitter_deg`` on rotations."""
+    """Mocap-like noise on the annotations: ``jitter_mm`` on translations, ``jitter_deg`` on rotations,
+    drifting smoothly over ``jitter_frames`` frames (so a held grasp keeps its contacts and the
+    annotated motion its accelerations, as a mocap fit's error does)."""
     # per-axis std so that the 3-D offset (and each rotation's angle) has RMS jitter_mm (jitter_deg)
     sigma_t, sigma_r = cfg.jitter_mm / 1000.0 / np.sqrt(3), np.radians(cfg.jitter_deg) / np.sqrt(3)
+    frames = len(plan.object_pose)
 
-    def rotate(aa: np.ndarray) -> np.ndarray:
-        noise = axis_angle_to_matrix(torch.as_tensor(rng.normal(0, sigma_r, aa.shape)))
-        return matrix_to_axis_angle(noise @ axis_angle_to_matrix(torch.as_tensor(aa))).numpy()
+    def noise(width: int, sigma: float) -> np.ndarray:
+        return smooth_noise(rng, (frames, width), sigma, cfg.jitter_frames)
 
-    def jittered_row(row: HandPose) -> HandPose:  # draws in the order rotation, finger pose, translation
-        return HandPose(rotate(row.global_orient), row.hand_pose + rng.normal(0, sigma_r, 45), row.betas,
-                        row.transl + rng.normal(0, sigma_t, 3))
+    def rotate(aa: np.ndarray) -> np.ndarray:  # aa [F,3]
+        turn = axis_angle_to_matrix(torch.as_tensor(noise(3, sigma_r)))
+        return matrix_to_axis_angle(turn @ axis_angle_to_matrix(torch.as_tensor(aa))).numpy()
 
-    hands = {side: HandPose.concatenate([jittered_row(pose.take(f)) for f in range(len(pose))])
-             for side, pose in plan.hands.items()}
+    def jittered(pose: HandPose) -> HandPose:  # draws in the order rotation, finger pose, translation
+        return HandPose(rotate(pose.global_orient), pose.hand_pose + noise(45, sigma_r), pose.betas,
+                        pose.transl + noise(3, sigma_t))
+
+    hands = {side: jittered(pose) for side, pose in plan.hands.items()}
     obj = plan.object_pose
-    object_pose = ObjectPose(obj.articulation + rng.normal(0, sigma_r, obj.articulation.shape), rotate(obj.rot),
-                             obj.transl + rng.normal(0, sigma_t, obj.transl.shape))
+    object_pose = ObjectPose(obj.articulation + noise(1, sigma_r)[:, 0], rotate(obj.rot), obj.transl + noise(3, sigma_t))
     return Plan(object_pose, hands, plan.grasping)
 
 
@@ -289,7 +318,7 @@ def plan_for(name: str, cfg: EmbeddedConfig, seed: int) -> tuple[Plan, Subject, 
     subject = next(s for s in subjects(cfg, seed) if s.name == subject_name)
     obj = open_object(obj_name)
     rng = np.random.default_rng([seed, int(subject_name.lstrip("s")), sum(map(ord, seq))])
-    return plan_sequence(obj, action, subject.betas, hands, cfg.frames, rng), subject, obj
+    return plan_sequence(obj, action, subject.betas, hands, cfg.frames_of(subject_name), rng), subject, obj
 
 
 def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
@@ -301,7 +330,7 @@ def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
     cameras = rig_cameras(cfg, subject_names(cfg).index(subject.name))
     renderer = SequenceRenderer(cfg, hands, subject.tone, obj, rig, right_template)
     images, masks = {}, {}
-    for frame in range(cfg.frames):
+    for frame in range(plan.grasping.size):
         scene = renderer.scene(plan, frame)
         for view in range(1, len(cameras)):
             noise_seed = int(np.random.default_rng([seed, sum(map(ord, name)), frame, view]).integers(2**31))
@@ -311,4 +340,4 @@ def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
     sequence = to_sequence(name, annotated, subject, cameras, obj.name)
     arctic_writer.write_sequence(root, sequence, images=images, masks=masks,
                                  subject_meta={"ioi_offset": 0, "gender": "neutral"}, jpeg_quality=cfg.jpeg_quality)
-    atomic_write_text(_done_file(root, name), json.dumps({"frames": cfg.frames}) + "\n")
+    atomic_write_text(_done_file(root, name), json.dumps({"frames": int(plan.grasping.size)}) + "\n")

@@ -101,11 +101,14 @@ def train_groups(inputs: HogsInputs, models_dir: str | Path) -> dict[str, GroupR
 def train_in_workers(inputs: HogsInputs, models_dir: str | Path) -> None:
     """Train (or resume) every (group, kind) model in ``hogs.workers`` spawned processes, one torch
     thread each: a training step is mostly small operations that one core runs as fast as two, so two
-    models at a time train nearly twice as fast. Each model is the same whichever process trains it."""
+    models at a time train nearly twice as fast. Each model gets a fresh process (``maxtasksperchild=1``):
+    the compiled kernels (``hogsa.compiled``, dynamic shapes) specialise on the sizes they first see, so a
+    process that had trained another model first could round one model's steps differently."""
     jobs = [(inputs.params, inputs.index_file, str(models_dir), group, kind) for group in inputs.groups
             for kind in KINDS]
     context = multiprocessing.get_context("spawn")
-    with context.Pool(inputs.cfg.workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+    with context.Pool(inputs.cfg.workers, initializer=torch.set_num_threads, initargs=(1,),
+                      maxtasksperchild=1) as pool:
         for _ in pool.imap_unordered(_train_job, jobs):
             pass
 

@@ -82,10 +82,22 @@ class AugmentPaths:
     timings: str
 
 
-StagePaths = AssetsPaths | DataPaths | HogsPaths | ContactNetPaths | PomPaths | SrmPaths | AugmentPaths
+@dataclass(frozen=True)
+class BaselinesPaths:
+    index_file: str
+    runs_dir: str  # the train_baseline runs: <task>/<train_set>/seed<k>/ (read)
+    report_dir: str
+    table1: str  # JSON: ArcticNet-SF, every Table-1 metric per train set
+    table2: str  # JSON: InterField-SF's field errors and field ACC per train set
+    table4: str  # JSON: ArcticNet-SF on full / no_srm / no_pom
+    timings: str
+
+
+StagePaths = (AssetsPaths | DataPaths | HogsPaths | ContactNetPaths | PomPaths | SrmPaths | AugmentPaths
+              | BaselinesPaths)
 STAGE_PATHS: dict[str, type[StagePaths]] = {"assets": AssetsPaths, "data": DataPaths, "hogs": HogsPaths,
                                               "contactnet": ContactNetPaths, "pom": PomPaths, "srm": SrmPaths,
-                                              "augment": AugmentPaths}
+                                              "augment": AugmentPaths, "baselines": BaselinesPaths}
 
 
 def notebook_parameters(dvc_file: str | Path, stage: str) -> dict[str, str]:
