@@ -281,3 +281,21 @@ def test_a_split_is_one_frame_weighted_nanmean_over_all_sequences():
     # (2 x 1 + 3 x 4) / 5 frames, not the mean of the sequences' means (2.5)
     assert arctic.aggregate(frames)["aae"] == pytest.approx(14 / 5)
     assert repr(arctic.evaluate(preds[1], second)) == repr(arctic.aggregate([frames[1]]))  # NaN included
+
+
+def test_a_ground_truth_field_given_in_the_target_is_used_as_computed():
+    target = sequence(20, 4)
+    pred = {key: target[key] + 0.002 for key in arctic.POSE_KEYS}
+    pred.update(dist_ro=torch.full((20, 12), 0.01, dtype=F64), dist_lo=torch.full((20, 12), 0.02, dtype=F64),
+                dist_or=torch.full((20, 30), 0.03, dtype=F64), dist_ol=torch.full((20, 30), 0.04, dtype=F64))
+    computed = arctic.evaluate_frames(pred, target)
+    dist_ro, idx_ro, dist_or, _ = arctic.interaction_field(target["verts_r"], target["obj_verts"])
+    dist_lo, idx_lo, dist_ol, _ = arctic.interaction_field(target["verts_l"], target["obj_verts"])
+    given = dict(zip(arctic.GT_FIELD_KEYS, (dist_ro, idx_ro, dist_lo, idx_lo, dist_or, dist_ol)))
+    cached = arctic.evaluate_frames(pred, {**target, **given})
+    assert set(cached) == set(computed)
+    for key in computed:
+        torch.testing.assert_close(cached[key], computed[key], equal_nan=True, rtol=0, atol=0)
+    # and it is what is used: another field gives other contacts and field errors
+    other = {**target, **given, "dist_ro": dist_ro + 0.01}
+    assert not torch.equal(arctic.evaluate_frames(pred, other)["field_error_ho"], computed["field_error_ho"])

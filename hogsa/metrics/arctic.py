@@ -32,6 +32,7 @@ FIELD_MAX_DIST = 0.1  # m: the interaction field's clamp
 POSE_KEYS = ("joints_r", "joints_l", "verts_r", "verts_l", "obj_verts", "obj_angle")
 FIELD_KEYS = ("dist_ro", "dist_lo", "dist_or", "dist_ol")
 TARGET_KEYS = (*POSE_KEYS, "valid", "valid_r", "valid_l", "obj_bottom", "obj_diameter")
+GT_FIELD_KEYS = ("dist_ro", "idx_ro", "dist_lo", "idx_lo", "dist_or", "dist_ol")  # optional target keys
 OUTPUT_KEYS = ("mpjpe", "mrrpe_rl", "mrrpe_ro", "aae", "success_rate", "cdev", "mdev", "acc_hand",
                "acc_object", "field_error_ho", "field_error_oh", "acc_field_ho", "acc_field_oh")
 
@@ -239,14 +240,18 @@ def evaluate_frames(pred: dict, target: dict) -> dict[str, Tensor]:
     radians) and, for the field task, ``FIELD_KEYS`` (field metrics run only when all four are there);
     ``target`` holds ``TARGET_KEYS``: the same pose keys, the raw masks ``valid``, ``valid_r``,
     ``valid_l`` (bool [F]), ``obj_bottom`` (bool [Vo]) and ``obj_diameter`` (m). The ground-truth field
-    is computed from the target meshes."""
+    is computed from the target meshes, unless ``target`` holds it (``GT_FIELD_KEYS``, as
+    ``interaction_field`` returns it: one computation then serves every view of a sequence)."""
     p = _tensors(pred, POSE_KEYS, "pred")
     t = _tensors(target, TARGET_KEYS, "target")
     valid = t["valid"].bool()
     valid_r, valid_l = t["valid_r"].bool() & valid, t["valid_l"].bool() & valid
     bottom, diameter = t["obj_bottom"].bool(), float(t["obj_diameter"])
-    dist_ro, idx_ro, dist_or, _ = interaction_field(t["verts_r"], t["obj_verts"])
-    dist_lo, idx_lo, dist_ol, _ = interaction_field(t["verts_l"], t["obj_verts"])
+    if all(key in target for key in GT_FIELD_KEYS):
+        dist_ro, idx_ro, dist_lo, idx_lo, dist_or, dist_ol = _tensors(target, GT_FIELD_KEYS, "target").values()
+    else:
+        dist_ro, idx_ro, dist_or, _ = interaction_field(t["verts_r"], t["obj_verts"])
+        dist_lo, idx_lo, dist_ol, _ = interaction_field(t["verts_l"], t["obj_verts"])
 
     frames = {
         "mpjpe": nanmean_hands(mpjpe(p["joints_r"], t["joints_r"], valid_r), mpjpe(p["joints_l"], t["joints_l"], valid_l)),
