@@ -153,7 +153,7 @@ def test_arcticnet_sf_fits_a_few_crops(sequence, tmp_path):
     seq, models, obj = sequence
     crops = sequence_crops(seq, [1], models, obj, size=48, margin=0.1)
     objects = {seq.object_name: obj}
-    cfg = small_config(steps=40, checkpoint_every=40, aug_scale=0.0, aug_rotation_deg=0.0, aug_color=0.0)
+    cfg = small_config(steps=80, checkpoint_every=80, aug_scale=0.0, aug_rotation_deg=0.0, aug_color=0.0)
     model = train_baseline("arcticnet_sf", cfg, crops, contact_pairs(crops, models, objects), tmp_path / "run", 0,
                            models, objects, obj.vertices.shape[0])
     losses = [float(line.split("\t")[-1]) for line in

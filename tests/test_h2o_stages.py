@@ -14,6 +14,7 @@ from conftest import ROOT, run_stage
 from hogsa.config import load_params, section
 from hogsa.data import arctic, h2o, synth
 from hogsa.data.dataset import SPLITS, DataConfig
+from hogsa.data.synth_motion import timeline
 from hogsa.hand import HandConfig, hand_models
 from hogsa.hogs.train import KINDS
 from hogsa.open_objects import open_object
@@ -77,8 +78,11 @@ def metrics(study: Path, stage: str) -> dict:
 def test_the_data_stage_indexes_the_h2o_layout(h2o_study):
     summary = metrics(h2o_study, "data")
     assert summary["source"] == "h2o"
-    for split in ("train", "test"):  # 4 frames seen by H2O's cameras 0-3 (the embedded views 1-4)
-        assert summary["splits"][split] == {"sequences": 1, "frames": 4, "images": 16, "objects": {"milk": 1}}
+    embedded = load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml")["data"]["embedded"]
+    for split, frames in (("train", embedded["frames"]), ("test", embedded["eval_frames"])):
+        # every frame seen by H2O's cameras 0-3 (the embedded views 1-4)
+        assert summary["splits"][split] == {"sequences": 1, "frames": frames, "images": 4 * frames,
+                                            "objects": {"milk": 1}}
     assert "joints_on_mask_rate" not in summary  # H2O has no part masks to check joints against
     assert 0 < summary["contact"]["contact_rate"] < 1
     index = json.loads((h2o_study / "data" / "index.json").read_text())
@@ -100,14 +104,17 @@ def test_hogs_trains_on_crops_cut_by_rendered_masks(h2o_study):
 
 
 def test_contactnet_and_pom_run_on_h2o_grasps(h2o_study):
+    embedded = load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml")["data"]["embedded"]
+    grasp_frames = {split: int((timeline(embedded[key])[0] >= 1.0 - 1e-9).sum())  # both hands holding
+                    for split, key in (("train", "frames"), ("test", "eval_frames"))}
     contactnet = metrics(h2o_study, "contactnet")
-    assert contactnet["train_pairs"] == 4 and contactnet["test_pairs"] == 4  # 2 grasp frames × 2 hands
+    assert contactnet["train_pairs"] == 2 * grasp_frames["train"] and contactnet["test_pairs"] == 2 * grasp_frames["test"]
     assert 0 <= contactnet["net_mae"] <= 1
     pom = metrics(h2o_study, "pom")
     per_grasp = load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml")["pom"]["samples_per_grasp"]
     assert pom["samples"] == per_grasp * pom["train_grasps"] and pom["kept"] + pom["dropped"] == pom["samples"]
     assert 0 <= pom["pass_rate"] <= 1 and np.isfinite(pom["penetration_mm_after"])
-    assert pom["train_grasps"] == 2 and pom["test_grasps"] == 2
+    assert pom["train_grasps"] == grasp_frames["train"] and pom["test_grasps"] == grasp_frames["test"]
 
 
 def test_srm_refines_the_h2o_renders(h2o_study):

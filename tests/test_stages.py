@@ -50,9 +50,10 @@ def test_assets_stage(smoke_study):
     assert (smoke_study / "reports" / "assets" / "hands_and_objects.png").stat().st_size > 10_000
 
 
-def test_data_stage(smoke_study):
+def test_data_stage(smoke_params, smoke_study):
     summary = metrics(smoke_study, "data")
-    assert summary["splits"]["train"]["sequences"] == 1 and summary["splits"]["test"]["images"] == 4 * 8
+    eval_frames = yaml.safe_load(smoke_params.read_text())["data"]["embedded"]["eval_frames"]
+    assert summary["splits"]["train"]["sequences"] == 1 and summary["splits"]["test"]["images"] == eval_frames * 8
     assert summary["joints_on_mask_rate"] > 0.95
     assert 0 < summary["contact"]["contact_rate"] < 1
     index = json.loads((smoke_study / "data" / "index.json").read_text())
