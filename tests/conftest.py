@@ -1,5 +1,6 @@
 """The smoke study: every dvc.yaml stage run as dvc runs it, with its paths moved under a folder."""
 
+import itertools
 import os
 import time
 from dataclasses import dataclass
@@ -13,29 +14,58 @@ from hogsa.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-ORDER = ("assets", "data", "hogs", "contactnet", "pom", "srm", "augment")
+ORDER = ("assets", "data", "hogs", "contactnet", "pom", "srm", "augment", "baseline_inputs", "train_baseline",
+         "baselines")
 
 
-def stage_argv(name: str, root: Path, params_file: Path) -> list[str]:
-    """``hogsa notebook`` arguments of dvc.yaml's stage ``name`` with every path put under ``root``."""
+def matrix_items(name: str, params_file: Path | None = None) -> list[dict[str, str]]:
+    """The items dvc expands stage ``name`` into ({key: value} each; one empty item for a plain stage),
+    its ``${section.key}`` lists read from ``params_file`` (default: the smoke set's)."""
+    matrix = STAGES[name].get("matrix")
+    if matrix is None:
+        return [{}]
+    params = (yaml.safe_load(params_file.read_text()) if params_file is not None
+              else load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml"))
+    lists = []
+    for key, reference in matrix.items():
+        values = params
+        for part in reference.strip("${}").split("."):
+            values = values[part]
+        lists.append([(key, str(v)) for v in values])
+    return [dict(item) for item in itertools.product(*lists)]
+
+
+def _expand(text: str, item: dict[str, str]) -> str:
+    for key, value in item.items():
+        text = text.replace("${item." + key + "}", value)
+    return text
+
+
+def stage_argv(name: str, root: Path, params_file: Path, item: dict[str, str] | None = None) -> list[str]:
+    """``hogsa notebook`` arguments of dvc.yaml's stage ``name`` (of matrix ``item``) with every path put
+    under ``root``; the matrix's own values are passed as they are."""
+    item = item or {}
     words = STAGES[name]["cmd"].split()
     assert words[:2] == ["hogsa", "notebook"], f"dvc.yaml: stage {name!r} is not a notebook stage"
-    argv = ["notebook", words[2], str(root / words[3]), "-p", "params_file", str(params_file)]
+    argv = ["notebook", words[2], str(root / _expand(words[3], item)), "-p", "params_file", str(params_file)]
     for k in range(4, len(words), 3):
         assert words[k] == "-p", f"dvc.yaml: stage {name!r}: expected '-p NAME PATH' at word {k}"
-        argv += ["-p", words[k + 1], str(root / words[k + 2])]
+        value = _expand(words[k + 2], item)
+        argv += ["-p", words[k + 1], value if words[k + 2].startswith("${item.") else str(root / value)]
     return argv
 
 
-def stage_outputs(name: str, root: Path) -> list[Path]:
-    """The outs and metrics dvc.yaml declares for stage ``name``, under ``root``."""
+def stage_outputs(name: str, root: Path, params_file: Path | None = None) -> list[Path]:
+    """The outs and metrics dvc.yaml declares for stage ``name`` (every matrix item's), under ``root``."""
     stage = STAGES[name]
     paths = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
-    return [root / p for p in paths]
+    return [root / _expand(p, item) for item in matrix_items(name, params_file) for p in paths]
 
 
 def run_stage(name: str, root: Path, params_file: Path) -> None:
-    main(stage_argv(name, root, params_file))
+    """Stage ``name`` as dvc runs it (each matrix item in turn), its paths under ``root``."""
+    for item in matrix_items(name, params_file):
+        main(stage_argv(name, root, params_file, item))
 
 
 def file_digests(folder: Path) -> dict[str, str]:

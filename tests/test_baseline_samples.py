@@ -153,7 +153,7 @@ def test_arcticnet_sf_fits_a_few_crops(sequence, tmp_path):
     seq, models, obj = sequence
     crops = sequence_crops(seq, [1], models, obj, size=48, margin=0.1)
     objects = {seq.object_name: obj}
-    cfg = small_config(steps=80, checkpoint_every=80, aug_scale=0.0, aug_rotation_deg=0.0, aug_color=0.0)
+    cfg = small_config(steps=40, checkpoint_every=40, aug_scale=0.0, aug_rotation_deg=0.0, aug_color=0.0)
     model = train_baseline("arcticnet_sf", cfg, crops, contact_pairs(crops, models, objects), tmp_path / "run", 0,
                            models, objects, obj.vertices.shape[0])
     losses = [float(line.split("\t")[-1]) for line in
@@ -190,4 +190,8 @@ def test_saved_predictions_re_evaluate_to_the_numbers_of_the_arrays_in_memory(se
         t = {k: np.stack([target[k][r] for r in rows]) for k in target}
         t |= {"obj_bottom": ~obj.top_mask.numpy(), "obj_diameter": obj.diameter}
         frames.append(arctic_metrics.evaluate_frames({k: np.stack([pred[k][r] for r in rows]) for k in pred}, t))
-    assert repr(arctic_metrics.aggregate(frames)) == repr(scores)
+    # the files hold float32: the arrays in memory score alike to float32's precision, and the
+    # in-memory path (the val split's) to the bit
+    for key, value in arctic_metrics.aggregate(frames).items():
+        assert scores[key] == pytest.approx(value, rel=1e-4, abs=1e-4, nan_ok=True), key
+    assert repr(evaluate.score(evaluate.per_view(crops, pred, target, objects).values())) == repr(scores)

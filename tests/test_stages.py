@@ -1,6 +1,7 @@
 """The stage notebooks run end to end on the smoke parameter set (through papermill, as dvc runs them)."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,29 @@ def test_srm_stage(smoke_study):
     assert all((srm_dir / kind / "srm.safetensors").is_file() for kind in KINDS)
     assert {p.name for p in (smoke_study / "reports" / "srm").iterdir()} == {"grid.png", "grid_zoom.png",
                                                                              "psnr_per_group.png"}
+
+
+def test_baselines_stage_tables_re_score_from_the_saved_predictions(smoke_params, smoke_study):
+    """Tables 1, 2 and 4 hold every metric of every train set over the seeds, and re-scoring each run's
+    saved test predictions with hogsa.metrics.arctic gives the tables' per-seed values exactly."""
+    from hogsa.baselines.evaluate import score_folder
+    from hogsa.report.baselines import TABLE1_METRICS, TABLE2_METRICS
+
+    cfg = yaml.safe_load(smoke_params.read_text())["baselines"]
+    tables = {name: json.loads((smoke_study / "reports" / "metrics" / f"{name}.json").read_text())
+              for name in ("table1", "table2", "table4")}
+    assert set(tables["table1"]) == set(tables["table2"]) == set(cfg["train_sets"])
+    assert set(tables["table4"]) == {"full"} and tables["table4"]["full"] == tables["table1"]["full"]
+    for name, task, keys in (("table1", "arcticnet_sf", TABLE1_METRICS), ("table2", "interfield_sf", TABLE2_METRICS)):
+        for train_set, row in tables[name].items():
+            assert set(row) == set(keys)
+            for k, seed in enumerate(cfg["seeds"]):
+                folder = smoke_study / "data" / "baselines" / task / train_set / f"seed{seed}" / "predictions"
+                files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.npz"))
+                assert files == [f"s02/box_grab_01/{view}.npz" for view in range(1, 9)]
+                scores = score_folder(folder)
+                for metric in keys:
+                    assert row[metric]["seeds"][k] == scores[metric] or (math.isnan(scores[metric])
+                                                                         and math.isnan(row[metric]["seeds"][k]))
+    figures = {p.name for p in (smoke_study / "reports" / "baselines").iterdir()}
+    assert figures == {"curves.png", "predictions.png"}  # the smoke set has no val split

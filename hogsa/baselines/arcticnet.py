@@ -86,6 +86,15 @@ class ArcticNetSF(nn.Module):
                                                        iterations) for side in SIDES})
         self.object_head = HMRHead(features, {"rot": torch.zeros(3), "angle": torch.zeros(1)}, iterations)
 
+    @torch.no_grad()
+    def start_cameras(self, hands: dict[str, Tensor], obj: Tensor) -> None:
+        """Start each head's camera regressor at a mean [s, tx, ty] ([3] per side and the object's), as HMR
+        starts its other parameters at their means: the scale is 2f/(S·z) ≈ 10–20 on these crops, which
+        Adam's steps would take thousands of iterations to reach from 0."""
+        for side, cam in hands.items():
+            self.hand_heads[side].cam_init[-1].bias.copy_(cam)
+        self.object_head.cam_init[-1].bias.copy_(obj)
+
     def forward(self, images: Tensor) -> tuple[dict[str, HandParams], ObjectParams]:
         features = self.backbone(images)
         hands = {}

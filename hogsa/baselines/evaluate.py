@@ -8,8 +8,7 @@ holding ``hogsa.metrics.arctic``'s ``pred`` keys prefixed ``pred_`` and its ``ta
 
 from __future__ import annotations
 
-import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,10 @@ from torch import nn
 
 from hogsa.articulated import ArticulatedObject
 from hogsa.baselines.arcticnet import SIDES
+from hogsa.baselines.inputs import save_npz
 from hogsa.baselines.samples import CropSet
 from hogsa.baselines.train import arcticnet_outputs, image_tensor, object_templates
 from hogsa.hand import HandModel
-from hogsa.io import atomic_path
 from hogsa.metrics import arctic
 
 SUFFIX = {"right": "r", "left": "l"}
@@ -55,69 +54,102 @@ def predict(task: str, model: nn.Module, crops: CropSet, size: int, models: Mapp
 
 
 @torch.no_grad()
-def targets(crops: CropSet, models: Mapping[str, HandModel], objects: Mapping[str, ArticulatedObject]) -> dict[str, list]:
-    """Per ``target`` pose key and mask, one numpy row per crop (the crop camera's frame)."""
-    rows: dict[str, list] = {}
-    for row in range(len(crops)):
-        take = np.array([row])
-        obj = objects[str(crops.object_name[row])]
-        values = {"obj_verts": obj.pose(*crops.object_pose.take(take).torch(torch.float64))[0].numpy(),
-                  "obj_angle": crops.object_pose.articulation[row], "valid": crops.valid[row]}
-        for side in SIDES:
-            out = models[side](*crops.hands[side].take(take).torch())
-            values[f"joints_{SUFFIX[side]}"] = out.joints[0].double().numpy()
-            values[f"verts_{SUFFIX[side]}"] = out.vertices[0].double().numpy()
-            values[f"valid_{SUFFIX[side]}"] = crops.hand_valid[side][row]
-        for key, value in values.items():
-            rows.setdefault(key, []).append(np.asarray(value))
+def targets(crops: CropSet, models: Mapping[str, HandModel], objects: Mapping[str, ArticulatedObject],
+            fields: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> dict[str, list]:
+    """Per ``target`` pose key and mask, one numpy row per crop (the crop camera's frame) and, when
+    ``fields`` ({sequence: GT_FIELD_KEYS arrays [F, V]}, ``hogsa.baselines.inputs.load_fields``) is
+    given, each crop's frame of its sequence's ground-truth field."""
+    rows: dict[str, list] = {"obj_verts": [None] * len(crops)}
+    for name in np.unique(crops.object_name):
+        chosen = np.flatnonzero(crops.object_name == name)
+        verts = objects[str(name)].pose(*crops.object_pose.take(chosen).torch(torch.float64)).numpy()
+        for row, value in zip(chosen, verts):
+            rows["obj_verts"][row] = value
+    rows["obj_angle"] = list(np.asarray(crops.object_pose.articulation, dtype=np.float64))
+    rows["valid"] = list(crops.valid)
+    for side in SIDES:
+        out = models[side](*crops.hands[side].torch())
+        rows[f"joints_{SUFFIX[side]}"] = list(out.joints.double().numpy())
+        rows[f"verts_{SUFFIX[side]}"] = list(out.vertices.double().numpy())
+        rows[f"valid_{SUFFIX[side]}"] = list(crops.hand_valid[side])
+    if fields is not None:
+        for key in arctic.GT_FIELD_KEYS:
+            rows[key] = [fields[sequence][key][int(frame)]
+                         for sequence, _, frame in (str(s).rsplit(":", 2) for s in crops.source)]
     return rows
+
+
+def per_view(crops: CropSet, pred: dict[str, list], target: dict[str, list],
+             objects: Mapping[str, ArticulatedObject]) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """{(sequence, view): the arrays of its file} for ``crops`` (sources "<sequence>:<view>:<frame>"),
+    frames in order: ``pred`` keys prefixed ``pred_``, ``target`` keys ``target_`` (floats as float32),
+    with the object's ``target_obj_bottom`` and ``target_obj_diameter``."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for row, source in enumerate(crops.source):
+        sequence, view, _ = str(source).rsplit(":", 2)
+        groups.setdefault((sequence, view), []).append(row)
+    files = {}
+    for (sequence, view), rows in groups.items():
+        rows = sorted(rows, key=lambda r: int(str(crops.source[r]).rsplit(":", 1)[1]))
+        obj = objects[str(crops.object_name[rows[0]])]
+        arrays = {f"pred_{k}": _stored(np.stack([v[r] for r in rows])) for k, v in pred.items()}
+        arrays |= {f"target_{k}": _stored(np.stack([v[r] for r in rows])) for k, v in target.items()}
+        arrays |= {"target_obj_bottom": ~obj.top_mask.numpy(), "target_obj_diameter": np.float64(obj.diameter)}
+        files[(sequence, view)] = arrays
+    return files
+
+
+def _stored(array: np.ndarray) -> np.ndarray:
+    """Float arrays as float32 (micrometre steps at these distances; half the disk), others as they are."""
+    return array.astype(np.float32) if array.dtype == np.float64 else array
 
 
 def save_predictions(folder: str | Path, crops: CropSet, pred: dict[str, list], target: dict[str, list],
                      objects: Mapping[str, ArticulatedObject]) -> list[Path]:
-    """One npz per (sequence, view) of ``crops`` (sources "<sequence>:<view>:<frame>"), frames in order."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for row, source in enumerate(crops.source):
-        sequence, view, frame = str(source).rsplit(":", 2)
-        groups.setdefault((sequence, view), []).append(row)
+    """One npz per (sequence, view) of ``crops`` (``per_view``) under ``folder``; the paths written."""
     written = []
-    for (sequence, view), rows in groups.items():
-        rows = sorted(rows, key=lambda r: int(str(crops.source[r]).rsplit(":", 1)[1]))
-        obj = objects[str(crops.object_name[rows[0]])]
-        arrays = {f"pred_{k}": np.stack([v[r] for r in rows]) for k, v in pred.items()}
-        arrays |= {f"target_{k}": np.stack([v[r] for r in rows]) for k, v in target.items()}
-        arrays |= {"target_obj_bottom": ~obj.top_mask.numpy(), "target_obj_diameter": np.float64(obj.diameter)}
+    for (sequence, view), arrays in per_view(crops, pred, target, objects).items():
         path = Path(folder) / sequence / f"{view}.npz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(buffer.getvalue())
+        save_npz(path, arrays)
         written.append(path)
     return written
+
+
+def split_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+    """The ``pred`` and ``target`` dicts of one (sequence, view)'s arrays."""
+    pred = {k[len("pred_"):]: v for k, v in arrays.items() if k.startswith("pred_")}
+    target = {k[len("target_"):]: v for k, v in arrays.items() if k.startswith("target_")}
+    return pred, target
 
 
 def read_prediction(path: str | Path) -> tuple[dict, dict]:
     """The ``pred`` and ``target`` dicts of one saved (sequence, view)."""
     with np.load(path) as data:
-        pred = {k[len("pred_"):]: data[k] for k in data.files if k.startswith("pred_")}
-        target = {k[len("target_"):]: data[k] for k in data.files if k.startswith("target_")}
-    return pred, target
+        return split_arrays({key: data[key] for key in data.files})
+
+
+def score_frames(pred: dict, target: dict) -> dict[str, torch.Tensor]:
+    """``hogsa.metrics.arctic.evaluate_frames`` of one (sequence, view) of either task.
+
+    A pose prediction lacks the field keys and a field prediction the pose keys; a field prediction is
+    completed from its target, and only its field metrics are kept (its pose metrics would be those of
+    the ground truth), so one scorer serves both tasks."""
+    field_only = "joints_r" not in pred
+    complete = {**{k: target[k] for k in arctic.POSE_KEYS}, **pred}
+    scores = arctic.evaluate_frames(complete, target)
+    if field_only:
+        scores = {k: v for k, v in scores.items() if k.startswith(("field_error", "acc_field"))}
+    return scores
+
+
+def score(files: Iterable[Mapping[str, np.ndarray]]) -> dict[str, float]:
+    """``hogsa.metrics.arctic.aggregate`` over (sequence, view) arrays (``per_view``'s values)."""
+    return arctic.aggregate([score_frames(*split_arrays(arrays)) for arrays in files])
 
 
 def score_folder(folder: str | Path) -> dict[str, float]:
-    """``hogsa.metrics.arctic.aggregate`` over every saved (sequence, view) under ``folder``.
-
-    A pose prediction lacks the field keys and a field prediction the pose keys; each is completed from
-    its target (the pose metrics of a field prediction are then those of the ground truth, and are
-    dropped), so one scorer serves both tasks."""
-    frames = []
-    for path in sorted(Path(folder).rglob("*.npz")):
-        pred, target = read_prediction(path)
-        field_only = "joints_r" not in pred
-        complete = {**{k: target[k] for k in arctic.POSE_KEYS}, **pred}
-        scores = arctic.evaluate_frames(complete, target)
-        if field_only:
-            scores = {k: v for k, v in scores.items() if k.startswith(("field_error", "acc_field"))}
-        frames.append(scores)
-    return arctic.aggregate(frames)
+    """``score`` of every saved (sequence, view) under ``folder``."""
+    paths = sorted(Path(folder).rglob("*.npz"))
+    if not paths:
+        raise FileNotFoundError(f"{folder}: no saved predictions (<subject>/<sequence>/<view>.npz)")
+    return arctic.aggregate([score_frames(*read_prediction(path)) for path in paths])

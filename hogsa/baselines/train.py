@@ -24,6 +24,7 @@ from pathlib import Path
 import kornia
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -36,7 +37,7 @@ from hogsa.baselines.samples import CropSet, hands_to_camera, object_to_camera
 from hogsa.baselines.hmr import weak_perspective_to_translation
 from hogsa.code_identity import code_digest
 from hogsa.hand import HandModel
-from hogsa.metrics.arctic import CONTACT_THRES, interaction_field
+from hogsa.metrics.arctic import CONTACT_THRES, FIELD_MAX_DIST
 from hogsa.training import ITERATION, batch_indices, open_live, resume, save_checkpoint
 
 TASKS = ("arcticnet_sf", "interfield_sf")
@@ -82,6 +83,18 @@ def build_model(task: str, cfg: BaselinesConfig, models: Mapping[str, HandModel]
         return InterFieldSF(make_backbone(cfg), points, models["right"].v_template.shape[0], cfg.object_points,
                             object_vertices)
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def mean_cameras(crops: CropSet, models: Mapping[str, HandModel], size: int) -> tuple[dict[str, Tensor], Tensor]:
+    """The mean weak-perspective camera [s, tx, ty] of each side's valid hands and of the objects in ``crops``."""
+    K = torch.as_tensor(crops.K, dtype=torch.float32)
+    focal = (K[:, 0, 0] + K[:, 1, 1]) / 2
+    valid = torch.as_tensor(crops.valid)
+    hands = {}
+    for side in SIDES:
+        cam = encode_hand(crops.hands[side].torch(), models[side], focal, size).cam
+        hands[side] = cam[torch.as_tensor(crops.hand_valid[side]) & valid].mean(dim=0)
+    return hands, encode_object(crops.object_pose.torch(), focal, size).cam[valid].mean(dim=0)
 
 
 def object_templates(objects: Mapping[str, ArticulatedObject], count: int) -> dict[str, Tensor]:
@@ -132,20 +145,40 @@ def image_tensor(crops: CropSet, size: int) -> Tensor:
     return images
 
 
-def contact_pairs(crops: CropSet, models: Mapping[str, HandModel], objects: Mapping[str, ArticulatedObject]
-                  ) -> dict[str, list[tuple[Tensor, Tensor]]]:
-    """Per side, per crop, the ground truth's contacts: hand vertex ids and their nearest object vertex
-    ids where that distance is at most CONTACT_THRES (``hogsa.metrics.arctic.cdev``'s set)."""
-    pairs = {side: [] for side in SIDES}
+def crop_fields(crops: CropSet, models: Mapping[str, HandModel], objects: Mapping[str, ArticulatedObject]
+                ) -> dict[str, list[tuple[Tensor, Tensor, Tensor]]]:
+    """Per side, per crop, the ground truth's interaction field (as ``interaction_field``, by k-d tree
+    queries): hand-to-object distances [Vh] and nearest object vertices [Vh], object-to-hand distances
+    [Vo], clamped to FIELD_MAX_DIST."""
+    fields: dict[str, list] = {side: [] for side in SIDES}
     with torch.no_grad():
-        for row in range(len(crops)):
-            obj = objects[str(crops.object_name[row])]
-            obj_verts = obj.pose(*crops.object_pose.take(np.array([row])).torch())
-            for side in SIDES:
-                verts = models[side](*crops.hands[side].take(np.array([row])).torch()).vertices
-                dist, idx, _, _ = interaction_field(verts, obj_verts)
-                contact = (dist[0] <= CONTACT_THRES).nonzero().view(-1)
-                pairs[side].append((contact, idx[0, contact]))
+        verts = {side: models[side](*crops.hands[side].torch()).vertices.double().numpy() for side in SIDES}
+        obj_verts: list = [None] * len(crops)
+        for name in np.unique(crops.object_name):
+            rows = np.flatnonzero(crops.object_name == name)
+            posed = objects[str(name)].pose(*crops.object_pose.take(rows).torch(torch.float64)).numpy()
+            for k, row in enumerate(rows):
+                obj_verts[row] = posed[k]
+    for row in range(len(crops)):
+        object_tree = cKDTree(obj_verts[row])
+        for side in SIDES:
+            dist_ho, idx_ho = object_tree.query(verts[side][row])
+            dist_oh, _ = cKDTree(verts[side][row]).query(obj_verts[row])
+            fields[side].append((torch.as_tensor(dist_ho.clip(0, FIELD_MAX_DIST), dtype=torch.float32),
+                                 torch.as_tensor(idx_ho, dtype=torch.int64),
+                                 torch.as_tensor(dist_oh.clip(0, FIELD_MAX_DIST), dtype=torch.float32)))
+    return fields
+
+
+def contact_pairs(crops: CropSet, models: Mapping[str, HandModel], objects: Mapping[str, ArticulatedObject],
+                  fields: dict[str, list] | None = None) -> dict[str, list[tuple[Tensor, Tensor]]]:
+    """Per side, per crop, the ground truth's contacts: hand vertex ids and their nearest object vertex
+    ids where that distance is at most CONTACT_THRES (``hogsa.metrics.arctic.cdev``'s set); from the
+    crops' ``crop_fields`` when given."""
+    pairs = {}
+    for side, rows in (fields or crop_fields(crops, models, objects)).items():
+        contacts = [(dist <= CONTACT_THRES).nonzero().view(-1) for dist, _, _ in rows]
+        pairs[side] = [(contact, idx[contact]) for contact, (_, idx, _) in zip(contacts, rows)]
     return pairs
 
 
@@ -177,35 +210,32 @@ def arcticnet_outputs(model: ArcticNetSF, images: Tensor, K: Tensor, names: np.n
     hands, obj = model(images)
     decoded = {side: decode_hand(hands[side], models[side], focal, size) for side in SIDES}
     transl = weak_perspective_to_translation(obj.cam, focal, size)
-    object_verts, keypoints = [], []
-    for b, name in enumerate(names):
-        rows = slice(b, b + 1)
-        params = type(obj)(obj.rot[rows], obj.angle[rows], obj.cam[rows])
-        object_verts.append(decode_object(params, objects[str(name)], focal[rows], size)[0])
-        keypoints.append(pose_keypoints(object_keypoints(objects[str(name)]), obj.rot[rows], obj.angle[rows],
-                                        transl[rows])[0])
+    object_verts: list = [None] * len(names)
+    keypoints: list = [None] * len(names)
+    for name in np.unique(names):  # the crops of one object are posed together
+        rows = np.flatnonzero(names == name)
+        index = torch.as_tensor(rows)
+        params = type(obj)(obj.rot[index], obj.angle[index], obj.cam[index])
+        posed = decode_object(params, objects[str(name)], focal[index], size)
+        points = pose_keypoints(object_keypoints(objects[str(name)]), obj.rot[index], obj.angle[index], transl[index])
+        for k, row in enumerate(rows):
+            object_verts[row], keypoints[row] = posed[k], points[k]
     return {"hands": hands, "obj": obj, "joints": {s: decoded[s].joints for s in SIDES},
             "verts": {s: decoded[s].vertices for s in SIDES}, "object_verts": object_verts,
             "keypoints": torch.stack(keypoints)}
 
 
 def field_targets(crops: CropSet, models: Mapping[str, HandModel], objects: Mapping[str, ArticulatedObject],
-                  object_vertices: int) -> dict[str, Tensor]:
+                  object_vertices: int, fields: dict[str, list] | None = None) -> dict[str, Tensor]:
     """The ground-truth fields of ``crops``: ro, lo [B, Vh]; or, ol [B, object_vertices] (zero-padded)
-    and ``mask`` [B, object_vertices], 1 on the object's real vertices."""
-    fields = {key: [] for key in ("ro", "lo", "or", "ol")}
-    mask = torch.zeros(len(crops), object_vertices)
-    with torch.no_grad():
-        for row in range(len(crops)):
-            obj_verts = objects[str(crops.object_name[row])].pose(*crops.object_pose.take(np.array([row])).torch())
-            count = obj_verts.shape[1]
-            mask[row, :count] = 1.0
-            for side, key in (("right", "r"), ("left", "l")):
-                verts = models[side](*crops.hands[side].take(np.array([row])).torch()).vertices
-                dist_ho, _, dist_oh, _ = interaction_field(verts, obj_verts)
-                fields[f"{key}o"].append(dist_ho[0])
-                fields[f"o{key}"].append(torch.nn.functional.pad(dist_oh[0], (0, object_vertices - count)))
-    return {**{key: torch.stack(values) for key, values in fields.items()}, "mask": mask}
+    and ``mask`` [B, object_vertices], 1 on the object's real vertices; from the crops' ``crop_fields``
+    when given."""
+    fields = fields or crop_fields(crops, models, objects)
+    pad = lambda dist: torch.nn.functional.pad(dist, (0, object_vertices - dist.shape[0]))  # noqa: E731
+    mask = torch.stack([pad(torch.ones_like(dist_oh)) for _, _, dist_oh in fields["right"]])
+    return {"ro": torch.stack([row[0] for row in fields["right"]]), "lo": torch.stack([row[0] for row in fields["left"]]),
+            "or": torch.stack([pad(row[2]) for row in fields["right"]]),
+            "ol": torch.stack([pad(row[2]) for row in fields["left"]]), "mask": mask}
 
 
 def run_identity(task: str, cfg: BaselinesConfig, seed: int, crops: CropSet) -> dict[str, str]:
@@ -232,6 +262,8 @@ def train_baseline(task: str, cfg: BaselinesConfig, crops: CropSet, supervision:
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = build_model(task, cfg, models, object_vertices)
+    if task == "arcticnet_sf":
+        model.start_cameras(*mean_cameras(crops, models, cfg.image_size))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     tensors = checkpoint_tensors(model)
     identity = run_identity(task, cfg, seed, crops)
