@@ -62,6 +62,15 @@ def stage_outputs(name: str, root: Path, params_file: Path | None = None) -> lis
     return [root / _expand(p, item) for item in matrix_items(name, params_file) for p in paths]
 
 
+def stage_timings(name: str, root: Path, params_file: Path | None = None) -> list[Path]:
+    """The timings files stage ``name`` writes (``-p timings``; one per matrix item), under ``root``."""
+    words = STAGES[name]["cmd"].split()
+    if "timings" not in words:
+        return []
+    path = words[words.index("timings") + 1]
+    return [root / _expand(path, item) for item in matrix_items(name, params_file)]
+
+
 def run_stage(name: str, root: Path, params_file: Path) -> None:
     """Stage ``name`` as dvc runs it (each matrix item in turn), its paths under ``root``."""
     for item in matrix_items(name, params_file):

@@ -2,7 +2,7 @@
 
 import os
 
-from conftest import ORDER, STAGES, file_digests, run_stage, stage_outputs
+from conftest import ORDER, file_digests, run_stage, stage_outputs, stage_timings
 
 
 def test_two_runs_of_every_stage_give_byte_identical_outputs(smoke_study, smoke_params, monkeypatch):
@@ -19,4 +19,4 @@ def test_two_runs_of_every_stage_give_byte_identical_outputs(smoke_study, smoke_
     differ = sorted(path for path in compared if first_digests[path] != second[path])
     assert not differ, f"outputs that differ between two runs: {differ}"
     timings = {path for path in second if path.startswith("reports/timings/")}
-    assert timings == {f"reports/timings/{name}.json" for name in ORDER if "-p timings" in STAGES[name]["cmd"]}
+    assert timings == {str(path.relative_to(smoke_study)) for name in ORDER for path in stage_timings(name, smoke_study)}

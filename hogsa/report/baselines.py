@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from hogsa.baselines.run import EXAMPLES_FILE, SCORES_FILE, TIMINGS_FILE, run_dir
+from hogsa.baselines.run import EXAMPLES_FILE, SCORES_FILE, run_dir
 from hogsa.baselines.train import BaselinesConfig
 from hogsa.config import section
 from hogsa.io import write_json
@@ -126,18 +126,6 @@ def predictions_figure(runs_dir: str | Path, task: str, train_sets: list[str], s
     return fig
 
 
-def run_seconds(runs_dir: str | Path, cfg: BaselinesConfig) -> dict:
-    """Per run "task/train_set/seed<k>": its timings.json, and their total."""
-    runs = {}
-    for task in cfg.tasks:
-        for train_set in cfg.train_sets:
-            for seed in cfg.seeds:
-                path = run_dir(runs_dir, task, train_set, seed) / TIMINGS_FILE
-                runs[f"{task}/{train_set}/seed{seed}"] = json.loads(path.read_text())
-    total = sum(t["train_seconds"] + t["eval_seconds"] for t in runs.values())
-    return {"runs_seconds": round(total, 1), "runs": runs}
-
-
 def has_split(runs_dir: str | Path, cfg: BaselinesConfig, split: str) -> bool:
     return split in read_scores(runs_dir, cfg.tasks[0], cfg.train_sets[0], cfg.seeds[0])
 
@@ -170,8 +158,6 @@ def run(params: dict, paths: BaselinesPaths) -> dict:
         save_and_close(predictions_figure(paths.runs_dir, "arcticnet_sf", cfg.train_sets, cfg.seeds[0], dpi),
                        report / "predictions.png")
     clock.write(paths.timings)
-    timings = json.loads(Path(paths.timings).read_text()) | run_seconds(paths.runs_dir, cfg)
-    write_json(paths.timings, timings)
     return tables
 
 
