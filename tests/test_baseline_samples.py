@@ -89,8 +89,9 @@ def test_a_crop_written_as_a_one_frame_sequence_reads_back_with_the_same_annotat
 
 
 def small_config(**changes) -> BaselinesConfig:
-    values = dict(tasks=list(TASKS), train_sets=["original"], seeds=[0], backbone="small", width=8,
-                  backbone_weights=None, image_size=48, steps=6, batch_size=4, lr=1e-3, grad_clip=150.0,
+    values = dict(tasks=list(TASKS), train_sets=["original"], seeds=[0], backbone="small", width=8, hmr_width=64,
+                  field_width=32, backbone_weights=None, image_size=48, steps=6, batch_size=4, lr=1e-3,
+                  cosine_lr=True, root_weight=10.0, grad_clip=150.0,
                   checkpoint_every=3, aug_scale=0.2, aug_rotation_deg=20.0, aug_color=0.3, hand_points=40,
                   object_points=50, eval_margin=0.1)
     return BaselinesConfig(**(values | changes))
@@ -195,3 +196,11 @@ def test_saved_predictions_re_evaluate_to_the_numbers_of_the_arrays_in_memory(se
     for key, value in arctic_metrics.aggregate(frames).items():
         assert scores[key] == pytest.approx(value, rel=1e-4, abs=1e-4, nan_ok=True), key
     assert repr(evaluate.score(evaluate.per_view(crops, pred, target, objects).values())) == repr(scores)
+
+
+def test_the_learning_rate_falls_along_a_half_cosine_or_stays():
+    cfg = small_config(lr=0.02, steps=10)
+    rates = [train_module.learning_rate(cfg, step) for step in range(10)]
+    assert rates[0] == 0.02 and rates[5] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.01 * (1 - np.cos(np.pi / 10)))
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert {train_module.learning_rate(small_config(lr=0.02, cosine_lr=False), step) for step in range(6)} == {0.02}

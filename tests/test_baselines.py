@@ -7,12 +7,13 @@ import torch
 from safetensors.torch import save_file
 
 from hogsa.articulated import ObjectPose
-from hogsa.baselines.arcticnet import (ArcticNetSF, HandParams, decode_hand, decode_object, encode_hand,
-                                       encode_object)
+from hogsa.baselines.arcticnet import (SIDES, ArcticNetSF, HandParams, ObjectParams, decode_hand, decode_object,
+                                       encode_hand, encode_object)
 from hogsa.baselines.backbone import load_backbone_weights, resnet
 from hogsa.baselines.hmr import (HMRHead, translation_to_weak_perspective,
                                  weak_perspective_to_translation)
 from hogsa.baselines.interfield import InterFieldSF, farthest_points, field_loss
+from hogsa.baselines.losses import WEIGHTS, Targets, arcticnet_loss
 from hogsa.geometry import axis_angle_to_matrix, matrix_to_rotation_6d, rotation_6d_to_matrix
 from hogsa.hand import HandModel, HandPose
 from hogsa.open_objects import open_object
@@ -154,3 +155,43 @@ def test_the_field_loss_down_weights_entries_at_the_clamp_and_masks_invalid_ones
     weight = torch.tensor([[1.0, 1.0], [0.0, 0.0]])  # the second frame is invalid
     expected = 100.0 * (0.01**2 + 0.1 * 0.02**2) / 4
     assert field_loss(pred, gt, weight).item() == pytest.approx(expected)
+
+
+def loss_inputs(batch: int = 3, seed: int = 0):
+    """Hand-made predictions equal to their targets except the right wrist's and a left finger's rotation."""
+    gen = torch.Generator().manual_seed(seed)
+    K = torch.tensor([[200.0, 0, 32], [0, 200.0, 32], [0, 0, 1]]).expand(batch, 3, 3)
+    joints = {s: torch.randn(batch, 21, 3, generator=gen) * 0.05 + torch.tensor([0, 0, 0.6]) for s in SIDES}
+    verts = {s: torch.randn(batch, 30, 3, generator=gen) * 0.05 + torch.tensor([0, 0, 0.6]) for s in SIDES}
+    gt_hands = {s: HandParams(random_rotations(batch * 16, seed).float().reshape(batch, 16, 3, 3), torch.randn(batch, 10, generator=gen),
+                              torch.randn(batch, 3, generator=gen)) for s in SIDES}
+    obj = ObjectParams(torch.randn(batch, 3, generator=gen), torch.rand(batch, generator=gen),
+                       torch.randn(batch, 3, generator=gen))
+    keypoints = torch.randn(batch, 16, 3, generator=gen) * 0.05 + torch.tensor([0, 0, 0.6])
+    valid = torch.ones(batch, dtype=torch.bool)
+    target = Targets(gt_hands, joints, {s: valid for s in SIDES}, obj, keypoints, valid,
+                     {s: [(torch.zeros(0, dtype=torch.long),) * 2] * batch for s in SIDES})
+    pred = {s: h._replace(cam_init=h.cam) for s, h in gt_hands.items()}
+    turned = pred["right"].rotmats.clone()
+    turned[:, 0] = random_rotations(batch, seed + 1).float()
+    pred["right"] = pred["right"]._replace(rotmats=turned)
+    bent = pred["left"].rotmats.clone()
+    bent[:, 5] = random_rotations(batch, seed + 2).float()
+    pred["left"] = pred["left"]._replace(rotmats=bent)
+    objects = [v for v in torch.zeros(batch, 5, 3)]
+    return pred, obj._replace(cam_init=obj.cam), joints, verts, objects, keypoints, target, K
+
+
+def test_the_root_term_is_the_wrist_rotations_squared_error_and_absent_from_arctics_loss():
+    pred, obj, joints, verts, objects, keypoints, target, K = loss_inputs()
+    arctic_terms = arcticnet_loss(pred, obj, joints, verts, objects, keypoints, target, K, 64)
+    terms = arcticnet_loss(pred, obj, joints, verts, objects, keypoints, target, K, 64, root_weight=7.0)
+    assert not any(key.startswith("root") for key in arctic_terms)
+    assert {k: v for k, v in terms.items() if not k.startswith("root")} == arctic_terms
+    wrist = ((pred["right"].rotmats[:, 0] - target.hands["right"].rotmats[:, 0]) ** 2).mean()
+    torch.testing.assert_close(terms["root_right"], 7.0 * wrist)
+    assert terms["root_left"] == 0  # only a finger of the left hand differs
+    finger = ((pred["left"].rotmats - target.hands["left"].rotmats) ** 2).sum() / pred["left"].rotmats.numel()
+    torch.testing.assert_close(terms["pose_left"], WEIGHTS["pose"] * finger)
+    zero = {k for k, v in terms.items() if v == 0}
+    assert zero >= {"kp2d_right", "kp3d_right", "betas_right", "cam_right", "object_kp2d", "rot", "radian"}

@@ -1,8 +1,8 @@
 """HMR regression heads (Kanazawa et al.) as ARCTIC's baselines use them, and their camera model.
 
 ``HMRHead(feat_dim, specs)`` regresses named vectors (``specs``: name → width) from an image feature
-[B, feat_dim] by ``iterations`` residual refinements of an MLP (feat_dim + Σ widths → 1024 → 1024, ReLU
-and dropout) starting from fixed initial values, except the weak-perspective camera ``cam`` whose
+[B, feat_dim] by ``iterations`` residual refinements of an MLP (feat_dim + Σ widths → hidden → hidden,
+ReLU and dropout; ARCTIC's hidden is 1024) starting from fixed initial values, except the weak-perspective camera ``cam`` whose
 initial value a second MLP predicts (returned too: ARCTIC supervises it). Decoder weights start
 near zero (Xavier, gain 0.01) and biases at PyTorch's default (|b| ≤ 1/32), as ARCTIC's, so an
 untrained head stays within about 0.1 of its initial values.
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 MIN_SCALE = 0.1  # ARCTIC's lower bound on the weak-perspective scale
-HIDDEN = 1024
+HIDDEN = 1024  # ARCTIC's refinement width
 
 
 def weak_perspective_to_translation(cam: Tensor, focal: Tensor, crop_size: int) -> Tensor:
@@ -35,7 +35,7 @@ def translation_to_weak_perspective(transl: Tensor, focal: Tensor, crop_size: in
 class HMRHead(nn.Module):
     """Iterative regression of ``specs`` vectors (plus ``cam``, [s, tx, ty]) from [B, feat_dim]."""
 
-    def __init__(self, feat_dim: int, specs: dict[str, Tensor], iterations: int = 3):
+    def __init__(self, feat_dim: int, specs: dict[str, Tensor], iterations: int = 3, hidden: int = HIDDEN):
         super().__init__()
         for name, value in specs.items():
             self.register_buffer(f"init_{name}", value.reshape(1, -1).float().clone(), persistent=False)
@@ -43,14 +43,14 @@ class HMRHead(nn.Module):
         widths = [specs[name].numel() for name in specs] + [3]
         self.iterations = iterations
         self.refine = nn.Sequential(
-            nn.Linear(feat_dim + sum(widths), HIDDEN), nn.ReLU(), nn.Dropout(),
-            nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Dropout(),
+            nn.Linear(feat_dim + sum(widths), hidden), nn.ReLU(), nn.Dropout(),
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(),
         )
-        self.decoders = nn.ModuleDict({name: nn.Linear(HIDDEN, width) for name, width in zip(self.names, widths)})
+        self.decoders = nn.ModuleDict({name: nn.Linear(hidden, width) for name, width in zip(self.names, widths)})
         for decoder in self.decoders.values():
             nn.init.xavier_uniform_(decoder.weight, gain=0.01)
-        self.cam_init = nn.Sequential(nn.Linear(feat_dim, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
-                                      nn.Linear(512, 3))
+        self.cam_init = nn.Sequential(nn.Linear(feat_dim, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, hidden // 2),
+                                      nn.ReLU(), nn.Linear(hidden // 2, 3))
 
     def forward(self, features: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         """[B, feat_dim] → ({name: [B, width]} refined, including ``cam``; the initial ``cam`` [B, 3])."""

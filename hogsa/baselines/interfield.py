@@ -1,10 +1,10 @@
 """InterField-SF (ARCTIC, CVPR 2023): one image crop → the interaction field, per vertex the distance to
 the other entity (hand → object ``ro``, ``lo``; object → hand ``or``, ``ol``), clamped at 0.1 m.
 
-The backbone feature [B, C] is reduced (C → 512 → 512) and tiled onto template points: each hand's
+The backbone feature [B, C] is reduced (C → width → width; ARCTIC's width is 512) and tiled onto template points: each hand's
 canonical template subsampled to ``hand_points`` vertices and the object's to ``object_points``
-(farthest-point sampling, so the points cover the surface). A PointNet (per-point 1×1 convolutions, a
-max-pooled global feature appended to each point's) feeds four per-point regression heads, and learned
+(farthest-point sampling, so the points cover the surface). A PointNet (per-point 1×1 convolutions of ``width``
+channels, a max-pooled global feature appended to each point's) feeds four per-point regression heads, and learned
 linear maps upsample the predictions to every vertex: ``hand_vertices`` per hand, ``object_vertices``
 (the largest object's count; smaller objects use the first entries) for the object, as ARCTIC does.
 """
@@ -21,6 +21,7 @@ from hogsa.baselines.backbone import ResNet
 FIELD_CLAMP = 0.1  # m: ARCTIC's interaction-field bound
 CLAMPED_WEIGHT = 0.1  # loss weight of entries at the bound (most of them: far vertices)
 FIELD_WEIGHT = 100.0
+WIDTH = 512  # ARCTIC's feature and PointNet channels
 
 
 class FieldPrediction(NamedTuple):
@@ -44,8 +45,9 @@ def farthest_points(vertices: Tensor, count: int) -> Tensor:
 class PointNet(nn.Module):
     """Per-point features [B, shallow + out, N]: the global max-pooled feature, then each point's own."""
 
-    def __init__(self, in_dim: int, shallow_dim: int = 512, mid_dim: int = 512, out_dim: int = 512):
+    def __init__(self, in_dim: int, width: int = WIDTH):
         super().__init__()
+        shallow_dim = mid_dim = out_dim = width
         self.shallow = nn.Sequential(nn.Conv1d(in_dim, shallow_dim, 1), nn.BatchNorm1d(shallow_dim))
         self.base = nn.Sequential(nn.Conv1d(shallow_dim, mid_dim, 1), nn.BatchNorm1d(mid_dim), nn.ReLU(),
                                   nn.Conv1d(mid_dim, out_dim, 1), nn.BatchNorm1d(out_dim))
@@ -57,9 +59,10 @@ class PointNet(nn.Module):
         return torch.cat((pooled.expand(-1, -1, x.shape[2]), point), dim=1)
 
 
-def regress_head(in_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv1d(in_dim, 512, 1), nn.BatchNorm1d(512), nn.ReLU(),
-                         nn.Conv1d(512, 128, 1), nn.BatchNorm1d(128), nn.ReLU(), nn.Conv1d(128, 1, 1))
+def regress_head(in_dim: int, width: int = WIDTH) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(in_dim, width, 1), nn.BatchNorm1d(width), nn.ReLU(),
+                         nn.Conv1d(width, width // 4, 1), nn.BatchNorm1d(width // 4), nn.ReLU(),
+                         nn.Conv1d(width // 4, 1, 1))
 
 
 class InterFieldSF(nn.Module):
@@ -67,15 +70,15 @@ class InterFieldSF(nn.Module):
     templates' subsampled points [hand_points, 3] per side are fixed at construction."""
 
     def __init__(self, backbone: ResNet, hand_points: dict[str, Tensor], hand_vertices: int, object_points: int,
-                 object_vertices: int):
+                 object_vertices: int, width: int = WIDTH):
         super().__init__()
         self.backbone = backbone
-        self.down = nn.Sequential(nn.Linear(backbone.out_features, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU())
+        self.down = nn.Sequential(nn.Linear(backbone.out_features, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
         self.register_buffer("points_r", hand_points["right"].float().T.contiguous())  # [3, Nh]
         self.register_buffer("points_l", hand_points["left"].float().T.contiguous())
         self.object_points = object_points
-        self.pointnet = PointNet(3 + 512)
-        self.heads = nn.ModuleDict({key: regress_head(self.pointnet.out_dim) for key in ("ro", "lo", "or", "ol")})
+        self.pointnet = PointNet(3 + width, width)
+        self.heads = nn.ModuleDict({key: regress_head(self.pointnet.out_dim, width) for key in ("ro", "lo", "or", "ol")})
         count = hand_points["right"].shape[0]
         self.upsample_r = nn.Linear(count, hand_vertices)
         self.upsample_l = nn.Linear(count, hand_vertices)

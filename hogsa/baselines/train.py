@@ -1,8 +1,9 @@
 """Training the baselines on crops, resumably, and predicting the val/test crops.
 
 ``train_baseline(task, cfg, crops, out_dir, seed, models, objects)`` trains ArcticNet-SF
-(``"arcticnet_sf"``) or InterField-SF (``"interfield_sf"``) for ``cfg.steps`` Adam steps (batches a
-function of (seed, step), gradient norm clipped at ``cfg.grad_clip``), checkpointing the parameters,
+(``"arcticnet_sf"``) or InterField-SF (``"interfield_sf"``) for ``cfg.steps`` Adam steps (``train_step``:
+batches a function of (seed, step), the learning rate constant or falling along a half cosine, gradient
+norm clipped at ``cfg.grad_clip``), checkpointing the parameters,
 BatchNorm statistics and Adam state every ``cfg.checkpoint_every`` steps through ``hogsa.training``,
 so a killed run resumes where it stopped, and logging its loss terms with dvclive.
 
@@ -53,11 +54,15 @@ class BaselinesConfig:
     seeds: list[int]
     backbone: str  # "small" or "resnet50"
     width: int  # first-stage channels of the small backbone
+    hmr_width: int  # ArcticNet-SF's HMR refinement width (ARCTIC: 1024)
+    field_width: int  # InterField-SF's feature and PointNet channels (ARCTIC: 512)
     backbone_weights: str | None  # safetensors ImageNet weights of the backbone; None: trained from scratch
     image_size: int  # crops are resized to this square input (pixels)
     steps: int
     batch_size: int
     lr: float
+    cosine_lr: bool  # the learning rate falls from lr to 0 along a half cosine over the steps (ARCTIC: constant)
+    root_weight: float  # the extra wrist-rotation term of ArcticNet-SF's loss (``losses``; ARCTIC: 0)
     grad_clip: float
     checkpoint_every: int
     aug_scale: float  # zoom factor drawn in [1 - a, 1 + a]
@@ -77,11 +82,11 @@ def make_backbone(cfg: BaselinesConfig) -> nn.Module:
 
 def build_model(task: str, cfg: BaselinesConfig, models: Mapping[str, HandModel], object_vertices: int) -> nn.Module:
     if task == "arcticnet_sf":
-        return ArcticNetSF(make_backbone(cfg))
+        return ArcticNetSF(make_backbone(cfg), hidden=cfg.hmr_width)
     if task == "interfield_sf":
         points = {side: models[side].v_template[farthest_points(models[side].v_template, cfg.hand_points)] for side in SIDES}
         return InterFieldSF(make_backbone(cfg), points, models["right"].v_template.shape[0], cfg.object_points,
-                            object_vertices)
+                            object_vertices, cfg.field_width)
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
@@ -194,9 +199,7 @@ def targets_of(crops: CropSet, models: Mapping[str, HandModel], objects: Mapping
         hands[side] = encode_hand(pose, models[side], focal, size)
         joints[side] = models[side](*pose).joints
     pose = crops.object_pose.torch()
-    keypoints = torch.stack([pose_keypoints(object_keypoints(objects[str(name)]), pose.rot[b:b + 1],
-                                            pose.articulation[b:b + 1], pose.transl[b:b + 1])[0]
-                             for b, name in enumerate(crops.object_name)])
+    keypoints = crop_keypoints(crops.object_name, objects, pose.rot, pose.articulation, pose.transl)
     return Targets(hands, joints, {s: torch.as_tensor(crops.hand_valid[s]) & valid for s in SIDES},
                    encode_object(pose, focal, size), keypoints, valid, contacts)
 
@@ -211,18 +214,27 @@ def arcticnet_outputs(model: ArcticNetSF, images: Tensor, K: Tensor, names: np.n
     decoded = {side: decode_hand(hands[side], models[side], focal, size) for side in SIDES}
     transl = weak_perspective_to_translation(obj.cam, focal, size)
     object_verts: list = [None] * len(names)
-    keypoints: list = [None] * len(names)
     for name in np.unique(names):  # the crops of one object are posed together
         rows = np.flatnonzero(names == name)
         index = torch.as_tensor(rows)
         params = type(obj)(obj.rot[index], obj.angle[index], obj.cam[index])
         posed = decode_object(params, objects[str(name)], focal[index], size)
-        points = pose_keypoints(object_keypoints(objects[str(name)]), obj.rot[index], obj.angle[index], transl[index])
         for k, row in enumerate(rows):
-            object_verts[row], keypoints[row] = posed[k], points[k]
+            object_verts[row] = posed[k]
     return {"hands": hands, "obj": obj, "joints": {s: decoded[s].joints for s in SIDES},
             "verts": {s: decoded[s].vertices for s in SIDES}, "object_verts": object_verts,
-            "keypoints": torch.stack(keypoints)}
+            "keypoints": crop_keypoints(names, objects, obj.rot, obj.angle, transl)}
+
+
+def crop_keypoints(names: np.ndarray, objects: Mapping[str, ArticulatedObject], rot: Tensor, angle: Tensor,
+                   transl: Tensor) -> Tensor:
+    """[B, 16, 3] camera-frame keypoints (``object_keypoints``) of B crops' objects ``names`` [B] under
+    their poses (rot [B, 3], angle [B], transl [B, 3]), the crops of one object posed together."""
+    keypoints = rot.new_empty(len(names), 16, 3)
+    for name in np.unique(names):
+        index = torch.as_tensor(np.flatnonzero(names == name))
+        keypoints[index] = pose_keypoints(object_keypoints(objects[str(name)]), rot[index], angle[index], transl[index])
+    return keypoints
 
 
 def field_targets(crops: CropSet, models: Mapping[str, HandModel], objects: Mapping[str, ArticulatedObject],
@@ -272,21 +284,8 @@ def train_baseline(task: str, cfg: BaselinesConfig, crops: CropSet, supervision:
     live = open_live(out_dir / "live", start)
     model.train()
     for step in tqdm(range(start, cfg.steps), desc=f"{task} {name}", initial=start, total=cfg.steps):
-        rows = np.array(batch_indices(step, len(crops), cfg.batch_size, seed))
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        torch.manual_seed(seed * 1_000_003 + step)  # dropout: a function of (seed, step), as the batches
-        batch, images = augment(crops.take(rows), image_tensor(crops.take(rows), cfg.image_size), cfg, models,
-                                generator)
-        if task == "arcticnet_sf":
-            terms = arcticnet_terms(model, batch, images, {s: [supervision[s][r] for r in rows] for s in SIDES},
-                                    models, objects, cfg.image_size)
-        else:
-            terms = interfield_terms(model, batch, images, {k: v[rows] for k, v in supervision.items()}, templates)
+        terms = train_step(task, cfg, model, optimizer, crops, supervision, step, seed, models, objects, templates)
         loss = torch.stack(list(terms.values())).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
         live.log_metric("train/loss", loss.item())
         for key, value in terms.items():
             live.log_metric(f"train/{key}", value.item())
@@ -298,14 +297,45 @@ def train_baseline(task: str, cfg: BaselinesConfig, crops: CropSet, supervision:
     return model.eval()
 
 
+def learning_rate(cfg: BaselinesConfig, step: int) -> float:
+    """The learning rate of step ``step`` (0-based): ``cfg.lr``, or its half-cosine decay over ``cfg.steps``."""
+    if not cfg.cosine_lr:
+        return cfg.lr
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / cfg.steps))
+
+
+def train_step(task: str, cfg: BaselinesConfig, model: nn.Module, optimizer: torch.optim.Optimizer, crops: CropSet,
+               supervision: dict, step: int, seed: int, models: Mapping[str, HandModel],
+               objects: Mapping[str, ArticulatedObject], templates: dict[str, Tensor] | None) -> dict[str, Tensor]:
+    """One optimisation step on the batch of (seed, step), augmented and with dropout drawn from them too;
+    returns the loss terms (name → scalar; their sum is the loss the step minimised)."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(cfg, step)
+    rows = np.array(batch_indices(step, len(crops), cfg.batch_size, seed))
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    torch.manual_seed(seed * 1_000_003 + step)  # dropout: a function of (seed, step), as the batches
+    chosen = crops.take(rows)
+    batch, images = augment(chosen, image_tensor(chosen, cfg.image_size), cfg, models, generator)
+    if task == "arcticnet_sf":
+        terms = arcticnet_terms(model, batch, images, {s: [supervision[s][r] for r in rows] for s in SIDES},
+                                models, objects, cfg.image_size, cfg.root_weight)
+    else:
+        terms = interfield_terms(model, batch, images, {k: v[rows] for k, v in supervision.items()}, templates)
+    optimizer.zero_grad(set_to_none=True)
+    torch.stack(list(terms.values())).sum().backward()
+    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return terms
+
+
 def arcticnet_terms(model: ArcticNetSF, batch: CropSet, images: Tensor, contacts: dict[str, list],
                     models: Mapping[str, HandModel], objects: Mapping[str, ArticulatedObject],
-                    size: int) -> dict[str, Tensor]:
+                    size: int, root_weight: float = 0.0) -> dict[str, Tensor]:
     K = torch.as_tensor(batch.K, dtype=torch.float32)
     out = arcticnet_outputs(model, images, K, batch.object_name, models, objects)
     target = targets_of(batch, models, objects, contacts, size)
     return arcticnet_loss(out["hands"], out["obj"], out["joints"], out["verts"], out["object_verts"],
-                          out["keypoints"], target, K, size)
+                          out["keypoints"], target, K, size, root_weight)
 
 
 def interfield_terms(model: InterFieldSF, batch: CropSet, images: Tensor, fields: dict[str, Tensor],
