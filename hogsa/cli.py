@@ -54,21 +54,38 @@ def normalise_executed(notebook: dict, input_path: str, output_path: str) -> dic
 
 def run_notebook(notebook: Path, output: Path, parameters: dict[str, str]) -> None:
     """Execute ``notebook`` into ``output`` with papermill, cwd = study root, the venv's kernel (with
-    string hashing fixed, so that no set's order can change a result, however dvc was started)."""
+    string hashing fixed, so that no set's order can change a result, however dvc was started).
+
+    A notebook whose metadata holds ``hogsa.omp_wait_policy`` gets that OpenMP wait policy in its kernel
+    whatever the environment's: ``ACTIVE`` (idle threads spin) suits a stage that computes alone, such as
+    the baselines' training, whose many small operations wait 1.3-1.7 times longer with ``PASSIVE``
+    (``bench/baselines.py``), the policy the Makefile sets for stages that run worker processes."""
     import papermill
 
     os.environ["PYTHONHASHSEED"] = "0"  # inherited by the kernel papermill starts
     root = repo_root()
+    policy = json.loads((root / notebook).read_text())["metadata"].get("hogsa", {}).get("omp_wait_policy")
+    before = os.environ.get("OMP_WAIT_POLICY")
     with atomic_path(root / output) as tmp:
         try:
+            if policy:
+                os.environ["OMP_WAIT_POLICY"] = policy  # read by the kernel's libgomp as it loads
             papermill.execute_notebook(
                 str(root / notebook), str(tmp), parameters=parameters, cwd=str(root), language="python",
                 kernel_name="python3", progress_bar=False, log_output=True,
             )
         finally:
+            _restore_environment("OMP_WAIT_POLICY", before)
             if tmp.is_file():
                 executed = normalise_executed(json.loads(tmp.read_text()), str(notebook), str(output))
                 tmp.write_text(json.dumps(executed, indent=1, ensure_ascii=False) + "\n")
+
+
+def _restore_environment(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def stage_paths(stage: str, given: dict[str, str | None], root: Path) -> StagePaths:

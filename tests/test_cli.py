@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,23 @@ def test_contactnet_command_writes_the_bytes_the_notebook_run_writes(smoke_study
     }
     for written, notebook_run in expected.items():
         assert (tmp_path / written).read_bytes() == notebook_run.read_bytes(), written
+
+
+def test_a_notebooks_own_omp_wait_policy_reaches_its_kernel_and_only_it(tmp_path, monkeypatch):
+    from hogsa.cli import run_notebook
+
+    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": 'seen = ""', "outputs": [],
+              "execution_count": None},
+             {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+              "source": "import os, pathlib\npathlib.Path(seen).write_text(os.environ.get('OMP_WAIT_POLICY', ''))"}]
+    notebook = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                            "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    for policy, expected in (("ACTIVE", "ACTIVE"), (None, "PASSIVE")):
+        notebook["metadata"]["hogsa"] = {"omp_wait_policy": policy} if policy else {}
+        source = tmp_path / f"{policy}.ipynb"
+        source.write_text(json.dumps(notebook))
+        run_notebook(source, tmp_path / f"{policy}-out.ipynb", {"seen": str(tmp_path / f"{policy}.txt")})
+        assert (tmp_path / f"{policy}.txt").read_text() == expected
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
