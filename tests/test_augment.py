@@ -78,7 +78,8 @@ def smoke_context(smoke_study, smoke_params):
     return shard_context(json.dumps(params, sort_keys=True), inputs)
 
 
-def test_a_batch_render_is_the_models_own_render_with_part_coverage_summing_to_alpha(smoke_context):
+def test_a_batch_render_is_the_models_own_render_with_part_coverage_summing_to_alpha(smoke_context, monkeypatch):
+    monkeypatch.setenv("HOGSA_NO_COMPILE", "1")  # both eager: tests/test_render.py checks the compiled path
     group = smoke_context.index.groups("train")[0]
     planned, _ = plan_shard(smoke_context, Shard("hogs", group, 0, 2))
     poses = smoke_context.pose_set("hogs", group)

@@ -1,11 +1,12 @@
 """Kill-safe resume: a stage SIGKILLed at random moments, then rerun, ends as an uninterrupted run ends.
 
 Each long stage (dataset generation, HOGS training, SRM training, augmentation) runs as dvc runs it,
-in a process of its own (papermill, which starts a Jupyter kernel in a session of its own). Three
-times, its outputs are removed, it is killed (kernel and papermill, SIGKILL) at a moment drawn from a
-seeded generator inside the duration of the uninterrupted run that made the smoke study, and rerun to
-the end, and its outputs are compared byte for byte with that run's. No temporary file may be left.
-When the test fails, the stage is run once more to the end, so the tests after it find its outputs.
+in a process of its own (papermill, which starts a Jupyter kernel in a session of its own). Its
+outputs are removed; three times in a row it is started and killed (kernel and papermill, SIGKILL) at
+a moment drawn from a seeded generator within the first half of the uninterrupted run that made the
+smoke study, each start resuming what the killed ones left; then it is run to the end and its outputs
+are compared byte for byte with that run's. No temporary file may be left. When the test fails, the
+stage is run once more to the end, so the tests after it find its outputs.
 """
 
 import os
@@ -65,22 +66,27 @@ def test_a_stage_killed_three_times_resumes_to_the_same_bytes(smoke_study, smoke
     argv = stage_argv(stage, smoke_study, smoke_params)
     uninterrupted = smoke_runs[stage]
     assert len(uninterrupted.digests) >= 5
+    rng = random.Random(f"kill {stage}")
+    moments = [rng.uniform(0.15, 0.5) * uninterrupted.seconds for _ in range(KILLS)]
     try:
-        rng = random.Random(f"kill {stage}")
-        for moment in sorted(rng.uniform(0.15, 0.8) * uninterrupted.seconds for _ in range(KILLS)):
+        remove_outputs(stage, smoke_study)
+        for _ in range(4):  # on a busy machine a run can be faster than the timed one: kill earlier
+            if kill_after(argv, moments[0]):
+                break
             remove_outputs(stage, smoke_study)
-            for _ in range(4):  # on a busy machine a run can be faster than the timed one: kill earlier
-                if kill_after(argv, moment):
-                    break
-                remove_outputs(stage, smoke_study)
-                moment /= 2
-            else:
-                pytest.fail(f"the {stage} stage ended before every kill moment down to {moment:.1f} s")
-            run_to_end(argv)
-            assert outputs_digests(stage, smoke_study) == uninterrupted.digests, \
-                f"killed at {moment:.1f} s of {uninterrupted.seconds:.1f} s"
-            leftovers = [p for p in smoke_study.rglob("*") if ".tmp" in p.name]
-            assert not leftovers, f"temporary files left after a kill at {moment:.1f} s: {leftovers}"
+            moments = [moment / 2 for moment in moments]
+        else:
+            pytest.fail(f"the {stage} stage ended before every first kill moment down to {moments[0]:.1f} s")
+        killed = [moments[0]]
+        for moment in moments[1:]:
+            if not kill_after(argv, moment):
+                break  # the resumed run got to the end
+            killed.append(moment)
+        run_to_end(argv)
+        assert outputs_digests(stage, smoke_study) == uninterrupted.digests, \
+            f"killed at {killed} s of runs resuming each other ({uninterrupted.seconds:.1f} s uninterrupted)"
+        leftovers = [p for p in smoke_study.rglob("*") if ".tmp" in p.name]
+        assert not leftovers, f"temporary files left after kills at {killed} s: {leftovers}"
     except BaseException:
         remove_outputs(stage, smoke_study)
         run_to_end(argv)
