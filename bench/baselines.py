@@ -4,8 +4,8 @@ Per task (ArcticNet-SF, InterField-SF): the median seconds of a training step (`
 augmentation, forward, loss, backward, Adam; warm-up excluded) and of predicting one evaluation crop,
 on the original training crops and the val crops that the ``baseline_inputs`` stage wrote (``--inputs``,
 default data/baseline_inputs), and the stage's estimated minutes: every run of the training matrix at
-``baselines.steps`` steps plus its val and test predictions. The last line is one JSON object with all
-figures.
+``baselines.steps`` steps plus its val and test predictions (not the targets, scores and saved files of
+a run, about 20 s more each). The last line is one JSON object with all figures.
 """
 
 from __future__ import annotations
