@@ -2,8 +2,9 @@
 
 ``HMRHead(feat_dim, specs)`` regresses named vectors (``specs``: name → width) from an image feature
 [B, feat_dim] by ``iterations`` residual refinements of an MLP (feat_dim + Σ widths → hidden → hidden,
-ReLU and dropout; ARCTIC's hidden is 1024) starting from fixed initial values, except the weak-perspective camera ``cam`` whose
-initial value a second MLP predicts (returned too: ARCTIC supervises it). Decoder weights start
+ReLU and dropout; ARCTIC's hidden is 1024) starting from fixed initial values, except the
+weak-perspective camera ``cam`` whose initial value a second MLP (hidden / 2 wide) predicts (returned
+too: ARCTIC supervises it). Decoder weights start
 near zero (Xavier, gain 0.01) and biases at PyTorch's default (|b| ≤ 1/32), as ARCTIC's, so an
 untrained head stays within about 0.1 of its initial values.
 

@@ -1,11 +1,12 @@
 """InterField-SF (ARCTIC, CVPR 2023): one image crop → the interaction field, per vertex the distance to
 the other entity (hand → object ``ro``, ``lo``; object → hand ``or``, ``ol``), clamped at 0.1 m.
 
-The backbone feature [B, C] is reduced (C → width → width; ARCTIC's width is 512) and tiled onto template points: each hand's
-canonical template subsampled to ``hand_points`` vertices and the object's to ``object_points``
-(farthest-point sampling, so the points cover the surface). A PointNet (per-point 1×1 convolutions of ``width``
-channels, a max-pooled global feature appended to each point's) feeds four per-point regression heads, and learned
-linear maps upsample the predictions to every vertex: ``hand_vertices`` per hand, ``object_vertices``
+The backbone feature [B, C] is reduced (C → width → width; ARCTIC's width is 512) and tiled onto
+template points: each hand's canonical template subsampled to ``hand_points`` vertices and the
+object's to ``object_points`` (farthest-point sampling, so the points cover the surface). A PointNet
+(per-point 1×1 convolutions of ``width`` channels, a max-pooled global feature appended to each
+point's) feeds four per-point regression heads, and learned linear maps upsample the predictions to
+every vertex: ``hand_vertices`` per hand, ``object_vertices``
 (the largest object's count; smaller objects use the first entries) for the object, as ARCTIC does.
 """
 
@@ -43,15 +44,14 @@ def farthest_points(vertices: Tensor, count: int) -> Tensor:
 
 
 class PointNet(nn.Module):
-    """Per-point features [B, shallow + out, N]: the global max-pooled feature, then each point's own."""
+    """Per-point features [B, 2 · width, N]: the global max-pooled feature, then each point's own."""
 
     def __init__(self, in_dim: int, width: int = WIDTH):
         super().__init__()
-        shallow_dim = mid_dim = out_dim = width
-        self.shallow = nn.Sequential(nn.Conv1d(in_dim, shallow_dim, 1), nn.BatchNorm1d(shallow_dim))
-        self.base = nn.Sequential(nn.Conv1d(shallow_dim, mid_dim, 1), nn.BatchNorm1d(mid_dim), nn.ReLU(),
-                                  nn.Conv1d(mid_dim, out_dim, 1), nn.BatchNorm1d(out_dim))
-        self.out_dim = shallow_dim + out_dim
+        self.shallow = nn.Sequential(nn.Conv1d(in_dim, width, 1), nn.BatchNorm1d(width))
+        self.base = nn.Sequential(nn.Conv1d(width, width, 1), nn.BatchNorm1d(width), nn.ReLU(),
+                                  nn.Conv1d(width, width, 1), nn.BatchNorm1d(width))
+        self.out_dim = 2 * width
 
     def forward(self, x: Tensor) -> Tensor:  # [B, in_dim, N] -> [B, out_dim, N]
         point = self.shallow(x)
@@ -78,7 +78,8 @@ class InterFieldSF(nn.Module):
         self.register_buffer("points_l", hand_points["left"].float().T.contiguous())
         self.object_points = object_points
         self.pointnet = PointNet(3 + width, width)
-        self.heads = nn.ModuleDict({key: regress_head(self.pointnet.out_dim, width) for key in ("ro", "lo", "or", "ol")})
+        self.heads = nn.ModuleDict({key: regress_head(self.pointnet.out_dim, width)
+                                    for key in ("ro", "lo", "or", "ol")})
         count = hand_points["right"].shape[0]
         self.upsample_r = nn.Linear(count, hand_vertices)
         self.upsample_l = nn.Linear(count, hand_vertices)
