@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from hogsa.config import load_params
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 ORDER = ("assets", "data", "hogs", "contactnet", "pom", "srm", "augment", "baseline_inputs", "train_baseline",
-         "baselines")
+         "baselines", "report")
 
 
 def matrix_items(name: str, params_file: Path | None = None) -> list[dict[str, str]]:
@@ -72,7 +73,10 @@ def stage_timings(name: str, root: Path, params_file: Path | None = None) -> lis
 
 
 def run_stage(name: str, root: Path, params_file: Path) -> None:
-    """Stage ``name`` as dvc runs it (each matrix item in turn), its paths under ``root``."""
+    """Stage ``name`` as dvc runs it (each matrix item in turn), its paths under ``root``; the report stage
+    gets a copy of the README, whose Results section it rewrites."""
+    if name == "report" and not (root / "README.md").exists():
+        shutil.copy(ROOT / "README.md", root / "README.md")
     for item in matrix_items(name, params_file):
         main(stage_argv(name, root, params_file, item))
 

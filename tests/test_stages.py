@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,36 @@ def test_baselines_stage_tables_re_score_from_the_saved_predictions(smoke_params
                                                                          and math.isnan(row[metric]["seeds"][k]))
     figures = {p.name for p in (smoke_study / "reports" / "baselines").iterdir()}
     assert figures == {"curves.png", "predictions.png"}  # the smoke set has no val split
+
+
+def test_report_stage_writes_the_report_curves_and_readme_from_the_stages_files(smoke_params, smoke_study):
+    """report.md holds every table's heading and each hogsa row of Table 1 as the study's files give it;
+    the README copy's Results are results_section of those files; every run's curve is copied; the GIF
+    has the configured frames; the image-blind reference scores every Table-1 metric."""
+    from PIL import Image
+
+    from hogsa.report.baselines import TABLE1_METRICS
+    from hogsa.report.study import in_study_order, mean_std, read_numbers, results_section
+
+    params = yaml.safe_load(smoke_params.read_text())
+    reports = smoke_study / "reports"
+    markdown = (reports / "report.md").read_text()
+    for heading in ("## Table 1", "## Table 2", "## Table 3", "## Table 4", "## The realism gap", "## Figures",
+                    "## Time of each stage"):
+        assert heading in markdown
+    table1 = metrics(smoke_study, "table1")
+    for name, row in in_study_order(table1):
+        assert mean_std(row["mpjpe"], 1) in markdown
+    assert "<table>" in (reports / "report.html").read_text()
+    numbers = read_numbers(reports / "metrics", reports / "timings")
+    assert results_section(numbers) in (smoke_study / "README.md").read_text()
+    assert metrics(smoke_study, "realism_gap") == {}  # the smoke set trains no oracle run
+    assert set(metrics(smoke_study, "mean_prediction")) == set(TABLE1_METRICS)
+    runs = [f"{task}_{name}_seed{seed}" for task in params["baselines"]["tasks"]
+            for name in params["baselines"]["train_sets"] for seed in params["baselines"]["seeds"]]
+    assert sorted(p.stem for p in (reports / "curves" / "baselines").iterdir()) == sorted(runs)
+    assert sorted(p.stem for p in (reports / "curves" / "hogs").iterdir()) == ["s01_box_3dgs", "s01_box_hogs"]
+    with Image.open(reports / "report" / "orbit.gif") as gif:
+        assert gif.n_frames == params["report"]["orbit_frames"] and gif.size == (params["report"]["orbit_size"],) * 2
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
+        assert (reports / link).is_file(), link

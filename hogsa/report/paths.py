@@ -93,11 +93,31 @@ class BaselinesPaths:
     timings: str
 
 
+@dataclass(frozen=True)
+class ReportPaths:
+    index_file: str
+    models_dir: str  # the hogs stage's models (read)
+    srm_dir: str  # the srm stage's models (read: their curves)
+    runs_dir: str  # the train_baseline runs (read)
+    inputs_dir: str  # the baseline_inputs stage's crops (read: the image-blind reference)
+    metrics_dir: str  # every stage's metrics (read)
+    timings_dir: str  # every stage's timings (read)
+    report_dir: str  # the report's own pictures (written)
+    curves_dir: str  # every training curve as CSV, for dvc plots (written)
+    report_md: str  # Markdown report (written; its figure links are relative to its folder)
+    report_html: str  # the same as one HTML page
+    realism_gap: str  # JSON metrics
+    mean_prediction: str  # JSON metrics: the training crops' mean predicted for every test crop
+    readme: str  # README.md: its Results section is rewritten
+    timings: str
+
+
 StagePaths = (AssetsPaths | DataPaths | HogsPaths | ContactNetPaths | PomPaths | SrmPaths | AugmentPaths
-              | BaselinesPaths)
+              | BaselinesPaths | ReportPaths)
 STAGE_PATHS: dict[str, type[StagePaths]] = {"assets": AssetsPaths, "data": DataPaths, "hogs": HogsPaths,
                                               "contactnet": ContactNetPaths, "pom": PomPaths, "srm": SrmPaths,
-                                              "augment": AugmentPaths, "baselines": BaselinesPaths}
+                                              "augment": AugmentPaths, "baselines": BaselinesPaths,
+                                              "report": ReportPaths}
 
 
 def notebook_parameters(dvc_file: str | Path, stage: str) -> dict[str, str]:
