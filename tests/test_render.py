@@ -433,6 +433,31 @@ def test_failed_kernel_build_falls_back_to_pytorch(monkeypatch):
         tile_composite._extension.cache_clear()
 
 
+def test_a_build_lock_left_by_a_killed_process_does_not_stall_the_next_one(monkeypatch, tmp_path):
+    """torch's build lock is a plain file: a process killed while building leaves it, and torch then waits
+    for it forever. hogsa builds under an OS lock of its own and removes such a stale file first."""
+    from torch.utils import cpp_extension
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    folder = tile_composite.build_directory()
+    folder.mkdir(parents=True)
+    (folder / tile_composite.TORCH_BUILD_LOCK).write_text("")  # the killed builder's
+    seen = {}
+
+    def load(name, sources, **kwargs):
+        seen.update(kwargs, stale_lock=(folder / tile_composite.TORCH_BUILD_LOCK).exists())
+        return "extension"
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    tile_composite._extension.cache_clear()
+    try:
+        assert tile_composite._extension() == "extension"
+    finally:
+        tile_composite._extension.cache_clear()
+    assert seen["build_directory"] == str(folder) and folder.is_relative_to(tmp_path)
+    assert not seen["stale_lock"]
+
+
 # ------------------------------------------------------------------- hand-built, known answers
 
 WIDTH, HEIGHT = 64, 48

@@ -8,14 +8,16 @@ float64. Per-pair gradients are summed per Gaussian with ``index_add_`` (serial 
 not depend on the thread count.
 
 The kernel is built with ``torch.utils.cpp_extension`` on first use (about a minute once per machine,
-cached under ``TORCH_EXTENSIONS_DIR``). ``available()`` is False when ``HOGSA_NO_NATIVE=1`` or when the
+cached under ``TORCH_EXTENSIONS_DIR``, ``build_directory``). ``available()`` is False when ``HOGSA_NO_NATIVE=1`` or when the
 build failed (no C++ compiler): the rasterizer then composites with ``composite.py``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from hogsa.render.tiles import TileGrid, TileIntersections
 
 DISABLE_ENV = "HOGSA_NO_NATIVE"
 SOURCE = Path(__file__).with_suffix(".cpp")
+NAME = "hogsa_tile_composite"
+TORCH_BUILD_LOCK = "lock"  # torch.utils.cpp_extension's build lock: a file, not freed when its process dies
 
 
 def available() -> bool:
@@ -33,12 +37,30 @@ def available() -> bool:
     return os.environ.get(DISABLE_ENV, "0") != "1" and _extension() is not None
 
 
-@functools.cache
-def _extension():
+def build_directory() -> Path:
+    """Where the kernel is built: under ``TORCH_EXTENSIONS_DIR`` (default: torch's build root), one folder
+    per Python and torch version."""
     from torch.utils import cpp_extension
 
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
+    return root / f"{NAME}_py{sys.version_info.major}{sys.version_info.minor}_torch{torch.__version__}"
+
+
+@functools.cache
+def _extension():
+    """The built kernel, or None. Processes build and load it one at a time under an OS file lock, which
+    a killed process releases; holding it, a torch build lock (``lock``) left by a process killed while
+    building is stale and is removed (torch's own lock would make every later process wait forever)."""
+    from torch.utils import cpp_extension
+
+    folder = build_directory()
     try:
-        return cpp_extension.load("hogsa_tile_composite", [str(SOURCE)], extra_cflags=["-O3"], verbose=False)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "hogsa.flock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            (folder / TORCH_BUILD_LOCK).unlink(missing_ok=True)
+            return cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=["-O3"], build_directory=str(folder),
+                                      verbose=False)
     except (RuntimeError, OSError, ImportError) as err:  # no compiler, no ninja, a failed build
         warnings.warn(f"hogsa.render: building {SOURCE.name} failed ({type(err).__name__}: {str(err)[:200]}); "
                       f"the CPU rasterizer composites in PyTorch (slower). Set {DISABLE_ENV}=1 to skip trying.",
