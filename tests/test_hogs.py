@@ -497,6 +497,9 @@ def test_frames_fitted_together_end_where_each_fitted_alone_does(hands, cube):
     lr = {"angles": 1e-3, "offsets": 1e-3}
     together = PoseCorrections(frames)
     fit_corrections(truth, together, samples, loss, lr, iterations=12, batch=2, seed=0, desc="fit")
+    one_per_call = PoseCorrections(frames)  # crops_per_call = batch: the frames go one call each
+    fit_corrections(truth, one_per_call, samples, loss, lr, iterations=12, batch=2, seed=0, desc="fit",
+                    crops_per_call=2)
     for frame in frames:
         alone = PoseCorrections(frames)
         fit_corrections(truth, alone, {frame: samples[frame]}, loss, lr, iterations=12, batch=2, seed=0, desc="fit")
@@ -504,6 +507,7 @@ def test_frames_fitted_together_end_where_each_fitted_alone_does(hands, cube):
         assert together.offsets[name][6:9].norm() > 4e-3  # the object moved back towards its true pose
         torch.testing.assert_close(together.offsets[name][6:9], alone.offsets[name][6:9], atol=3e-5, rtol=0)
         torch.testing.assert_close(together.angles[name][96:100], alone.angles[name][96:100], atol=3e-4, rtol=0)
+        assert torch.equal(one_per_call.offsets[name], alone.offsets[name])
 
 
 # --------------------------------------------------------------------------- #

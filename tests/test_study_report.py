@@ -36,11 +36,12 @@ def cell(seeds: list[float]) -> dict:
 
 def table1_of(values: dict[str, dict[str, list[float]]]) -> dict:
     """A Table-1 dict: every metric of TABLE1_METRICS, the given ones per train set, the rest constant."""
-    return {name: {m: cell(per_metric.get(m, [1.0, 1.0])) for m in TABLE1_METRICS} for name, per_metric in values.items()}
+    return {name: {m: cell(per_metric.get(m, [1.0, 1.0])) for m in TABLE1_METRICS}
+            for name, per_metric in values.items()}
 
 
 def test_the_columns_are_the_tables_metrics_and_the_paper_file_has_each_of_them():
-    assert [c[0] for c in TABLE1_COLUMNS] and {c[0] for c in TABLE1_COLUMNS} == set(TABLE1_METRICS)
+    assert len(TABLE1_COLUMNS) == len(TABLE1_METRICS) and {c[0] for c in TABLE1_COLUMNS} == set(TABLE1_METRICS)
     assert {c[0] for c in TABLE2_COLUMNS} == set(TABLE2_METRICS)
     paper = paper_numbers()
     for table, metrics in (("table1", TABLE1_METRICS), ("table4", TABLE1_METRICS), ("table2", TABLE2_METRICS)):
@@ -54,7 +55,7 @@ def test_the_columns_are_the_tables_metrics_and_the_paper_file_has_each_of_them(
 
 def test_a_table_prints_each_train_sets_mean_and_sample_std_then_the_papers_rows():
     ours = table1_of({"original": {"mpjpe": [110.0, 112.0, 111.5]}, "full": {"mpjpe": [100.0, 104.0, 101.0]}})
-    text = metric_table(ours, paper_numbers()["table1"], TABLE1_COLUMNS)
+    text = metric_table(ours, paper_numbers()["table1"], TABLE1_COLUMNS, "hogsa, embedded")
     lines = text.splitlines()
     assert len(lines) == 2 + 2 + 6  # header, rule, hogsa's 2 rows, the paper's 6
     mpjpe = [c[0] for c in TABLE1_COLUMNS].index("mpjpe") + 2
@@ -111,7 +112,7 @@ def test_readme_results_are_what_the_report_stage_writes_from_the_committed_metr
     numbers = read_numbers(metrics, ROOT / "reports" / "timings")
     readme = (ROOT / "README.md").read_text()
     begin, end = readme.index(RESULTS_BEGIN), readme.index(RESULTS_END) + len(RESULTS_END)
-    assert readme[begin:end] == results_section(numbers), "README's Results differ from reports/metrics: run the report stage"
+    assert readme[begin:end] == results_section(numbers), "README's Results differ from reports/metrics: rerun the report"
 
 
 def test_report_html_has_the_tables_and_images():
@@ -169,7 +170,8 @@ def test_read_numbers_reads_the_matrix_timings_by_run(tmp_path):
     (tmp_path / "m" / "pom.json").write_text(json.dumps({"kept": 3}))
     (tmp_path / "t" / "train_baseline" / "x_seed0.json").write_text(json.dumps({"train_seconds": 1.0}))
     numbers = read_numbers(tmp_path / "m", tmp_path / "t")
-    assert numbers.metrics == {"pom": {"kept": 3}} and numbers.timings == {"train_baseline/x_seed0": {"train_seconds": 1.0}}
+    assert numbers.metrics == {"pom": {"kept": 3}}
+    assert numbers.timings == {"train_baseline/x_seed0": {"train_seconds": 1.0}}
 
 
 def test_comparisons_count_the_metrics_a_train_set_wins_by_its_mean():
@@ -202,3 +204,25 @@ def test_the_image_blind_reference_predicts_the_annotated_training_mean_per_obje
     assert pred["obj_angle"] == [1.0, pytest.approx(0.3)]
     with pytest.raises(ValueError, match="object 'bottle' of the test crops has no training crop"):
         mean_prediction(train, np.array(["box", "box", "mug"]), np.array(["bottle"]))
+
+
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_table3_and_pom_cells_are_their_files_values():
+    from hogsa.report.study import pom_table, table3
+
+    kinds = {"hogs": (29.1629, 0.93959, "not computed"), "hogs_srm": (29.1059, 0.90772, 0.01234)}
+    srm = {kind: {"images": 384, "psnr": p, "ssim": q, "lpips": r} for kind, (p, q, r) in kinds.items()}
+    lines = table3(StudyNumbers({"srm": srm}, {}, paper_numbers(), "arctic")).splitlines()
+    assert cells(lines[2]) == ["hogsa, arctic, all groups", "HOGS w/o SRM", "384", "29.16", "0.940", "not computed"]
+    assert cells(lines[3])[3:] == ["29.11", "0.908", "0.0123"]
+    assert cells(lines[4]) == ["paper, ARCTIC", "w/o SRM", "", "35.07", "0.988", "0.0194"]
+    pom = {"kept": 169, "samples": 182, "pass_rate_before": 0.148, "pass_rate": 0.929, "contact_rate_before": 0.739,
+           "contact_rate_after": 0.989, "penetration_mm_before": 7.634, "penetration_mm_after": 0.640,
+           "volume_cm3_before": 9.97, "volume_cm3_after": 0.209, "coverage_mm_train": 72.28,
+           "coverage_mm_train_plus_pom": 58.99}
+    text = pom_table(pom)
+    assert cells(text.splitlines()[4]) == ["penetration depth (mm)", "7.63", "0.64"]
+    assert "169 of 182 samples kept" in text and "72.3 mm" in text and "59.0 mm" in text

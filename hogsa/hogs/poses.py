@@ -127,29 +127,39 @@ def fit_corrections(
     batch: int,
     seed: int,
     desc: str,  # labels the progress bar
+    crops_per_call: int = 8,  # bounds the renders (and their autograd graphs) held at once
 ) -> None:
     """Fit the corrections of the given frames to their crops with the model frozen: Adam, ``iterations``
     steps, each rendering ``batch`` crops of every frame (drawn by a generator per frame, seeded by ``seed``)
-    in one call. The loss sums each frame's own ``image_loss`` and Adam steps each parameter by its own
-    gradient, so every frame is fitted as if alone, in a fraction of the calls."""
-    if not samples_by_frame:
-        return
+    in one call, at most ``crops_per_call`` crops a call (frames beyond that are fitted in further groups).
+    The loss sums each frame's own ``image_loss`` and Adam steps each parameter by its own gradient, so
+    every frame is fitted as if alone, in a fraction of the calls."""
+    frames = list(samples_by_frame)
+    group = max(1, crops_per_call // batch)
+    with frozen(model):
+        for start in tqdm(range(0, len(frames), group), desc=desc):
+            _fit_together(model, corrections, {f: samples_by_frame[f] for f in frames[start:start + group]},
+                          image_loss, lr, iterations, batch, seed)
+
+
+def _fit_together(model: GaussianScene, corrections: PoseCorrections, samples_by_frame: dict[FrameKey, Sequence],
+                  image_loss: Callable[[Tensor, Tensor], Tensor], lr: dict[str, float], iterations: int, batch: int,
+                  seed: int) -> None:
     names = [frame_name(frame) for frame in samples_by_frame]
     draws = [random.Random(f"{seed}|{name}") for name in names]
     pools = [list(samples) for samples in samples_by_frame.values()]
-    with frozen(model):
-        optimizer = torch.optim.Adam([{"params": [corrections.angles[n] for n in names], "lr": lr["angles"]},
-                                      {"params": [corrections.offsets[n] for n in names], "lr": lr["offsets"]}])
-        for _ in tqdm(range(iterations), desc=desc):
-            picks = [draw.sample(pool, min(batch, len(pool))) for draw, pool in zip(draws, pools)]
-            flat = [s for frame_picks in picks for s in frame_picks]
-            pred = model.render_frames([s.camera for s in flat], *corrections.apply_frames(flat)).rgb
-            target = torch.stack([s.image for s in flat])
-            bounds = np.cumsum([0] + [len(frame_picks) for frame_picks in picks])
-            loss = sum(image_loss(pred[a:b], target[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    optimizer = torch.optim.Adam([{"params": [corrections.angles[n] for n in names], "lr": lr["angles"]},
+                                  {"params": [corrections.offsets[n] for n in names], "lr": lr["offsets"]}])
+    for _ in range(iterations):
+        picks = [draw.sample(pool, min(batch, len(pool))) for draw, pool in zip(draws, pools)]
+        flat = [s for frame_picks in picks for s in frame_picks]
+        pred = model.render_frames([s.camera for s in flat], *corrections.apply_frames(flat)).rgb
+        target = torch.stack([s.image for s in flat])
+        bounds = np.cumsum([0] + [len(frame_picks) for frame_picks in picks])
+        loss = sum(image_loss(pred[a:b], target[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
 
 
 def corrected(sample, corrections: PoseCorrections):

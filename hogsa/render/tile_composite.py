@@ -8,8 +8,9 @@ float64. Per-pair gradients are summed per Gaussian with ``index_add_`` (serial 
 not depend on the thread count.
 
 The kernel is built with ``torch.utils.cpp_extension`` on first use (about a minute once per machine,
-cached under ``TORCH_EXTENSIONS_DIR``, ``build_directory``). ``available()`` is False when ``HOGSA_NO_NATIVE=1`` or when the
-build failed (no C++ compiler): the rasterizer then composites with ``composite.py``.
+cached under ``TORCH_EXTENSIONS_DIR``, ``build_directory``). ``available()`` is False when
+``HOGSA_NO_NATIVE=1`` or when the build failed (no C++ compiler): the rasterizer then composites with
+``composite.py``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ pictures (``hogsa.report.showcase``), ``reports/report.md`` and ``.html`` with e
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ class ReportConfig:
 
 TIMED_OUTPUTS = ("reports/report.md", "reports/report.html")  # they print the stages' minutes: no run repeats them
 STAGE_ORDER = ("assets", "data", "hogs", "contactnet", "pom", "srm", "augment", "baseline_inputs", "train_baseline",
-               "baselines", "report")
+               "baselines")  # the stages before this one, in dvc.yaml's order
 LINKED_FIGURES = {  # the stages' figures the report shows ({group}: the orbit's group; {variant}: each variant's)
     "hogs/held_out_{group}.png": "HOGS and 3DGS held-out crops of {group} beside the ground truth",
     "hogs/orbit_{group}.png": "360° orbit of {group}, HOGS and 3DGS",
@@ -129,6 +130,9 @@ def save_pictures(inputs: StudyInputs, paths: ReportPaths) -> dict[str, Path]:
                                    cfg.orbit_elevation_deg)
     showcase.write_gif(out / "orbit.gif", frames, cfg.orbit_seconds_per_frame)
 
+    if len(cfg.transfer_groups) != 2:
+        raise ValueError(f"params.yaml report.transfer_groups: expected two groups [source, target], "
+                         f"got {cfg.transfer_groups}")
     source_group, target_group = cfg.transfer_groups
     (source_data, source), (target_data, target) = (trained_hogs(inputs, paths.models_dir, g)
                                                     for g in cfg.transfer_groups)
@@ -137,19 +141,22 @@ def save_pictures(inputs: StudyInputs, paths: ReportPaths) -> dict[str, Path]:
                                            cfg.image_inches, (f"{source_group}, its model", f"on {target_group}'s"))
     save_and_close(figure, out / "pose_transfer.png", cfg.dpi)
 
-    object_of = {name: inputs.index.read(name).object_name for name in inputs.index.sequences("test")}
-    shown = [name for name in ("original", "full") if name in inputs.baselines.train_sets]
-    figure = showcase.predictions_figure(paths.runs_dir, shown, inputs.baselines.seeds[0], inputs.hands,
-                                         inputs.index.objects(set(object_of.values())), object_of, cfg.image_inches,
-                                         cfg.predictions_shown)
-    save_and_close(figure, out / "predictions.png", cfg.dpi)
-    return {
-        "Fig. 5: test crops with the annotated meshes and ArcticNet-SF's predicted ones, trained on the "
-        f"original crops and with HOGSA ({' / '.join(shown)})": out / "predictions.png",
+    pictures = {
         f"Fig. 13 (a): a 360° novel-view orbit of {cfg.orbit_group}'s HOGS model (animated)": out / "orbit.gif",
         f"Fig. 13 (b): pose transfer, {source_group}'s grasps on {target_group}'s HOGS model with its hand shape":
             out / "pose_transfer.png",
     }
+    shown = [name for name in ("original", "full") if name in inputs.baselines.train_sets]
+    if "arcticnet_sf" in inputs.baselines.tasks and shown:
+        object_of = {name: inputs.index.read(name).object_name for name in inputs.index.sequences("test")}
+        figure = showcase.predictions_figure(paths.runs_dir, shown, inputs.baselines.seeds[0], inputs.hands,
+                                             inputs.index.objects(set(object_of.values())), object_of,
+                                             cfg.image_inches, cfg.predictions_shown)
+        save_and_close(figure, out / "predictions.png", cfg.dpi)
+        title = ("Fig. 5: test crops with the annotated meshes and ArcticNet-SF's predicted ones, trained on "
+                 f"{' and '.join(TRAIN_SET_LABELS[name] for name in shown)}")
+        pictures = {title: out / "predictions.png"} | pictures
+    return pictures
 
 
 def run(params: dict, paths: ReportPaths) -> dict:
@@ -166,7 +173,10 @@ def run(params: dict, paths: ReportPaths) -> dict:
     pictures = save_pictures(inputs, paths)
     write_json(paths.mean_prediction, mean_prediction_scores(paths.inputs_dir, "test", hands, inputs.index))
 
-    numbers = read_numbers(paths.metrics_dir, paths.timings_dir)
+    numbers = read_numbers(paths.metrics_dir, paths.timings_dir, inputs.index.source)
+    runs = {f"train_baseline/{name}" for name in curve_sources(paths, groups, inputs.baselines)["baselines"]}
+    numbers = dataclasses.replace(numbers, timings={k: v for k, v in numbers.timings.items()
+                                                    if not k.startswith("train_baseline/") or k in runs})
     gap = realism_gap(numbers.metrics["table1"])
     write_json(paths.realism_gap, gap)
     report_md = Path(paths.report_md)

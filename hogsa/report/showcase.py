@@ -16,11 +16,13 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from torch import Tensor
 
 from hogsa.articulated import ArticulatedObject
 from hogsa.baselines.evaluate import read_prediction
 from hogsa.baselines.run import EXAMPLES_FILE, PREDICTIONS_DIR, run_dir
 from hogsa.data.rig import camera_ring
+from hogsa.data.schema import SequenceRecord
 from hogsa.hand import HandModel, HandPose
 from hogsa.hogs.train import TrainedScene
 from hogsa.io import atomic_path
@@ -35,7 +37,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:  # [H, W, 3] in [0, 1] → uint8
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def orbit_frames(scene: TrainedScene, seq, frame: int, size: int, views: int, fov_deg: float,
+def orbit_frames(scene: TrainedScene, seq: SequenceRecord, frame: int, size: int, views: int, fov_deg: float,
                  elevation_deg: float) -> np.ndarray:
     """[views, size, size, 3] uint8: ``frame`` of ``seq`` at its corrected poses, rendered by ``scene``
     from ``views`` cameras evenly spaced over 360° of azimuth at ``elevation_deg``, framed to fit."""
@@ -51,14 +53,14 @@ def write_gif(path: str | Path, frames: np.ndarray, seconds_per_frame: float) ->
         iio.imwrite(tmp, frames, extension=".gif", duration=round(1000 * seconds_per_frame), loop=0)
 
 
-def with_shape(pose: HandPose, betas) -> HandPose:
+def with_shape(pose: HandPose, betas: Tensor) -> HandPose:
     """``pose`` with another subject's shape coefficients ``betas`` [1, 10]."""
     return dataclasses.replace(pose, betas=betas)
 
 
-def pose_transfer_figure(source: TrainedScene, target: TrainedScene, source_seqs: list, target_seq,
-                         size: int, fov_deg: float, elevation_deg: float, image_inches: float,
-                         labels: tuple[str, str]) -> Figure:
+def pose_transfer_figure(source: TrainedScene, target: TrainedScene, source_seqs: list[SequenceRecord],
+                         target_seq: SequenceRecord, size: int, fov_deg: float, elevation_deg: float,
+                         image_inches: float, labels: tuple[str, str]) -> Figure:
     """The middle frame of each of ``source_seqs`` (one subject's grasps) rendered by the source
     subject's model and by the target subject's, with the target's hand shape (``target_seq``'s betas):
     one column per grasp, one row per model (``labels``, two different ones), each column's camera framed

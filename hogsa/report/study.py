@@ -35,9 +35,10 @@ TABLE3_COLUMNS = (("psnr", "PSNR ↑", "dB"), ("ssim", "SSIM ↑", ""), ("lpips"
 
 TRAIN_SET_LABELS = {"original": "original crops", "full": "+ HOGSA (full)", "no_srm": "+ HOGSA w/o SRM",
                     "no_pom": "+ HOGSA w/o POM", "3dgs": "+ 3DGS ablation", "oracle": "+ oracle renders"}
-RENDER_LABELS = {"hogs": "HOGS w/o SRM", "hogs_srm": "HOGS w SRM", "3dgs": "3DGS w/o SRM", "3dgs_srm": "3DGS w SRM"}
-GAP_SETS = ("full", "3dgs", "no_srm")
-PAPER_TABLE3_PLACES = {"psnr": 2, "ssim": 3, "lpips": 4}  # compared with the oracle in the realism gap
+RENDER_LABELS = {"hogs": "HOGS w/o SRM", "hogs_srm": "HOGS w SRM", "3dgs": "3DGS w/o SRM",
+                 "3dgs_srm": "3DGS w SRM"}
+GAP_SETS = ("full", "3dgs", "no_srm")  # compared with the oracle in the realism gap
+TABLE3_PLACES = {"psnr": 2, "ssim": 3, "lpips": 4}  # decimals of Table 3's cells, hogsa's and the paper's
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,9 @@ class StudyNumbers:
     """The parsed metric and timing files a report is made of (``read_numbers``)."""
 
     metrics: dict[str, dict]  # reports/metrics/<name>.json by name: table1, table2, table4, srm, hogs, augment, pom...
-    timings: dict[str, dict]  # reports/timings/<stage>.json by stage; train_baseline/<run>.json as "train_baseline/<run>"
+    timings: dict[str, dict]  # reports/timings/<stage>.json by stage; the matrix's as "train_baseline/<run>"
     paper: dict  # paper_numbers.yaml
+    source: str = "embedded"  # params.yaml data.source: the dataset hogsa's rows are of
 
 
 def paper_numbers() -> dict:
@@ -54,18 +56,24 @@ def paper_numbers() -> dict:
     return yaml.safe_load(resources.files("hogsa.report").joinpath(PAPER_NUMBERS).read_text())
 
 
-def read_numbers(metrics_dir: str | Path, timings_dir: str | Path) -> StudyNumbers:
+def read_numbers(metrics_dir: str | Path, timings_dir: str | Path, source: str = "embedded") -> StudyNumbers:
     """Every ``*.json`` of ``metrics_dir`` and ``timings_dir`` (recursively: the training matrix's runs)."""
     def read(folder: Path) -> dict[str, dict]:
         return {str(p.relative_to(folder).with_suffix("")): json.loads(p.read_text())
                 for p in sorted(folder.rglob("*.json"))}
-    return StudyNumbers(read(Path(metrics_dir)), read(Path(timings_dir)), paper_numbers())
+    return StudyNumbers(read(Path(metrics_dir)), read(Path(timings_dir)), paper_numbers(), source)
 
 
 # --------------------------------------------------------------------------- #
 # Cells and tables
 # --------------------------------------------------------------------------- #
+def hogsa_label(numbers: StudyNumbers) -> str:
+    """The label of hogsa's rows: "hogsa, <dataset>"."""
+    return f"hogsa, {numbers.source}"
+
+
 def decimals(unit: str) -> int:
+    """Decimals of a cell in ``unit`` (unitless: SSIM; LPIPS has ``TABLE3_PLACES``)."""
     return {"": 3, "m/s²": 2, "dB": 2}.get(unit, 1)
 
 
@@ -92,17 +100,19 @@ def in_study_order(by_train_set: dict) -> list[tuple[str, dict]]:
 
 
 def seeds_phrase(table: dict) -> str:
+    """"3 seeds": how many per-seed values a table's cells hold."""
     seeds = len(next(iter(table.values()))["mpjpe"]["seeds"])
     return f"{seeds} seed" + ("s" if seeds != 1 else "")
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table of text cells."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def metric_table(ours: dict, paper: dict, columns: tuple, ours_label: str = "hogsa, embedded") -> str:
+def metric_table(ours: dict, paper: dict, columns: tuple, ours_label: str) -> str:
     """hogsa's rows (mean ± std over seeds, every train set of ``ours``) above the paper's rows (every
     dataset of ``paper``), one column per metric of ``columns``."""
     header = ["source", "train set"] + [f"{title} ({unit})" if unit else title for _, title, unit in columns]
@@ -117,23 +127,25 @@ def metric_table(ours: dict, paper: dict, columns: tuple, ours_label: str = "hog
 def table1(numbers: StudyNumbers) -> str:
     """Table 1 with, when the report computed it, the image-blind reference (``mean_prediction.json``)
     as a last hogsa row."""
-    text = metric_table(numbers.metrics["table1"], numbers.paper["table1"], TABLE1_COLUMNS)
+    text = metric_table(numbers.metrics["table1"], numbers.paper["table1"], TABLE1_COLUMNS, hogsa_label(numbers))
     reference = numbers.metrics.get("mean_prediction")
     if reference is None:
         return text
     lines = text.splitlines()
-    row = ["hogsa, embedded", "training mean, no image"] + [number(reference[key], decimals(unit))
+    row = [hogsa_label(numbers), "training mean, no image"] + [number(reference[key], decimals(unit))
                                                             for key, _, unit in TABLE1_COLUMNS]
     ours = 2 + len(numbers.metrics["table1"])
     return "\n".join(lines[:ours] + ["| " + " | ".join(row) + " |"] + lines[ours:])
 
 
 def table2(numbers: StudyNumbers) -> str:
-    return metric_table(numbers.metrics["table2"], numbers.paper["table2"], TABLE2_COLUMNS)
+    """InterField-SF's field errors and accelerations, hogsa's beside the paper's."""
+    return metric_table(numbers.metrics["table2"], numbers.paper["table2"], TABLE2_COLUMNS, hogsa_label(numbers))
 
 
 def table4(numbers: StudyNumbers) -> str:
-    return metric_table(numbers.metrics["table4"], numbers.paper["table4"], TABLE1_COLUMNS)
+    """The ablation of HOGSA's parts (ArcticNet-SF), hogsa's beside the paper's."""
+    return metric_table(numbers.metrics["table4"], numbers.paper["table4"], TABLE1_COLUMNS, hogsa_label(numbers))
 
 
 def better_metrics(table: dict, ours: str, other: str) -> list[str]:
@@ -166,11 +178,11 @@ def table3(numbers: StudyNumbers) -> str:
             continue
         for kind in RENDER_LABELS:
             if kind in values:
-                rows.append([f"hogsa, embedded, {scope}", RENDER_LABELS[kind], str(values[kind]["images"])]
-                            + [number(values[kind][key], decimals(unit)) for key, _, unit in TABLE3_COLUMNS])
+                rows.append([f"{hogsa_label(numbers)}, {scope}", RENDER_LABELS[kind], str(values[kind]["images"])]
+                            + [number(values[kind][key], TABLE3_PLACES[key]) for key, _, _ in TABLE3_COLUMNS])
     for dataset, by_kind in numbers.paper["table3"].items():
         for row in by_kind.values():
-            rows.append([f"paper, {dataset}", row["label"], ""] + [number(row[key], PAPER_TABLE3_PLACES[key])
+            rows.append([f"paper, {dataset}", row["label"], ""] + [number(row[key], TABLE3_PLACES[key])
                                                                    for key, _, _ in TABLE3_COLUMNS])
     return markdown_table(header, rows)
 
@@ -207,7 +219,7 @@ def realism_gap(table: dict, train_sets: tuple[str, ...] = GAP_SETS) -> dict:
     ({"mean", "std" (sample, over seeds), "seeds"}), and each one's ratio to the oracle's mean gain: the
     share of a perfect renderer's benefit it delivers (None when the oracle gains nothing, ≤ 0). Empty
     without an oracle run."""
-    if "oracle" not in table:
+    if "oracle" not in table or "original" not in table:
         return {}
     out = {}
     for metric in TABLE1_METRICS:
@@ -223,20 +235,21 @@ def realism_gap(table: dict, train_sets: tuple[str, ...] = GAP_SETS) -> dict:
 
 
 def _spread(values: np.ndarray) -> dict:
+    """{"mean", "std" (sample; 0 for one value), "seeds"} of per-seed values."""
     std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return {"mean": float(values.mean()), "std": std, "seeds": [float(v) for v in values]}
 
 
 def realism_gap_table(gap: dict) -> str:
+    """``realism_gap``'s gains and ratios, one row per Table-1 metric."""
     if not gap:
-        return "No realism gap: it needs the `oracle` train set in `baselines.train_sets`."
+        return "No realism gap: it needs the `original` and `oracle` train sets in `baselines.train_sets`."
     names = [n for n in GAP_SETS if n in next(iter(gap.values()))]
     header = ["metric", "oracle gain"] + [h for n in names for h in (f"{n} gain", f"{n} / oracle")]
-    units = {key: unit for key, _, unit in TABLE1_COLUMNS}
     rows = []
     for key, title, unit in TABLE1_COLUMNS:
         row = gap[key]
-        places = decimals(units[key])
+        places = decimals(unit)
         cells = [f"{title.rstrip(' ↓↑')} ({unit})", mean_std(row["oracle"], places)]
         for name in names:
             cells += [mean_std(row[name], places), number(row[f"{name}_ratio"], 2)]
@@ -291,8 +304,8 @@ def results_section(numbers: StudyNumbers, report_link: str = "reports/report.md
             for name, row in in_study_order(numbers.metrics["table1"])]
     return "\n".join([
         RESULTS_BEGIN,
-        f"ArcticNet-SF on the embedded test split (mean ± sample std over {seeds_phrase(numbers.metrics['table1'])}), "
-        "trained on the original "
+        f"ArcticNet-SF on the {numbers.source} test split (mean ± sample std over "
+        f"{seeds_phrase(numbers.metrics['table1'])}), trained on the original "
         "crops alone and with each augmentation; the paper's numbers, the other tables, the realism gap and the "
         f"figures are in [the study report]({report_link}).",
         "",
@@ -312,7 +325,7 @@ def replace_results(readme: str, section: str, where: str = "README.md") -> str:
 def augmentation_comparison(seconds_per_image: float | None, paper: dict) -> str:
     """A sentence: hogsa's seconds per augmented image beside the paper's expansion and speed."""
     ours = (f"hogsa generated {seconds_per_image:.3f} s per augmented image (every variant, the augment stage's "
-            "timings, on this machine's CPU)." if seconds_per_image is not None
+            "timings, on the machine that ran the study)." if seconds_per_image is not None
             else "The augment stage recorded no time per image.")
     theirs = "; ".join(f"{name}: {v['hogs_models']} HOGS models, {v['augmented_images']:,} images added to "
                        f"{v['original_images']:,} (expansion {v['augmented_images'] / v['original_images']:.2f})"
@@ -321,18 +334,20 @@ def augmentation_comparison(seconds_per_image: float | None, paper: dict) -> str
 
 
 def pom_table(pom: dict) -> str:
-    """The plausibility of the generated grasps before and after POM's optimisation (pom.json)."""
-    rows = [["samples kept", f"{pom['kept']} of {pom['samples']}", ""],
-            ["pass rate", f"{pom['pass_rate_before']:.3f}", f"{pom['pass_rate']:.3f}"],
+    """The plausibility of the generated grasps before and after POM's optimisation (pom.json), and what
+    was kept."""
+    rows = [["pass rate", f"{pom['pass_rate_before']:.3f}", f"{pom['pass_rate']:.3f}"],
             ["contact rate", f"{pom['contact_rate_before']:.3f}", f"{pom['contact_rate_after']:.3f}"],
             ["penetration depth (mm)", f"{pom['penetration_mm_before']:.2f}", f"{pom['penetration_mm_after']:.2f}"],
-            ["hand-in-object volume (cm³)", f"{pom['volume_cm3_before']:.2f}", f"{pom['volume_cm3_after']:.2f}"],
-            ["test-pose coverage (mm): train → train + POM", f"{pom['coverage_mm_train']:.1f}",
-             f"{pom['coverage_mm_train_plus_pom']:.1f}"]]
-    return markdown_table(["", "before optimisation", "after"], rows)
+            ["hand-in-object volume (cm³)", f"{pom['volume_cm3_before']:.2f}", f"{pom['volume_cm3_after']:.2f}"]]
+    kept = (f"{pom['kept']} of {pom['samples']} samples kept; the test poses' coverage (mean distance to the nearest "
+            f"training pose) goes from {pom['coverage_mm_train']:.1f} mm with the training poses alone to "
+            f"{pom['coverage_mm_train_plus_pom']:.1f} mm with POM's.")
+    return markdown_table(["", "before optimisation", "after"], rows) + "\n\n" + kept
 
 
 def figure(title: str, path: str) -> str:
+    """A Markdown image with its title as a caption."""
     return f"![{title}]({path})\n\n*{title}*"
 
 
@@ -348,8 +363,9 @@ def report_markdown(numbers: StudyNumbers, figures: dict[str, str], stage_order:
         "Written by the report stage (`dvc repro report`, `notebooks/90_report.ipynb`) from the stages' metric files "
         "(`reports/metrics/`) and timings (`reports/timings/`): every number of hogsa below is read from them. The "
         "paper's numbers come from `hogsa/report/paper_numbers.yaml`; they were measured on ARCTIC and H2O with "
-        "ResNet-50 baselines at 224 px, so they are a reference, not the same experiment: hogsa's default runs on "
-        "its embedded open dataset, on a CPU, with a small backbone.",
+        f"ResNet-50 baselines at 224 px. hogsa's rows are of the `{numbers.source}` dataset with this study's "
+        "parameters (the default: hogsa's embedded open data, on a CPU, with a small backbone), so the paper's are "
+        "a reference, not the same experiment.",
         f"Baselines: mean ± sample std over {seeds_phrase(m['table1'])}, test split, scored by `hogsa.metrics.arctic`.",
         "## Table 1 · ArcticNet-SF",
         table1(numbers),
