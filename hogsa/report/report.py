@@ -21,6 +21,7 @@ from hogsa.hogs.train import KINDS, HOGSConfig, TrainedScene, load_trained
 from hogsa.io import atomic_write_text, write_json
 from hogsa.report import showcase
 from hogsa.report.curves import write_curves
+from hogsa.report.hogs import group_slug
 from hogsa.report.outputs import StageClock, save_and_close
 from hogsa.report.paths import ReportPaths
 from hogsa.report.reference import mean_prediction_scores
@@ -78,7 +79,7 @@ def linked_figures(reports_dir: Path, report_md: Path, group: str, variants: lis
     figures = {}
     for pattern, title in LINKED_FIGURES.items():
         for variant in variants if "{variant}" in pattern else [None]:
-            path = reports_dir / pattern.format(group=group.replace("/", "_"), variant=variant)
+            path = reports_dir / pattern.format(group=group_slug(group), variant=variant)
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: a figure the report shows is missing; run the stage that draws it")
             figures[title.format(group=group, variant=variant)] = os.path.relpath(path, report_md.parent)
@@ -95,8 +96,7 @@ def curve_sources(paths: ReportPaths, hogs_groups: list[str], cfg: BaselinesConf
     """{family of ``CURVES``: {run: dvclive folder}}: HOGS and 3DGS per group, the SRM per kind of render,
     the baselines per (task, train set, seed)."""
     models = Path(paths.models_dir)
-    hogs = {f"{g.replace('/', '_')}_{kind}": models / g.replace("/", "_") / kind / "live"
-            for g in hogs_groups for kind in KINDS}
+    hogs = {f"{group_slug(g)}_{kind}": models / group_slug(g) / kind / "live" for g in hogs_groups for kind in KINDS}
     srm = {p.parent.name: p for p in sorted(Path(paths.srm_dir).glob("*/live"))}
     baselines = {f"{task}_{name}_seed{seed}": run_dir(paths.runs_dir, task, name, seed) / "live"
                  for task in cfg.tasks for name in cfg.train_sets for seed in cfg.seeds}
@@ -124,18 +124,19 @@ def save_pictures(inputs: StudyInputs, paths: ReportPaths) -> dict[str, Path]:
     (Fig. 13 b) and the baselines' predicted meshes (Fig. 5); returns {title: path}."""
     cfg, out = inputs.cfg, Path(paths.report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data, scene = trained_hogs(inputs, paths.models_dir, cfg.orbit_group)
+    if len(cfg.transfer_groups) != 2:
+        raise ValueError(f"params.yaml report.transfer_groups: expected two groups [source, target], "
+                         f"got {cfg.transfer_groups}")
+    trained = {g: trained_hogs(inputs, paths.models_dir, g) for g in dict.fromkeys([cfg.orbit_group,
+                                                                                     *cfg.transfer_groups])}
+    data, scene = trained[cfg.orbit_group]
     seq = data.sequences[0]
     frames = showcase.orbit_frames(scene, seq, seq.frames // 2, cfg.orbit_size, cfg.orbit_frames, cfg.orbit_fov_deg,
                                    cfg.orbit_elevation_deg)
     showcase.write_gif(out / "orbit.gif", frames, cfg.orbit_seconds_per_frame)
 
-    if len(cfg.transfer_groups) != 2:
-        raise ValueError(f"params.yaml report.transfer_groups: expected two groups [source, target], "
-                         f"got {cfg.transfer_groups}")
     source_group, target_group = cfg.transfer_groups
-    (source_data, source), (target_data, target) = (trained_hogs(inputs, paths.models_dir, g)
-                                                    for g in cfg.transfer_groups)
+    (source_data, source), (target_data, target) = trained[source_group], trained[target_group]
     figure = showcase.pose_transfer_figure(source, target, source_data.sequences, target_data.sequences[0],
                                            inputs.hogs.crop, cfg.orbit_fov_deg, cfg.orbit_elevation_deg,
                                            cfg.image_inches, (f"{source_group}, its model", f"on {target_group}'s"))
@@ -167,14 +168,14 @@ def run(params: dict, paths: ReportPaths) -> dict:
     inputs = StudyInputs(params, section(params, "report", ReportConfig), section(params, "hogs", HOGSConfig),
                          section(params, "baselines", BaselinesConfig), hands,
                          DatasetIndex.load(paths.index_file, hands))
-    groups = resolve_groups(inputs.hogs.groups, inputs.index)
-    for family, sources in curve_sources(paths, groups, inputs.baselines).items():
+    curves = curve_sources(paths, resolve_groups(inputs.hogs.groups, inputs.index), inputs.baselines)
+    for family, sources in curves.items():
         write_curves(Path(paths.curves_dir) / family, sources, CURVES[family], inputs.cfg.curves_every)
     pictures = save_pictures(inputs, paths)
     write_json(paths.mean_prediction, mean_prediction_scores(paths.inputs_dir, "test", hands, inputs.index))
 
     numbers = read_numbers(paths.metrics_dir, paths.timings_dir, inputs.index.source)
-    runs = {f"train_baseline/{name}" for name in curve_sources(paths, groups, inputs.baselines)["baselines"]}
+    runs = {f"train_baseline/{name}" for name in curves["baselines"]}  # this parameter set's matrix
     numbers = dataclasses.replace(numbers, timings={k: v for k, v in numbers.timings.items()
                                                     if not k.startswith("train_baseline/") or k in runs})
     gap = realism_gap(numbers.metrics["table1"])

@@ -117,9 +117,9 @@ def predictions_figure(runs_dir: str | Path, train_sets: list[str], seed: int, h
     for j, source in enumerate(sources):
         image, K = examples["images"][j], examples["K"][j]
         faces["obj_verts"] = objects[object_of[source.split(":", 1)[0]]].faces.numpy()
-        meshes = {"annotated": prediction_meshes(runs_dir, "arcticnet_sf", train_sets[0], seed, source)["target"]}
-        for name in train_sets:
-            meshes[f"{name}, seed {seed}"] = prediction_meshes(runs_dir, "arcticnet_sf", name, seed, source)["pred"]
+        saved = {name: prediction_meshes(runs_dir, "arcticnet_sf", name, seed, source) for name in train_sets}
+        meshes = {"annotated": saved[train_sets[0]]["target"]}
+        meshes |= {f"{name}, seed {seed}": saved[name]["pred"] for name in train_sets}
         for i, row in enumerate(rows):
             ax = axes[i, j]
             ax.imshow(image)

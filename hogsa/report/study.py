@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from hogsa.report.baselines import HIGHER_IS_BETTER, TABLE1_METRICS
+from hogsa.report.baselines import HIGHER_IS_BETTER, TABLE1_METRICS, gains, spread
 
 PAPER_NUMBERS = "paper_numbers.yaml"
 RESULTS_BEGIN = "<!-- results: written by the report stage (hogsa.report.study.results_section); do not edit -->"
@@ -151,8 +151,8 @@ def table4(numbers: StudyNumbers) -> str:
 def better_metrics(table: dict, ours: str, other: str) -> list[str]:
     """The metrics of ``table`` on which ``ours``'s mean over seeds is better than ``other``'s (lower, or
     higher for the success rate); NaN means compare as not better."""
-    sign = {m: (1 if m in HIGHER_IS_BETTER else -1) for m in table[ours]}
-    return [m for m, cell in table[ours].items() if sign[m] * (cell["mean"] - table[other][m]["mean"]) > 0]
+    improvement = gains({ours: table[ours], other: table[other]}, against=other)[ours]
+    return [m for m in table[ours] if improvement.get(m, 0.0) > 0]
 
 
 def comparisons(table: dict, ours: str, others: tuple[str, ...]) -> str:
@@ -224,20 +224,14 @@ def realism_gap(table: dict, train_sets: tuple[str, ...] = GAP_SETS) -> dict:
     out = {}
     for metric in TABLE1_METRICS:
         oracle = seed_gains(table, "oracle", metric)
-        row = {"oracle": _spread(oracle)}
+        row = {"oracle": spread(oracle)}
         for name in train_sets:
             if name in table:
                 gains = seed_gains(table, name, metric)
-                row[name] = _spread(gains)
+                row[name] = spread(gains)
                 row[f"{name}_ratio"] = float(gains.mean() / oracle.mean()) if oracle.mean() > 0 else None
         out[metric] = row
     return out
-
-
-def _spread(values: np.ndarray) -> dict:
-    """{"mean", "std" (sample; 0 for one value), "seeds"} of per-seed values."""
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return {"mean": float(values.mean()), "std": std, "seeds": [float(v) for v in values]}
 
 
 def realism_gap_table(gap: dict) -> str:
