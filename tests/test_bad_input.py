@@ -713,6 +713,12 @@ def _(root):
     return params_case(lambda p: p["data"]["embedded"].update(view_scales=[1.0, "big"]), "data", DataConfig)
 
 
+@case("params-eval-view-outside-the-ring", ValueError,
+      "params.yaml: data.embedded.eval_views: distinct allocentric views among 1-8, got [1, 9]")
+def _(root):
+    return params_case(lambda p: p["data"]["embedded"].update(eval_views=[1, 9]), "data", DataConfig)
+
+
 @case("params-bool-for-float", TypeError, "params.yaml: data.embedded.fov_deg: expected float, got bool False")
 def _(root):
     return params_case(lambda p: p["data"]["embedded"].update(fov_deg=False), "data", DataConfig)

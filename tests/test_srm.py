@@ -39,7 +39,7 @@ TINY_D = DiscriminatorConfig(width=4, depth=2, max_channels=8)
 def _config(**changes) -> SRMConfig:
     cfg = SRMConfig(generator=TINY_G, discriminator=TINY_D, iterations=8, batch_size=4, lr=2e-3,
                     lr_schedule="constant", betas=[0.0, 0.99], lambda_l1=5.0, lambda_vgg=0.03, lambda_gan=1.0,
-                    gan_start=2, r1_gamma=10.0, r1_every=2, vgg_weights=None, eval_every=4, checkpoint_every=4,
+                    gan_start=2, r1_gamma=10.0, r1_every=2, vgg_weights=None, eval_every=4, checkpoint_every=4, workers=1,
                     report=SRMReportConfig(dpi=60, image_inches=1.0, grid_crops=2, zoom=2.0, tuned_on=[]))
     return dataclasses.replace(cfg, **changes)
 

@@ -54,8 +54,9 @@ def test_assets_stage(smoke_study):
 
 def test_data_stage(smoke_params, smoke_study):
     summary = metrics(smoke_study, "data")
-    eval_frames = yaml.safe_load(smoke_params.read_text())["data"]["embedded"]["eval_frames"]
-    assert summary["splits"]["train"]["sequences"] == 1 and summary["splits"]["test"]["images"] == eval_frames * 8
+    embedded = yaml.safe_load(smoke_params.read_text())["data"]["embedded"]
+    assert summary["splits"]["train"]["sequences"] == 1 and summary["splits"]["train"]["images"] == embedded["frames"] * 8
+    assert summary["splits"]["test"]["images"] == embedded["eval_frames"] * len(embedded["eval_views"])
     assert summary["joints_on_mask_rate"] > 0.95
     assert 0 < summary["contact"]["contact_rate"] < 1
     index = json.loads((smoke_study / "data" / "index.json").read_text())
@@ -130,7 +131,8 @@ def test_baselines_stage_tables_re_score_from_the_saved_predictions(smoke_params
     from hogsa.baselines.evaluate import score_folder
     from hogsa.report.baselines import TABLE1_METRICS, TABLE2_METRICS
 
-    cfg = yaml.safe_load(smoke_params.read_text())["baselines"]
+    params = yaml.safe_load(smoke_params.read_text())
+    cfg, views = params["baselines"], params["data"]["embedded"]["eval_views"]
     tables = {name: json.loads((smoke_study / "reports" / "metrics" / f"{name}.json").read_text())
               for name in ("table1", "table2", "table4")}
     assert set(tables["table1"]) == set(tables["table2"]) == set(cfg["train_sets"])
@@ -141,7 +143,7 @@ def test_baselines_stage_tables_re_score_from_the_saved_predictions(smoke_params
             for k, seed in enumerate(cfg["seeds"]):
                 folder = smoke_study / "data" / "baselines" / task / train_set / f"seed{seed}" / "predictions"
                 files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.npz"))
-                assert files == [f"s02/box_grab_01/{view}.npz" for view in range(1, 9)]
+                assert files == [f"s02/box_grab_01/{view}.npz" for view in views]
                 scores = score_folder(folder)
                 for metric in keys:
                     assert row[metric]["seeds"][k] == scores[metric] or (math.isnan(scores[metric])

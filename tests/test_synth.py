@@ -18,7 +18,7 @@ from hogsa.report.data import joints_on_mask, posed_object
 
 SMOKE = EmbeddedConfig(
     splits={"train": ["s01"], "val": [], "test": ["s02"]}, objects=["box"], actions=["grab"], frames=4, eval_frames=6,
-    image_size=[160, 120], view_scales=[1.0, 0.8, 1.0, 0.8, 1.0, 0.8, 1.0, 0.8], fov_deg=50.0,
+    eval_views=[1, 4, 5, 8], image_size=[160, 120], view_scales=[1.0, 0.8, 1.0, 0.8, 1.0, 0.8, 1.0, 0.8], fov_deg=50.0,
     camera_distance=0.75, supersample=1, soft_shadow_samples=1, jitter_mm=2.0, jitter_deg=1.0, jitter_frames=4.0,
     noise_std=0.01, jpeg_quality=90, workers=1,
 )
@@ -42,7 +42,11 @@ def test_smoke_set_generates_and_reads_back_quickly(dataset):
     assert arctic.list_sequences(root, "test") == ["s02/box_grab_01"]
     seq = sequences["s01/box_grab_01"]
     assert seq.views == list(range(1, 9)) and seq.frames == 4
-    assert sequences["s02/box_grab_01"].frames == 6  # a test sequence has eval_frames
+    test_seq = sequences["s02/box_grab_01"]
+    assert test_seq.frames == 6 and test_seq.views == [1, 4, 5, 8]  # a test sequence: eval_frames, eval_views
+    assert [test_seq.cameras[v] is None for v in range(9)] == [v not in (1, 4, 5, 8) for v in range(9)]
+    assert {(test_seq.cameras[v].width, test_seq.cameras[v].height) for v in test_seq.views} == {(160, 120), (128, 96)}
+    assert sorted(p.name for p in (root / "images" / "s02" / "box_grab_01").iterdir()) == ["1", "4", "5", "8"]
     sizes = {(seq.cameras[v].width, seq.cameras[v].height) for v in seq.views}
     assert sizes == {(160, 120), (128, 96)}  # views differ in resolution, as ARCTIC's
     for view in (1, 2):
@@ -159,7 +163,7 @@ def test_evaluation_sequences_hold_contact_windows_for_mdev(name):
 def test_deterministic_and_resumable(dataset, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(dataset[0], root)
-    image = root / "images" / "s02" / "box_grab_01" / "3" / "00002.jpg"
+    image = root / "images" / "s02" / "box_grab_01" / "4" / "00002.jpg"
     other = root / "images" / "s01" / "box_grab_01" / "3" / "00002.jpg"
     before, other_mtime = image.read_bytes(), other.stat().st_mtime_ns
     image.unlink()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import shutil
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from hogsa.augment.shards import ShardJob, is_finished, record_path, run_shard
 from hogsa.code_identity import code_digest
 from hogsa.data.arctic_writer import write_splits
 from hogsa.io import atomic_write_text, write_json
+from hogsa.workers import map_single_threaded
 
 IDENTITY_FILE = "identity.json"
 MANIFEST_FILE = "manifest.jsonl"
@@ -71,19 +71,8 @@ def run_jobs(jobs: list[ShardJob], cfg: AugmentConfig) -> None:
         return
     if cfg.executor == "ray":
         run_ray(todo, cfg)
-    elif cfg.workers > 1 and len(todo) > 1:
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(min(cfg.workers, len(todo)), initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            for _ in tqdm(pool.imap_unordered(run_shard, todo), total=len(todo), desc="augment shards"):
-                pass
     else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            for job in tqdm(todo, desc="augment shards"):
-                run_shard(job)
-        finally:
-            torch.set_num_threads(threads)
+        map_single_threaded(run_shard, todo, cfg.workers, desc="augment shards")
 
 
 def _ray_shard(job: ShardJob) -> str:

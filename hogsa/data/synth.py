@@ -5,8 +5,9 @@ both hands approach the object, grasp it and manipulate it (``hogsa.data.synth_m
 allocentric cameras on a ring see the scene at per-view resolutions; images get sensor noise and JPEG
 compression; annotations get mocap-like jitter (RMS ``jitter_mm`` on every translation, ``jitter_deg``
 on every rotation and finger joint, drifting smoothly over ``jitter_frames``) while images show the
-clean poses. Train sequences have ``frames`` frames (what HOGS trains on), val and test sequences
-``eval_frames`` (long enough for ARCTIC's motion metrics: 15-frame contact windows, accelerations). Part masks (0 background,
+clean poses. Train sequences have ``frames`` frames in all eight views (what HOGS trains on), val and
+test sequences ``eval_frames`` (long enough for ARCTIC's motion metrics: 15-frame contact windows,
+accelerations) in the ``eval_views`` (the views of one frame share its poses). Part masks (0 background,
 1 right, 2 left, 3 object) are written beside the images.
 
 Random draws are seeded per subject and per sequence from the config's seed and the names (the
@@ -61,6 +62,7 @@ class EmbeddedConfig:
     actions: list[str]  # "grab" and/or "use"
     frames: int  # per train sequence (HOGS's multi-view frames)
     eval_frames: int  # per val and test sequence: long enough for MDev's contact windows and ACC
+    eval_views: list[int]  # allocentric views (1-8) of the val and test subjects; the train split has all 8
     image_size: list[int]  # [W, H] of a full-resolution view
     view_scales: list[float]  # one per allocentric view: ARCTIC's views differ in resolution
     fov_deg: float  # horizontal field of view of a full-resolution view
@@ -89,12 +91,21 @@ class EmbeddedConfig:
         for field in ("frames", "eval_frames"):
             if getattr(self, field) < 4:
                 raise ValueError(f"{where}.{field}: at least 4 frames (approach, grasp, release), got {getattr(self, field)}")
+        if not self.eval_views or len(set(self.eval_views)) != len(self.eval_views) or \
+                not set(self.eval_views) <= set(range(1, NUM_VIEWS)):
+            raise ValueError(f"{where}.eval_views: distinct allocentric views among 1-{NUM_VIEWS - 1}, "
+                             f"got {self.eval_views}")
         if self.jitter_frames < 0:
             raise ValueError(f"{where}.jitter_frames: a std of at least 0 frames, got {self.jitter_frames}")
 
     def frames_of(self, subject: str) -> int:
         """Frames of each sequence of ``subject``: ``frames`` in the train split, ``eval_frames`` elsewhere."""
         return self.frames if subject in self.splits.get("train", []) else self.eval_frames
+
+    def views_of(self, subject: str) -> list[int]:
+        """Allocentric views of ``subject``: all of them in the train split (HOGS's multi-view frames),
+        ``eval_views`` elsewhere."""
+        return list(range(1, NUM_VIEWS)) if subject in self.splits.get("train", []) else sorted(self.eval_views)
 
 
 @dataclass(frozen=True)
@@ -125,12 +136,15 @@ def sequence_names(cfg: EmbeddedConfig) -> list[str]:
     return [f"{s}/{o}_{a}_01" for s in subject_names(cfg) for o in cfg.objects for a in cfg.actions]
 
 
-def rig_cameras(cfg: EmbeddedConfig, subject_index: int) -> list[Camera | None]:
-    """The subject's 8 allocentric cameras (view 1..8; view 0 absent), ring turned per subject."""
+def rig_cameras(cfg: EmbeddedConfig, subject: str) -> list[Camera | None]:
+    """The subject's cameras by ARCTIC view number: its ``views_of`` from a ring of 8 allocentric
+    cameras turned per subject, None for view 0 (egocentric) and for the views it lacks."""
     width, height = cfg.image_size
     sizes = [(int(round(width * s)), int(round(height * s))) for s in cfg.view_scales]
-    return [None] + camera_ring(np.array([0.0, 0.0, 0.08]), cfg.camera_distance, sizes, cfg.fov_deg,
-                                azimuth_offset_deg=10.0 + 7.0 * subject_index)
+    ring = camera_ring(np.array([0.0, 0.0, 0.08]), cfg.camera_distance, sizes, cfg.fov_deg,
+                       azimuth_offset_deg=10.0 + 7.0 * subject_names(cfg).index(subject))
+    views = cfg.views_of(subject)
+    return [None] + [camera if view in views else None for view, camera in enumerate(ring, start=1)]
 
 
 def table_layer(size: float = 1.2, seed: int = 0) -> MeshLayer:
@@ -327,12 +341,12 @@ def _generate_one(job: tuple[str, str, EmbeddedConfig, int]) -> None:
     root = Path(root)
     hands, rig, right_template = open_hand_assets()
     plan, subject, obj = plan_for(name, cfg, seed)
-    cameras = rig_cameras(cfg, subject_names(cfg).index(subject.name))
+    cameras = rig_cameras(cfg, subject.name)
     renderer = SequenceRenderer(cfg, hands, subject.tone, obj, rig, right_template)
     images, masks = {}, {}
     for frame in range(plan.grasping.size):
         scene = renderer.scene(plan, frame)
-        for view in range(1, len(cameras)):
+        for view in cfg.views_of(subject.name):
             noise_seed = int(np.random.default_rng([seed, sum(map(ord, name)), frame, view]).integers(2**31))
             images[view, frame], masks[view, frame] = renderer.render(scene, cameras[view], noise_seed)
     rng = np.random.default_rng([seed, sum(map(ord, name)), 7])

@@ -8,7 +8,6 @@ reports.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -28,6 +27,7 @@ from hogsa.pom.perturb import PerturbConfig, perturb
 from hogsa.pom.plausibility import PlausibilityConfig, plausibility_records
 from hogsa.seeding import generator
 from hogsa.training import deterministic_algorithms
+from hogsa.workers import map_single_threaded
 
 
 @dataclass(frozen=True)
@@ -122,22 +122,10 @@ def _object_job(job: tuple) -> ObjectPoses | None:
 def generate_poses(train: Grasps, hands: dict[str, HandModel], objects: dict[str, ArticulatedObject], net: ContactNet,
                    hand_subset: torch.Tensor, cfg: PomConfig, seed: int) -> GeneratedPoses:
     """``object_poses`` of every object, in name order, by ``cfg.workers`` spawned processes of one
-    torch thread each (the optimisation is mostly small operations and single-threaded searches, which
-    one core runs as fast as two). With one worker the stage's process runs them on one thread too, so
-    the result does not depend on the number of workers (torch's reductions on two threads may round
-    differently in the last digits)."""
+    torch thread each (``hogsa.workers``: the optimisation is mostly small operations and single-threaded
+    searches, which one core runs as fast as two); the result does not depend on the number of workers."""
     jobs = [(name, obj, train, hands, net, hand_subset, cfg, seed) for name, obj in sorted(objects.items())]
-    if cfg.workers > 1 and len(jobs) > 1:
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(min(cfg.workers, len(jobs)), initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            parts = pool.map(_object_job, jobs, chunksize=1)
-    else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            parts = [object_poses(*job) for job in jobs]
-        finally:
-            torch.set_num_threads(threads)
+    parts = map_single_threaded(_object_job, jobs, cfg.workers)
     parts = [part for part in parts if part is not None]
     if not parts:
         raise ValueError("generate_poses: the training split holds no grasp of any object")

@@ -31,6 +31,7 @@ from hogsa.report.outputs import StageClock, save_and_close
 from hogsa.report.paths import SrmPaths
 from hogsa.srm.pairs import RenderPairs, all_pairs
 from hogsa.srm.train import SRM, SRMConfig, perceptual_status, refine, train_srm
+from hogsa.workers import map_single_threaded
 
 PSNR_ROWS = ("3dgs", "3dgs_srm", "hogs", "hogs_srm")  # bars of the per-group figure, left to right
 
@@ -66,13 +67,17 @@ def render_pairs(inputs: SrmInputs, models_dir: str | Path,
 
 def train_srms(inputs: SrmInputs, pairs: dict[str, tuple[RenderPairs, RenderPairs]], srm_dir: str | Path,
                clock: StageClock) -> dict[str, SRM]:
-    """Per kind, its SRM trained (or resumed, or loaded) in ``srm_dir/<kind>`` (timed as ``train <kind>``)."""
-    srms = {}
-    for kind in KINDS:
-        with clock.part(f"train {kind}"):
-            train, held_out = pairs[kind]
-            srms[kind] = train_srm(inputs.cfg, train, Path(srm_dir) / kind, inputs.seed, kind, held_out)
-    return srms
+    """Per kind, its SRM trained (or resumed, or loaded) in ``srm_dir/<kind>`` on one torch thread, the
+    kinds in ``srm.workers`` processes at once (``hogsa.workers``; timed together as ``train``)."""
+    jobs = [(inputs.cfg, *pairs[kind], str(Path(srm_dir) / kind), inputs.seed, kind) for kind in KINDS]
+    with clock.part("train"):
+        return dict(zip(KINDS, map_single_threaded(_train_kind, jobs, inputs.cfg.workers), strict=True))
+
+
+def _train_kind(job: tuple[SRMConfig, RenderPairs, RenderPairs, str, int, str]) -> SRM:
+    """``train_srm`` of job = (settings, training pairs, held-out pairs, folder, seed, kind)."""
+    cfg, train, held_out, out_dir, seed, kind = job
+    return train_srm(cfg, train, out_dir, seed, kind, held_out)
 
 
 def score_held_out(inputs: SrmInputs, pairs: dict[str, tuple[RenderPairs, RenderPairs]],

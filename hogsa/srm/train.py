@@ -77,6 +77,7 @@ class SRMConfig:
     vgg_weights: str | None  # safetensors file of torchvision's VGG19 features; None: L_VGG is off
     eval_every: int  # steps between held-out evaluations logged to dvclive
     checkpoint_every: int
+    workers: int  # processes training the kinds of render at once, one torch thread each (hogsa.workers)
     report: SRMReportConfig
 
 
@@ -218,7 +219,7 @@ def discriminator_step(cfg: SRMConfig, srm: SRM, optimizer: torch.optim.Optimize
 # --------------------------------------------------------------------------- #
 def run_identity(cfg: SRMConfig, seed: int, pairs: RenderPairs) -> dict[str, str]:
     """What a checkpoint must match to be resumed: training settings, seed, the training pairs and the code."""
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("eval_every", "checkpoint_every", "report")}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("eval_every", "checkpoint_every", "workers", "report")}
     return {"config": json.dumps(settings, sort_keys=True), "seed": str(seed), "pairs": pairs.digest(),
             "code": code_digest(__name__)}
 
