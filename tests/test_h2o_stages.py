@@ -58,6 +58,7 @@ def h2o_study(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("h2o")
     params = load_params(ROOT / "params.yaml", ROOT / "params" / "smoke.yaml")
     params["data"]["embedded"]["objects"] = list(H2O_NAME)
+    params["data"]["embedded"]["eval_views"] = [1, 2, 3, 4]  # H2O's four cameras (views 1-4) see every subject
     embedded = section(params, "data", DataConfig).embedded
     synth.generate(work / "embedded", embedded, params["seed"])
     as_h2o(work / "embedded", work / "h2o", params)
